@@ -1,0 +1,70 @@
+"""The per-account request budget shared by every thread of a run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+from .errors import DeadlineExceeded
+
+# Partner Center counts requests on arrival; a little slack on our side keeps jitter between
+# our send time and its arrival time from pushing a window over the limit.
+WINDOW_SECONDS = 61.0
+
+
+class RequestBudget:
+    """At most ``per_minute`` request starts in any sliding minute, for all threads together.
+
+    A sliding-window log rather than a token bucket: a bucket of capacity C refilled at R per
+    minute admits C + R in some minute, which is exactly what the API would throttle. A 429 that
+    gets through anyway pauses every thread for its ``Retry-After`` (adaptive back-off).
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        window: float = WINDOW_SECONDS,
+    ) -> None:
+        if per_minute < 1:
+            raise ValueError("per_minute must be at least 1")
+        self.per_minute = per_minute
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._starts: deque[float] = deque()
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self, deadline: float | None = None) -> None:
+        """Block until a request may start; raise DeadlineExceeded if that is past ``deadline``."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._starts and self._starts[0] <= now - self.window:
+                    self._starts.popleft()
+                ready_at = self._paused_until
+                if len(self._starts) >= self.per_minute:
+                    ready_at = max(ready_at, self._starts[0] + self.window)
+                if ready_at <= now:
+                    self._starts.append(now)
+                    return
+            if deadline is not None and ready_at > deadline:
+                raise DeadlineExceeded(
+                    f"the request budget ({self.per_minute}/min) has no room before the run's time budget ends"
+                )
+            self._sleep(min(ready_at - now, 1.0))
+
+    def pause(self, seconds: float) -> None:
+        """Hold every thread back for ``seconds`` (Partner Center said 429)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+
+    def in_last_window(self) -> int:
+        with self._lock:
+            now = self._clock()
+            return sum(1 for start in self._starts if start > now - self.window)

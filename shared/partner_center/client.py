@@ -1,0 +1,388 @@
+"""The Partner Center REST client: paging, typed errors, retries and the request budget."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from .auth import TokenProvider
+from .budget import RequestBudget
+from .errors import (
+    RELATIONSHIP_ENDED_CODE,
+    AuthenticationError,
+    BadRequestError,
+    CustomerNotFoundError,
+    DeadlineExceeded,
+    ForbiddenError,
+    MalformedResponseError,
+    PartnerCenterError,
+    RelationshipEndedError,
+    ThrottledError,
+    TransientError,
+)
+from .models import (
+    AuditRecord,
+    Customer,
+    CustomerPage,
+    MalformedItem,
+    NextLink,
+    is_guid,
+    items_of,
+    parse_audit_record,
+    parse_customer,
+    parse_next_link,
+    readable_id,
+)
+
+log = logging.getLogger(__name__)
+
+AUDIT_WINDOW_DAYS = 30  # one request may span at most 30 days
+AUDIT_RETENTION_DAYS = 90  # a start date older than this is a 400
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. Defaults follow Microsoft's SDK: 3 retries for 5xx and network errors."""
+
+    transient_attempts: int = 4
+    throttled_attempts: int = 6
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    retry_after_cap: float = 60.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+
+class RequestStats:
+    """Thread-safe counts of what a run asked of Partner Center."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_endpoint: Counter[str] = Counter()
+        self.throttled = 0
+        self.retried = 0
+
+    @property
+    def calls(self) -> int:
+        return sum(self.by_endpoint.values())
+
+    def count(self, endpoint: str) -> None:
+        with self._lock:
+            self.by_endpoint[endpoint] += 1
+
+    def count_throttled(self) -> None:
+        with self._lock:
+            self.throttled += 1
+
+    def count_retry(self) -> None:
+        with self._lock:
+            self.retried += 1
+
+
+class PartnerCenterClient:
+    """Reads customers, billing profiles and the activity log of one Partner Center account.
+
+    One instance per account and run; safe to share between the threads of that run.
+    ``deadline`` (a ``time.monotonic()`` value) bounds every wait the client would make.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        token_provider: TokenProvider,
+        budget: RequestBudget,
+        *,
+        policy: RetryPolicy = RetryPolicy(),
+        correlation_id: str | None = None,
+        deadline: float | None = None,
+        pool_size: int = 16,
+        session: requests.Session | None = None,
+        application_name: str = "pc-organization-sync",
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._host = urlsplit(self.api_url).netloc.lower()
+        self.tokens = token_provider
+        self.budget = budget
+        self.policy = policy
+        self.correlation_id = correlation_id or str(uuid.uuid4())
+        self.deadline = deadline
+        self.stats = RequestStats()
+        self._application_name = application_name
+        self._session = session or requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    # -- customers -------------------------------------------------------------------------
+
+    def iter_customer_pages(
+        self, *, page_size: int = 500, start: NextLink | None = None, filter: dict | None = None
+    ) -> Iterator[CustomerPage]:
+        """Every page of the customer list, following ``links.next`` until there is none.
+
+        ``start`` resumes a walk from a saved next link. Broken items are reported on the page
+        (with their tenant id when readable), never silently dropped.
+        """
+        if start is None:
+            params: dict[str, Any] = {"size": page_size}
+            if filter is not None:
+                params["filter"] = json.dumps(filter, separators=(",", ":"))
+            url, headers = f"{self.api_url}/v1/customers", {}
+        else:
+            params, url, headers = None, self._resolve(start.uri), dict(start.headers)
+        number = 1
+        seen_links: set[NextLink] = set()
+        while True:
+            where = f"customer list page {number}"
+            body = self._get("list_customers", url, params=params, headers=headers, what=where)
+            customers, malformed = [], []
+            for index, item in enumerate(items_of(body, where)):
+                try:
+                    customers.append(parse_customer(item))
+                except ValueError as exc:
+                    malformed.append(MalformedItem(index=index, reason=str(exc), tenant_id=readable_id(item)))
+            next_link = parse_next_link(body, where)
+            if next_link is not None and next_link in seen_links:
+                raise MalformedResponseError(f"{where}: links.next repeats an earlier page (a paging loop)")
+            yield CustomerPage(number=number, customers=customers, malformed=malformed, next_link=next_link)
+            if next_link is None:
+                return
+            seen_links.add(next_link)
+            params, url, headers = None, self._resolve(next_link.uri), dict(next_link.headers)
+            number += 1
+
+    def iter_customers(self, *, page_size: int = 500, filter: dict | None = None) -> Iterator[Customer]:
+        """Every readable customer of the account, page after page."""
+        for page in self.iter_customer_pages(page_size=page_size, filter=filter):
+            yield from page.customers
+
+    def get_customer(self, tenant_id: str) -> dict:
+        """The full customer resource (company profile, billing profile, relationship)."""
+        _require_guid(tenant_id)
+        body = self._get("get_customer", f"{self.api_url}/v1/customers/{tenant_id}", what=f"customer {tenant_id}")
+        if not isinstance(body, dict):
+            raise MalformedResponseError(f"customer {tenant_id}: expected a JSON object", resource=tenant_id)
+        return body
+
+    def get_billing_profile(self, tenant_id: str) -> dict:
+        """The customer's billing profile: its Billing Contact in Partner Center."""
+        _require_guid(tenant_id)
+        what = f"billing profile of customer {tenant_id}"
+        body = self._get("billing_profile", f"{self.api_url}/v1/customers/{tenant_id}/profiles/billing", what=what)
+        if not isinstance(body, dict):
+            raise MalformedResponseError(f"{what}: expected a JSON object, got {type(body).__name__}", resource=tenant_id)
+        return body
+
+    # -- activity log ----------------------------------------------------------------------
+
+    def iter_audit_records(
+        self, since: datetime, until: datetime | None = None, *, page_size: int = 500
+    ) -> Iterator[AuditRecord]:
+        """Activity-log records dated from ``since`` up to ``until`` (default now), oldest window first.
+
+        The range is cut into windows of at most 30 days, and clamped to the 90 days Partner
+        Center keeps. Records that cannot be read are logged and skipped: the activity log is a
+        hint for the incremental sync, the full reconciliation is the safety net.
+        """
+        now = datetime.now(timezone.utc)
+        until = min(until or now, now)
+        oldest = (now - timedelta(days=AUDIT_RETENTION_DAYS - 1)).date()
+        first_day = max(since.astimezone(timezone.utc).date(), oldest)
+        for start_day, end_day in audit_windows(first_day, until.date()):
+            url = f"{self.api_url}/v1/auditrecords"
+            params: dict[str, Any] | None = {
+                "startDate": start_day.isoformat(),
+                "endDate": end_day.isoformat(),
+                "size": page_size,
+            }
+            headers: dict[str, str] = {}
+            number = 1
+            seen_links: set[NextLink] = set()
+            while True:
+                where = f"activity log {start_day}..{end_day} page {number}"
+                body = self._get("audit_records", url, params=params, headers=headers, what=where)
+                for index, item in enumerate(items_of(body, where)):
+                    try:
+                        record = parse_audit_record(item)
+                    except ValueError as exc:
+                        log.warning("skipping unreadable record %d of %s: %s", index, where, exc)
+                        continue
+                    if since <= record.operation_date <= until:
+                        yield record
+                next_link = parse_next_link(body, where)
+                if next_link is None:
+                    break
+                if next_link in seen_links:
+                    raise MalformedResponseError(f"{where}: links.next repeats an earlier page (a paging loop)")
+                seen_links.add(next_link)
+                params, url, headers = None, self._resolve(next_link.uri), dict(next_link.headers)
+                number += 1
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _resolve(self, uri: str) -> str:
+        """A next-link uri as an absolute URL; older responses omit the ``/v1`` prefix."""
+        parts = urlsplit(uri)
+        if parts.scheme or parts.netloc:
+            if parts.netloc.lower() != self._host:
+                # The bearer token must never be sent to another host.
+                raise MalformedResponseError(f"next link points to another host: {parts.netloc}")
+            return uri
+        path = uri if uri.startswith("/") else "/" + uri
+        if not (path == "/v1" or path.startswith("/v1/")):
+            path = "/v1" + path
+        return self.api_url + path
+
+    def _get(self, endpoint: str, url: str, *, params=None, headers=None, what: str) -> Any:
+        request_id = str(uuid.uuid4())  # the same id on every retry: it is the idempotency key
+        refreshed = {"done": False}
+
+        def attempt() -> Any:
+            return self._send(endpoint, url, params, headers or {}, request_id, what, refreshed)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((TransientError, ThrottledError)),
+            wait=self._wait,
+            stop=self._stop,
+            before_sleep=lambda state: self.stats.count_retry(),
+            reraise=True,
+            sleep=time.sleep,
+        )
+        return retrying(attempt)
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, ThrottledError):
+            wait = min(error.retry_after if error.retry_after is not None else 1.0, self.policy.retry_after_cap)
+            self.budget.pause(wait)
+            return wait
+        backoff = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (state.attempt_number - 1))
+        return backoff * (0.5 + random.random() / 2)  # "equal jitter" keeps retries of many threads apart
+
+    def _stop(self, state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        limit = self.policy.throttled_attempts if isinstance(error, ThrottledError) else self.policy.transient_attempts
+        if state.attempt_number >= limit:
+            return True
+        if self.deadline is not None and time.monotonic() + (state.upcoming_sleep or 0) > self.deadline:
+            return True
+        return False
+
+    def _send(self, endpoint, url, params, extra_headers, request_id, what, refreshed) -> Any:
+        self.budget.acquire(self.deadline)
+        headers = {
+            "Accept": "application/json",
+            "MS-RequestId": request_id,
+            "MS-CorrelationId": self.correlation_id,
+            "MS-PartnerCenter-Application": self._application_name,
+            **extra_headers,
+        }
+        token = self.tokens.token()
+        headers["Authorization"] = f"Bearer {token}"
+        self.stats.count(endpoint)
+        timeout = (self.policy.connect_timeout, self.policy.read_timeout)
+        try:
+            response = self._session.get(url, params=params, headers=headers, timeout=timeout)
+            status = response.status_code
+            if status == 401 and not refreshed["done"]:
+                # A token can expire or be revoked mid-run: refresh once, then give up.
+                refreshed["done"] = True
+                headers["Authorization"] = f"Bearer {self.tokens.token(rejected=token)}"
+                self.budget.acquire(self.deadline)
+                self.stats.count(endpoint)
+                response = self._session.get(url, params=params, headers=headers, timeout=timeout)
+            content = response.content  # reading the body here turns a dropped connection into a retry
+        except requests.RequestException as exc:
+            raise TransientError(
+                f"{what}: {type(exc).__name__} talking to Partner Center",
+                request_id=request_id, correlation_id=self.correlation_id,
+            ) from exc
+        if 200 <= response.status_code < 300:
+            try:
+                return json.loads(content)
+            except ValueError:
+                raise MalformedResponseError(
+                    f"{what}: response is not valid JSON", status=response.status_code,
+                    request_id=request_id, correlation_id=self.correlation_id,
+                ) from None
+        raise self._error(response, content, what, request_id)
+
+    def _error(self, response: requests.Response, content: bytes, what: str, request_id: str) -> PartnerCenterError:
+        status = response.status_code
+        code, description = _error_body(content)
+        context = dict(
+            status=status, code=code, description=description, request_id=request_id,
+            correlation_id=response.headers.get("MS-CorrelationId", self.correlation_id), resource=what,
+        )
+        message = f"{what}: {description or response.reason or 'Partner Center error'}"
+        if status == 429:
+            self.stats.count_throttled()
+            return ThrottledError(message, retry_after=_retry_after(response), **context)
+        if status == 408 or status >= 500:
+            return TransientError(message, **context)
+        if status == 401:
+            return AuthenticationError(message, **context)
+        if status == 403 and code == RELATIONSHIP_ENDED_CODE:
+            return RelationshipEndedError(message, **context)
+        if status == 403:
+            return ForbiddenError(message, **context)
+        if status == 404:
+            return CustomerNotFoundError(message, **context)
+        return BadRequestError(message, **context)
+
+
+def audit_windows(first_day: date, last_day: date) -> Iterator[tuple[date, date]]:
+    """Consecutive [start, end] day ranges (end inclusive) no longer than the API allows."""
+    day = first_day
+    while day <= last_day:
+        end = min(day + timedelta(days=AUDIT_WINDOW_DAYS - 1), last_day)
+        yield day, end
+        day = end + timedelta(days=1)
+
+
+def _error_body(content: bytes) -> tuple[str | None, str]:
+    """Partner Center's ``{code, description}`` or the throttle's ``{statusCode, message}``."""
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        return None, content[:200].decode(errors="replace").strip()
+    if not isinstance(body, dict):
+        return None, ""
+    code = body.get("code", body.get("errorCode"))
+    description = body.get("description") or body.get("message") or ""
+    return (str(code) if code is not None else None), str(description)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    raw = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def _require_guid(tenant_id: str) -> None:
+    if not is_guid(tenant_id):
+        raise BadRequestError(f"customer tenant id {tenant_id!r} is not a GUID")
+
+
+__all__ = [
+    "PartnerCenterClient",
+    "RetryPolicy",
+    "RequestStats",
+    "audit_windows",
+    "DeadlineExceeded",
+]

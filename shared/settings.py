@@ -1,0 +1,228 @@
+"""App settings, read lazily from the environment (SPEC §4).
+
+Nothing here runs at import time: a missing or broken setting must never stop the Functions
+host from indexing the app. Call :func:`get_settings` where a value is needed; tests call
+:func:`reset_settings` after changing the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Mapping
+
+DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
+DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
+DEFAULT_INCREMENTAL_SCHEDULE = "0 */5 * * * *"
+DEFAULT_FULL_SCHEDULE = "0 0 2 * * *"
+
+ACCOUNT_KINDS = ("direct_provider", "indirect_provider")
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """One Partner Center account the sync works for.
+
+    Secrets are never held here by value in the multi-account form: ``client_secret_setting``
+    names the app setting (often a Key Vault reference) that holds the secret.
+    """
+
+    id: str
+    kind: str = "direct_provider"
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret_setting: str = ""
+    refresh_token_setting: str = ""
+
+    def client_secret(self, environ: Mapping[str, str] | None = None) -> str:
+        """The client secret, read from the named setting at the moment it is needed."""
+        env = os.environ if environ is None else environ
+        return env.get(self.client_secret_setting, "") if self.client_secret_setting else ""
+
+    @property
+    def is_indirect_provider(self) -> bool:
+        return self.kind == "indirect_provider"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the app settings. Build with :meth:`from_env`."""
+
+    storage_connection: str = ""
+    api_url: str = DEFAULT_API_URL
+    authority_url: str = DEFAULT_AUTHORITY_URL
+    accounts: tuple[Account, ...] = ()
+    account_errors: tuple[str, ...] = ()
+    incremental_schedule: str = DEFAULT_INCREMENTAL_SCHEDULE
+    full_schedule: str = DEFAULT_FULL_SCHEDULE
+    max_requests_per_minute: int = 450
+    page_size: int = 500
+    concurrency: int = 8
+    time_budget_seconds: float = 480.0
+    audit_overlap_minutes: int = 60
+    deletion_guard_percent: float = 10.0
+    deletion_guard_minimum: int = 20
+    quarantine_after_failures: int = 5
+    lease_seconds: int = 900
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        accounts, errors = _accounts_from(env)
+        return cls(
+            storage_connection=env.get("SYNC_STORAGE_CONNECTION") or env.get("AzureWebJobsStorage", ""),
+            api_url=(env.get("PARTNER_CENTER_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            authority_url=(env.get("PARTNER_CENTER_AUTHORITY_URL") or DEFAULT_AUTHORITY_URL).rstrip("/"),
+            accounts=accounts,
+            account_errors=errors,
+            incremental_schedule=env.get("INCREMENTAL_SYNC_SCHEDULE") or DEFAULT_INCREMENTAL_SCHEDULE,
+            full_schedule=env.get("FULL_SYNC_SCHEDULE") or DEFAULT_FULL_SCHEDULE,
+            max_requests_per_minute=_int(env, "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE", 450, minimum=1),
+            page_size=_int(env, "PARTNER_CENTER_PAGE_SIZE", 500, minimum=1),
+            concurrency=_int(env, "SYNC_CONCURRENCY", 8, minimum=1),
+            time_budget_seconds=_float(env, "SYNC_TIME_BUDGET_SECONDS", 480.0, minimum=1.0),
+            audit_overlap_minutes=_int(env, "SYNC_AUDIT_OVERLAP_MINUTES", 60, minimum=0),
+            deletion_guard_percent=_float(env, "SYNC_DELETION_GUARD_PERCENT", 10.0, minimum=0.0),
+            deletion_guard_minimum=_int(env, "SYNC_DELETION_GUARD_MINIMUM", 20, minimum=0),
+            quarantine_after_failures=_int(env, "SYNC_QUARANTINE_AFTER_FAILURES", 5, minimum=1),
+            lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 900, minimum=10),
+            environ=env,
+        )
+
+    def require_storage(self) -> str:
+        if not self.storage_connection:
+            raise SettingsError("SYNC_STORAGE_CONNECTION (or AzureWebJobsStorage) is not set")
+        return self.storage_connection
+
+    def account(self, account_id: str) -> Account:
+        for account in self.accounts:
+            if account.id == account_id:
+                return account
+        raise SettingsError(f"no Partner Center account with id {account_id!r} is configured")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _accounts_from(env: Mapping[str, str]) -> tuple[tuple[Account, ...], tuple[str, ...]]:
+    """Accounts from PARTNER_CENTER_ACCOUNTS, or the single-account settings.
+
+    A broken entry is reported (by account and field) and skipped, so it never stops the others.
+    """
+    raw = env.get("PARTNER_CENTER_ACCOUNTS", "").strip()
+    if not raw:
+        tenant = env.get("PARTNER_CENTER_TENANT_ID", "").strip()
+        client = env.get("PARTNER_CENTER_CLIENT_ID", "").strip()
+        if not (tenant and client):
+            return (), ()
+        account = Account(
+            id=env.get("PARTNER_CENTER_ACCOUNT_ID", "").strip() or "default",
+            kind="direct_provider",
+            tenant_id=tenant,
+            client_id=client,
+            client_secret_setting="PARTNER_CENTER_CLIENT_SECRET",
+        )
+        return (account,), ()
+    try:
+        entries = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return (), (f"PARTNER_CENTER_ACCOUNTS is not valid JSON: {exc.msg} at position {exc.pos}",)
+    if not isinstance(entries, list):
+        return (), ("PARTNER_CENTER_ACCOUNTS must be a JSON list of account objects",)
+    accounts: list[Account] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        try:
+            account = _account_from(entry, index)
+        except SettingsError as exc:
+            errors.append(str(exc))
+            continue
+        if account.id in seen:
+            errors.append(f"PARTNER_CENTER_ACCOUNTS[{index}]: duplicate account id {account.id!r}")
+            continue
+        seen.add(account.id)
+        accounts.append(account)
+    return tuple(accounts), tuple(errors)
+
+
+def _account_from(entry: object, index: int) -> Account:
+    where = f"PARTNER_CENTER_ACCOUNTS[{index}]"
+    if not isinstance(entry, dict):
+        raise SettingsError(f"{where} must be an object")
+    account_id = entry.get("id")
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+        raise SettingsError(f"{where}.id must be 1-64 letters, digits, '-' or '_'")
+    where = f"account {account_id!r}"
+    known = {"id", "kind", "tenantId", "clientId", "clientSecretSetting", "refreshTokenSetting"}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise SettingsError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    kind = entry.get("kind", "direct_provider")
+    if kind not in ACCOUNT_KINDS:
+        raise SettingsError(f"{where}.kind must be one of {', '.join(ACCOUNT_KINDS)}")
+    values = {}
+    for name in ("tenantId", "clientId"):
+        value = entry.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise SettingsError(f"{where}.{name} is required")
+        values[name] = value.strip()
+    for name in ("clientSecretSetting", "refreshTokenSetting"):
+        value = entry.get(name, "")
+        if not isinstance(value, str) or (value and not _SETTING_NAME.match(value)):
+            raise SettingsError(f"{where}.{name} must name an app setting, not hold a secret")
+        values[name] = value
+    if not values["clientSecretSetting"]:
+        raise SettingsError(f"{where}.clientSecretSetting is required")
+    return Account(
+        id=account_id,
+        kind=kind,
+        tenant_id=values["tenantId"],
+        client_id=values["clientId"],
+        client_secret_setting=values["clientSecretSetting"],
+        refresh_token_setting=values["refreshTokenSetting"],
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return Settings.from_env()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests, and the local runner after it sets the environment)."""
+    get_settings.cache_clear()
