@@ -1,0 +1,71 @@
+"""The organization store and the sync's own state, in Azure Table Storage.
+
+Every class takes a :class:`Tables` (one service client and the table names) by constructor, so
+tests point it at Azurite with uniquely prefixed tables and nothing is patched.
+"""
+
+from shared.store.changes import ChangeEntry, ChangeLog
+from shared.store.failures import CustomerFailure, FailureLedger
+from shared.store.held import APPROVED, PENDING, REJECTED, HeldChange, HeldChangeDecided, HeldChanges
+from shared.store.keys import InvalidKey, account_key, tenant_key
+from shared.store.organizations import (
+    CREATE,
+    END,
+    EXCLUDE,
+    INCLUDE,
+    STATUS_ACTIVE,
+    STATUS_EXCLUDED,
+    STATUS_RELATIONSHIP_ENDED,
+    UPDATE,
+    OrganizationState,
+    OrganizationStore,
+    OrganizationWrite,
+    WriteStats,
+    organization_state,
+)
+from shared.store.runs import COMPLETED_OUTCOMES, COUNT_NAMES, RunLog, RunRecord
+from shared.store.state import Checkpoint, Lease, LeaseLost, SyncState
+from shared.store.tables import ConcurrencyConflict, StoreError, TableNames, Tables
+from shared.store.walk import ReconciliationWalk
+
+__all__ = [
+    "APPROVED",
+    "COMPLETED_OUTCOMES",
+    "COUNT_NAMES",
+    "CREATE",
+    "END",
+    "EXCLUDE",
+    "INCLUDE",
+    "PENDING",
+    "REJECTED",
+    "STATUS_ACTIVE",
+    "STATUS_EXCLUDED",
+    "STATUS_RELATIONSHIP_ENDED",
+    "UPDATE",
+    "ChangeEntry",
+    "ChangeLog",
+    "Checkpoint",
+    "ConcurrencyConflict",
+    "CustomerFailure",
+    "FailureLedger",
+    "HeldChange",
+    "HeldChangeDecided",
+    "HeldChanges",
+    "InvalidKey",
+    "Lease",
+    "LeaseLost",
+    "OrganizationState",
+    "OrganizationStore",
+    "OrganizationWrite",
+    "ReconciliationWalk",
+    "RunLog",
+    "RunRecord",
+    "StoreError",
+    "SyncState",
+    "TableNames",
+    "Tables",
+    "WriteStats",
+    "account_key",
+    "organization_state",
+    "tenant_key",
+]

@@ -1,0 +1,102 @@
+"""The change log (F10): which fields of which organization changed, old and new, in which run.
+
+PartitionKey = ``{account}|{run id}`` so one run's entries go in transactions of 100;
+RowKey = customer tenant id, so an organization has one entry per run (re-recording it in the
+same run, e.g. after a crash and replay, replaces the entry instead of doubling it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping, Sequence
+
+from shared.contacts.mapping import MAX_STRING_CODE_UNITS
+from shared.store.keys import SEPARATOR, account_range, composite_key, require_utc, tenant_key, token_key
+from shared.store.tables import Tables, submit_batches
+
+# Beyond this a value in the log is cut: the log says what changed, the row holds the value.
+_LOGGED_VALUE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    """One organization's change in one run: ``changes`` is ``{field: (old, new)}``."""
+
+    tenant_id: str
+    kind: str
+    at: datetime
+    changes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    run_id: str = ""
+
+
+class ChangeLog:
+    """Records and reads organization changes."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._table = tables.changes
+
+    def record(self, account_id: str, run_id: str, changes: Sequence[ChangeEntry]) -> int:
+        """Store one run's changes in batched transactions; returns the number of entries."""
+        partition = composite_key(account_id, token_key(run_id, "run id"))
+        operations = []
+        seen: set[str] = set()
+        for change in changes:
+            tenant = tenant_key(change.tenant_id)
+            if tenant in seen:
+                raise ValueError(f"organization {tenant} appears twice in one change record")
+            seen.add(tenant)
+            entity = {
+                "PartitionKey": partition,
+                "RowKey": tenant,
+                "Kind": change.kind,
+                "At": require_utc(change.at, "the change's timestamp"),
+                "Changes": _changes_json(change.changes),
+            }
+            operations.append(("upsert", entity))
+        return submit_batches(self._table, partition, operations)[1]
+
+    def for_run(self, account_id: str, run_id: str) -> list[ChangeEntry]:
+        """Every change recorded by one run."""
+        partition = composite_key(account_id, token_key(run_id, "run id"))
+        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
+        return [_entry(entity) for entity in query]
+
+    def for_organization(self, account_id: str, tenant_id: str, limit: int = 50) -> list[ChangeEntry]:
+        """An organization's latest changes, newest first.
+
+        Scans the account's change log with a server-side filter: fine for an operator's look-up,
+        not for a hot path.
+        """
+        low, high = account_range(account_id)
+        query = self._table.query_entities(
+            "PartitionKey ge @low and PartitionKey lt @high and RowKey eq @tenant",
+            parameters={"low": low, "high": high, "tenant": tenant_key(tenant_id)},
+        )
+        entries = sorted((_entry(entity) for entity in query), key=lambda entry: entry.at, reverse=True)
+        return entries[:limit]
+
+
+def _changes_json(changes: Mapping[str, tuple[str, str]]) -> str:
+    pairs = {name: [old, new] for name, (old, new) in changes.items()}
+    text = json.dumps(pairs, ensure_ascii=False)
+    if len(text) <= MAX_STRING_CODE_UNITS // 2:
+        return text
+    cut = {name: [_cut(old), _cut(new)] for name, (old, new) in pairs.items()}
+    return json.dumps(cut, ensure_ascii=False)
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= _LOGGED_VALUE_CHARS else value[:_LOGGED_VALUE_CHARS] + "…"
+
+
+def _entry(entity: Mapping) -> ChangeEntry:
+    changes = {name: (old, new) for name, (old, new) in json.loads(entity["Changes"]).items()}
+    return ChangeEntry(
+        tenant_id=entity["RowKey"],
+        kind=entity["Kind"],
+        at=entity["At"],
+        changes=changes,
+        run_id=entity["PartitionKey"].split(SEPARATOR, 1)[1],
+    )

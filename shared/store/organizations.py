@@ -1,0 +1,174 @@
+"""The Organizations table (SPEC §5, a contract the Platform reads): snapshot, read, batched writes.
+
+PartitionKey = account id, RowKey = customer tenant id (lower-case GUID). The sync writes the
+content properties from :func:`shared.contacts.organization_fields` plus ``Status``,
+``FirstSyncedAt`` (on create) and ``LastChangedAt`` (on every write). Updates merge, so columns
+the Platform adds to a row survive; nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterator, Mapping, Sequence
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.contacts.mapping import CONTENT_FIELDS, check_table_limits, content_hash
+from shared.store.keys import account_key, require_utc, tenant_key
+from shared.store.tables import Tables, submit_batches
+
+STATUS_ACTIVE = "active"
+STATUS_RELATIONSHIP_ENDED = "relationship_ended"
+STATUS_EXCLUDED = "excluded"
+STATUSES = (STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED, STATUS_EXCLUDED)
+
+CREATE, UPDATE, END, EXCLUDE, INCLUDE = "create", "update", "end", "exclude", "include"
+WRITE_KINDS = (CREATE, UPDATE, END, EXCLUDE, INCLUDE)
+_STATUS_AFTER = {
+    CREATE: STATUS_ACTIVE,
+    UPDATE: STATUS_ACTIVE,
+    END: STATUS_RELATIONSHIP_ENDED,
+    EXCLUDE: STATUS_EXCLUDED,
+    INCLUDE: STATUS_ACTIVE,
+}
+# Writes that carry sync content or end a relationship: never applied over an exclusion (F12).
+_SYNC_KINDS = (CREATE, UPDATE, END)
+_CONTENT = frozenset(CONTENT_FIELDS)
+_SNAPSHOT_COLUMNS = ["RowKey", "Status", *CONTENT_FIELDS]
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationState:
+    """What a run needs to know about a stored organization: small, so a snapshot stays small."""
+
+    status: str
+    content_hash: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class OrganizationWrite:
+    """One change to one organization.
+
+    ``fields`` holds content properties (all of them for ``create``, any of them for ``update``
+    and ``include``, none for ``end`` and ``exclude``). ``at`` becomes ``LastChangedAt`` (and
+    ``FirstSyncedAt`` on create). ``previous`` is the state the decision was based on: when given,
+    the write only lands if the row is still unchanged since (ETag), and sync writes to a row
+    known to be excluded are skipped.
+    """
+
+    tenant_id: str
+    kind: str
+    at: datetime
+    fields: Mapping[str, str] = field(default_factory=dict)
+    previous: OrganizationState | None = None
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What :meth:`OrganizationStore.apply` did."""
+
+    transactions: int = 0
+    entities: int = 0
+    skipped_excluded: tuple[str, ...] = ()
+
+
+def organization_state(entity: Mapping[str, object]) -> OrganizationState:
+    """The :class:`OrganizationState` of a stored row (as returned by ``get`` or a query)."""
+    metadata = getattr(entity, "metadata", {}) or {}
+    return OrganizationState(
+        status=str(entity.get("Status") or ""),
+        content_hash=content_hash(entity),
+        etag=str(metadata.get("etag") or ""),
+    )
+
+
+class OrganizationStore:
+    """Reads and writes the Organizations table for one or more accounts."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._table = tables.organizations
+
+    def snapshot(self, account_id: str) -> dict[str, OrganizationState]:
+        """Every organization of an account as ``{tenant id: state}``, from one partition query."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": account_key(account_id)}, select=_SNAPSHOT_COLUMNS
+        )
+        return {entity["RowKey"]: organization_state(entity) for entity in query}
+
+    def get(self, account_id: str, tenant_id: str) -> dict | None:
+        """One organization row, or ``None``. The row's ETag is in ``row.metadata["etag"]``."""
+        try:
+            return self._table.get_entity(account_key(account_id), tenant_key(tenant_id))
+        except ResourceNotFoundError:
+            return None
+
+    def list(self, account_id: str, *, status: str | None = None, top: int | None = None) -> Iterator[dict]:
+        """The organizations of an account, optionally only those with ``status``, at most ``top``."""
+        parameters = {"pk": account_key(account_id)}
+        query_filter = "PartitionKey eq @pk"
+        if status is not None:
+            if status not in STATUSES:
+                raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+            query_filter += " and Status eq @status"
+            parameters["status"] = status
+        query = self._table.query_entities(
+            query_filter, parameters=parameters, results_per_page=min(top, 1000) if top else None
+        )
+        return itertools.islice(query, top) if top is not None else iter(query)
+
+    def apply(self, account_id: str, changes: Sequence[OrganizationWrite]) -> WriteStats:
+        """Write ``changes`` to one account's partition in transactions of at most 100 entities.
+
+        Everything is validated before the first request (tenant ids, kinds, property names, Table
+        limits). Creates fail rather than overwrite an existing row; other writes merge. A write
+        whose ``previous`` state is ``excluded`` is skipped when it is a create, update or end.
+        A failed transaction raises :class:`~shared.store.tables.StoreError`; earlier
+        transactions stay written, and replaying them is harmless.
+        """
+        partition = account_key(account_id)
+        operations = []
+        skipped = []
+        seen: set[str] = set()
+        for write in changes:
+            tenant = tenant_key(write.tenant_id)
+            if tenant in seen:
+                raise ValueError(f"organization {tenant} appears twice in one apply")
+            seen.add(tenant)
+            if write.kind not in WRITE_KINDS:
+                raise ValueError(f"write kind must be one of {', '.join(WRITE_KINDS)}, got {write.kind!r}")
+            if write.kind in _SYNC_KINDS and write.previous and write.previous.status == STATUS_EXCLUDED:
+                skipped.append(tenant)
+                continue
+            operations.append(_operation(partition, tenant, write))
+        transactions, entities = submit_batches(self._table, partition, operations)
+        return WriteStats(transactions, entities, tuple(skipped))
+
+
+def _operation(partition: str, tenant: str, write: OrganizationWrite) -> tuple:
+    content = dict(write.fields)
+    unknown = set(content) - _CONTENT
+    if unknown:
+        raise ValueError(f"organization {tenant}: not content properties: {', '.join(sorted(unknown))}")
+    if write.kind == CREATE and set(content) != _CONTENT:
+        raise ValueError(f"organization {tenant}: a create needs every content property")
+    if write.kind in (END, EXCLUDE) and content:
+        raise ValueError(f"organization {tenant}: a {write.kind} changes the status only")
+    if write.kind == CREATE and write.previous is not None:
+        raise ValueError(f"organization {tenant}: already stored, write an update instead")
+    check_table_limits(content)
+    at = require_utc(write.at, "the write's timestamp")
+    entity = {"PartitionKey": partition, "RowKey": tenant, **content, "Status": _STATUS_AFTER[write.kind]}
+    if write.kind == CREATE:
+        # "create" fails on an existing row: a create never overwrites an organization.
+        return ("create", {**entity, "FirstSyncedAt": at, "LastChangedAt": at})
+    options: dict = {"mode": UpdateMode.MERGE}
+    if write.previous is not None and write.previous.etag:
+        # Only if unchanged since the snapshot: an exclusion made meanwhile is never overwritten.
+        options.update(etag=write.previous.etag, match_condition=MatchConditions.IfNotModified)
+    # "update" (not upsert) fails on a missing row, so an end never creates a partial organization.
+    return ("update", {**entity, "LastChangedAt": at}, options)

@@ -1,0 +1,158 @@
+"""The run log (F10): one row per run with mode, times, outcome, counts and API calls.
+
+PartitionKey = account id; RowKey = run id, an inverted timestamp plus a short random part, so a
+partition query returns the newest runs first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Mapping
+
+from azure.data.tables import UpdateMode
+
+from shared.store.keys import account_key, newest_first_id, require_utc, token_key, utc_now
+from shared.store.tables import Tables
+
+OUTCOME_RUNNING = "running"
+# Outcomes after which the run's work is done (the walk completed, the watermark moved).
+COMPLETED_OUTCOMES = ("succeeded", "succeeded_with_failures")
+COUNT_NAMES = ("created", "updated", "unchanged", "ended", "failed", "held", "excluded_skipped")
+_MAX_ERROR_CHARS = 1000
+# Table property names for the counts ("excluded_skipped" -> "ExcludedSkipped").
+_COUNT_COLUMNS = {name: "".join(part.title() for part in name.split("_")) for name in COUNT_NAMES}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of the sync for one account."""
+
+    account_id: str
+    run_id: str
+    mode: str
+    started_at: datetime
+    outcome: str = OUTCOME_RUNNING
+    finished_at: datetime | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    throttled_calls: int = 0
+    error: str = ""
+
+
+class RunLog:
+    """Starts, finishes and lists runs."""
+
+    def __init__(self, tables: Tables, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = tables.runs
+        self._clock = clock
+
+    def start(self, account_id: str, mode: str, run_id: str | None = None) -> RunRecord:
+        """Record that a run started and return it (its ``run_id`` names the run everywhere)."""
+        token_key(mode, "mode")  # e.g. "incremental", "full", "manual"
+        started = self._clock()
+        record = RunRecord(
+            account_id=account_key(account_id),
+            run_id=token_key(run_id, "run id") if run_id is not None else newest_first_id(started),
+            mode=mode,
+            started_at=started,
+        )
+        self._table.create_entity(
+            {
+                "PartitionKey": record.account_id,
+                "RowKey": record.run_id,
+                "Mode": mode,
+                "StartedAt": started,
+                "Outcome": OUTCOME_RUNNING,
+            }
+        )
+        return record
+
+    def finish(
+        self,
+        record: RunRecord,
+        outcome: str,
+        counts: Mapping[str, int],
+        api_calls: int,
+        throttled_calls: int,
+        error: str = "",
+    ) -> RunRecord:
+        """Record how a run ended. ``error`` is a short, secret-free description (cut to 1000 chars)."""
+        if outcome == OUTCOME_RUNNING or not outcome:
+            raise ValueError("a finished run needs an outcome other than 'running'")
+        unknown = set(counts) - set(COUNT_NAMES)
+        if unknown:
+            raise ValueError(f"unknown run counts: {', '.join(sorted(unknown))}")
+        finished = self._clock()
+        full_counts = {name: int(counts.get(name, 0)) for name in COUNT_NAMES}
+        short_error = error[:_MAX_ERROR_CHARS]
+        entity = {
+            "PartitionKey": record.account_id,
+            "RowKey": record.run_id,
+            "Outcome": outcome,
+            "FinishedAt": finished,
+            "ApiCalls": int(api_calls),
+            "ThrottledCalls": int(throttled_calls),
+            "Error": short_error,
+            **{_COUNT_COLUMNS[name]: value for name, value in full_counts.items()},
+        }
+        self._table.update_entity(entity, mode=UpdateMode.MERGE)
+        return RunRecord(
+            account_id=record.account_id,
+            run_id=record.run_id,
+            mode=record.mode,
+            started_at=record.started_at,
+            outcome=outcome,
+            finished_at=finished,
+            counts=full_counts,
+            api_calls=int(api_calls),
+            throttled_calls=int(throttled_calls),
+            error=short_error,
+        )
+
+    def latest(self, account_id: str, mode: str | None = None, limit: int = 10) -> list[RunRecord]:
+        """The account's newest runs (of one ``mode`` when given), newest first."""
+        query_filter, parameters = "PartitionKey eq @pk", {"pk": account_key(account_id)}
+        if mode is not None:
+            query_filter += " and Mode eq @mode"
+            parameters["mode"] = mode
+        return self._first(query_filter, parameters, limit)
+
+    def last_completed(
+        self, account_id: str, mode: str, outcomes: tuple[str, ...] = COMPLETED_OUTCOMES
+    ) -> RunRecord | None:
+        """The newest run of ``mode`` that finished with one of ``outcomes``, or ``None``."""
+        parameters = {"pk": account_key(account_id), "mode": mode}
+        alternatives = []
+        for index, outcome in enumerate(outcomes):
+            parameters[f"o{index}"] = outcome
+            alternatives.append(f"Outcome eq @o{index}")
+        # Parameters must stand between spaces: the SDK substitutes whole words.
+        query_filter = f"PartitionKey eq @pk and Mode eq @mode and ( {' or '.join(alternatives)} )"
+        found = self._first(query_filter, parameters, 1)
+        return found[0] if found else None
+
+    def _first(self, query_filter: str, parameters: dict, limit: int) -> list[RunRecord]:
+        query = self._table.query_entities(query_filter, parameters=parameters, results_per_page=min(limit, 1000))
+        records = []
+        for entity in query:
+            records.append(_record(entity))
+            if len(records) >= limit:
+                break
+        return records
+
+
+def _record(entity: Mapping) -> RunRecord:
+    finished = entity.get("FinishedAt")
+    return RunRecord(
+        account_id=entity["PartitionKey"],
+        run_id=entity["RowKey"],
+        mode=entity.get("Mode", ""),
+        started_at=require_utc(entity["StartedAt"], "StartedAt"),
+        outcome=entity.get("Outcome", ""),
+        finished_at=require_utc(finished, "FinishedAt") if finished else None,
+        counts={name: int(entity.get(column, 0)) for name, column in _COUNT_COLUMNS.items()},
+        api_calls=int(entity.get("ApiCalls", 0)),
+        throttled_calls=int(entity.get("ThrottledCalls", 0)),
+        error=entity.get("Error", ""),
+    )

@@ -1,0 +1,192 @@
+"""Per-account sync state (SyncState table): watermark, full-run checkpoint, lease, manual requests.
+
+PartitionKey = account id; one row per kind of state (RowKey ``watermark``, ``checkpoint``,
+``lease``, ``manual-request``). Rows that two writers could race on are ETag-guarded.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.contacts.mapping import check_table_limits
+from shared.store.keys import account_key, require_utc, utc_now
+from shared.store.tables import ConcurrencyConflict, Tables
+
+_WATERMARK, _CHECKPOINT, _LEASE, _MANUAL = "watermark", "checkpoint", "lease", "manual-request"
+
+
+class LeaseLost(RuntimeError):
+    """The lease expired and someone else took it: stop work without moving any state."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Exclusive right to run a sync for one account until ``expires_at``."""
+
+    account_id: str
+    owner: str
+    lease_id: str
+    expires_at: datetime
+    etag: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved full-reconciliation position (``data``) and the ETag to save over it."""
+
+    data: dict[str, Any]
+    etag: str
+
+
+class SyncState:
+    """Watermarks, checkpoints, leases and manual-request times, per account."""
+
+    def __init__(self, tables: Tables, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = tables.sync_state
+        self._clock = clock
+
+    # Watermark: the activity-log time up to which changes are safely stored.
+
+    def get_watermark(self, account_id: str) -> datetime | None:
+        """The account's watermark (UTC), or ``None`` before the first incremental run."""
+        entity = self._read(account_id, _WATERMARK)
+        return require_utc(entity["Value"], "watermark") if entity else None
+
+    def set_watermark(self, account_id: str, value: datetime) -> None:
+        """Store the watermark; call only after the changes it covers are written."""
+        entity = {"PartitionKey": account_key(account_id), "RowKey": _WATERMARK}
+        entity["Value"] = require_utc(value, "watermark")
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    # Checkpoint: where an interrupted full reconciliation continues.
+
+    def get_checkpoint(self, account_id: str) -> Checkpoint | None:
+        """The saved full-run checkpoint, or ``None`` when no walk is in progress."""
+        entity = self._read(account_id, _CHECKPOINT)
+        if entity is None:
+            return None
+        return Checkpoint(data=json.loads(entity["Data"]), etag=entity.metadata["etag"])
+
+    def save_checkpoint(self, account_id: str, data: Mapping[str, Any], etag: str | None = None) -> str:
+        """Save ``data`` (JSON-serialisable: next link, walk id, page, counters); returns the new ETag.
+
+        Without ``etag`` the checkpoint must not exist yet; with it, it must be unchanged since
+        it was read. Otherwise :class:`ConcurrencyConflict`: another writer got there first.
+        """
+        entity = {"PartitionKey": account_key(account_id), "RowKey": _CHECKPOINT, "Data": json.dumps(data)}
+        check_table_limits({"Data": entity["Data"]})
+        try:
+            if etag is None:
+                metadata = self._table.create_entity(entity)
+            else:
+                metadata = self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise ConcurrencyConflict(f"the checkpoint of account {account_id!r} was changed by another run") from exc
+        return metadata["etag"]
+
+    def clear_checkpoint(self, account_id: str, etag: str | None = None) -> None:
+        """Forget the checkpoint (the walk finished); with ``etag``, only if unchanged since read."""
+        options = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        try:
+            self._table.delete_entity(account_key(account_id), _CHECKPOINT, **options)
+        except ResourceModifiedError as exc:
+            raise ConcurrencyConflict(f"the checkpoint of account {account_id!r} was changed by another run") from exc
+
+    # Lease: incremental, full and manual runs of one account never overlap (F14).
+
+    def acquire(self, account_id: str, owner: str, seconds: float) -> Lease | None:
+        """Take the account's lease for ``seconds``, or ``None`` while someone else holds it.
+
+        A free lease is taken by insert; an expired one (its holder crashed) by an ETag-guarded
+        replace. Of two racing acquirers, the service lets exactly one write win.
+        """
+        account = account_key(account_id)
+        now = self._clock()
+        entity = self._lease_entity(account, owner, secrets.token_hex(8), now + timedelta(seconds=seconds))
+        try:
+            metadata = self._table.create_entity(entity)
+        except ResourceExistsError:
+            current = self._read(account, _LEASE)
+            if current is None:
+                return None  # released a moment ago: the caller tries again on its next run
+            if require_utc(current["ExpiresAt"], "lease expiry") > now:
+                return None
+            try:
+                metadata = self._table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=current.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return None
+        return Lease(account, owner, entity["LeaseId"], entity["ExpiresAt"], metadata["etag"])
+
+    def renew(self, lease: Lease, seconds: float) -> Lease:
+        """Extend a held lease; raises :class:`LeaseLost` when it is no longer ours."""
+        expires = self._clock() + timedelta(seconds=seconds)
+        entity = self._lease_entity(lease.account_id, lease.owner, lease.lease_id, expires)
+        try:
+            metadata = self._table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=lease.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise LeaseLost(f"the lease of account {lease.account_id!r} was taken over") from exc
+        return replace(lease, expires_at=expires, etag=metadata["etag"])
+
+    def release(self, lease: Lease) -> None:
+        """Give the lease back; a lease already taken over by someone else is left alone."""
+        try:
+            self._table.delete_entity(
+                lease.account_id, _LEASE, etag=lease.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError:
+            pass
+
+    def lease_holder(self, account_id: str) -> Lease | None:
+        """The current lease (possibly expired), for status pages."""
+        entity = self._read(account_id, _LEASE)
+        if entity is None:
+            return None
+        expires = require_utc(entity["ExpiresAt"], "lease expiry")
+        return Lease(entity["PartitionKey"], entity["Owner"], entity["LeaseId"], expires, entity.metadata["etag"])
+
+    # Manual "sync now" requests, for the cool-down (F11).
+
+    def last_manual_request(self, account_id: str) -> datetime | None:
+        """When "sync now" was last accepted for the account, or ``None``."""
+        entity = self._read(account_id, _MANUAL)
+        return require_utc(entity["At"], "manual request time") if entity else None
+
+    def record_manual_request(self, account_id: str, at: datetime | None = None) -> None:
+        """Remember that "sync now" was accepted (at ``at``, default now)."""
+        moment = require_utc(at, "manual request time") if at is not None else self._clock()
+        self._table.upsert_entity(
+            {"PartitionKey": account_key(account_id), "RowKey": _MANUAL, "At": moment}, mode=UpdateMode.REPLACE
+        )
+
+    def _read(self, account_id: str, row: str):
+        try:
+            return self._table.get_entity(account_key(account_id), row)
+        except ResourceNotFoundError:
+            return None
+
+    @staticmethod
+    def _lease_entity(account: str, owner: str, lease_id: str, expires: datetime) -> dict:
+        return {
+            "PartitionKey": account,
+            "RowKey": _LEASE,
+            "Owner": owner[:200],
+            "LeaseId": lease_id,
+            "ExpiresAt": require_utc(expires, "lease expiry"),
+        }

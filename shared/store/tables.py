@@ -1,0 +1,223 @@
+"""The sync's tables in Azure Table Storage: names, one service client, and the store's errors."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from typing import Iterable, Sequence
+
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
+
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+
+# Bounded retries for transient failures (408, 429, 500, 502, 503, 504 and connection errors),
+# done by azure-core's retry policy inside the SDK pipeline. It also retries a transaction's POST
+# on 500/503/504, which is safe: a transaction is atomic and our operations are idempotent.
+DEFAULT_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
+
+MAX_BATCH = 100  # Table Storage's limit of operations per transaction
+# A transaction's body must stay under 4 MiB; leave room for the multipart framing.
+MAX_BATCH_BYTES = 3 * 1024 * 1024
+
+
+class StoreError(RuntimeError):
+    """A write to Table Storage failed; nothing after it was written.
+
+    ``partition`` and ``batch`` say where; ``tenant_id`` names the entity the service blamed,
+    when it said. The caller stops the run without moving its watermark.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str,
+        partition: str,
+        batch: int | None = None,
+        row_key: str | None = None,
+        status_code: int | None = None,
+        written: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.table = table
+        self.partition = partition
+        self.batch = batch
+        self.row_key = row_key
+        self.status_code = status_code
+        self.written = written
+
+
+class ConcurrencyConflict(RuntimeError):
+    """Someone else changed the row since it was read (ETag mismatch); re-read and decide again."""
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """The names of the sync's tables. ``organizations`` is the Platform's contract table."""
+
+    organizations: str = "Organizations"
+    sync_state: str = "SyncState"
+    runs: str = "SyncRuns"
+    changes: str = "OrganizationChanges"
+    failures: str = "CustomerFailures"
+    held: str = "HeldChanges"
+    walk: str = "ReconciliationWalk"
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            name = getattr(self, item.name)
+            if not _TABLE_NAME.fullmatch(name) or name.lower() == "tables":
+                raise ValueError(f"table name {name!r} must be 3-63 letters or digits, starting with a letter")
+
+    def with_prefix(self, prefix: str) -> "TableNames":
+        """The same tables with ``prefix`` in front of every name (tests, side-by-side installs)."""
+        return replace(self, **{item.name: prefix + getattr(self, item.name) for item in fields(self)})
+
+    def all(self) -> tuple[str, ...]:
+        return tuple(getattr(self, item.name) for item in fields(self))
+
+
+class Tables:
+    """One :class:`TableServiceClient` for the sync's tables, handing out a client per table."""
+
+    def __init__(self, connection_string: str, names: TableNames | None = None, **client_options) -> None:
+        self.names = names or TableNames()
+        options = {**DEFAULT_RETRY, **client_options}
+        self.service = TableServiceClient.from_connection_string(connection_string, **options)
+        self._clients: dict[str, TableClient] = {}
+
+    def client(self, name: str) -> TableClient:
+        """The client for table ``name`` (one of :attr:`names`), created once."""
+        if name not in self._clients:
+            self._clients[name] = self.service.get_table_client(name)
+        return self._clients[name]
+
+    @property
+    def organizations(self) -> TableClient:
+        return self.client(self.names.organizations)
+
+    @property
+    def sync_state(self) -> TableClient:
+        return self.client(self.names.sync_state)
+
+    @property
+    def runs(self) -> TableClient:
+        return self.client(self.names.runs)
+
+    @property
+    def changes(self) -> TableClient:
+        return self.client(self.names.changes)
+
+    @property
+    def failures(self) -> TableClient:
+        return self.client(self.names.failures)
+
+    @property
+    def held(self) -> TableClient:
+        return self.client(self.names.held)
+
+    @property
+    def walk(self) -> TableClient:
+        return self.client(self.names.walk)
+
+    def create_all(self) -> None:
+        """Create every table that does not exist yet (safe to call on every start)."""
+        for name in self.names.all():
+            try:
+                self.service.create_table(name)
+            except ResourceExistsError:
+                pass
+
+    def delete_all(self) -> None:
+        """Delete every table (tests and local resets; never called by the sync itself)."""
+        for name in self.names.all():
+            self.service.delete_table(name)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        self.service.close()
+
+    def __enter__(self) -> "Tables":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def submit_batches(table: TableClient, partition: str, operations: Sequence[tuple]) -> tuple[int, int]:
+    """Submit ``operations`` (all in ``partition``) as transactions of at most 100 operations.
+
+    Returns ``(transactions, operations)`` submitted. A failed transaction raises
+    :class:`StoreError` naming the batch and the blamed row; the batches before it stay written.
+    """
+    transactions = written = 0
+    for batch in _batches(operations):
+        try:
+            table.submit_transaction(batch)
+        except TableTransactionError as exc:
+            row = batch[exc.index][1]["RowKey"] if 0 <= exc.index < len(batch) else None
+            raise _store_error(table, partition, transactions, exc, written, row) from exc
+        except AzureError as exc:
+            raise _store_error(table, partition, transactions, exc, written, None) from exc
+        transactions += 1
+        written += len(batch)
+    return transactions, written
+
+
+def delete_rows(table: TableClient, partition: str, row_keys: Iterable[str]) -> int:
+    """Delete the given rows of one partition in transactions; rows already gone are fine."""
+    keys = list(row_keys)
+    operations = [("delete", {"PartitionKey": partition, "RowKey": key}) for key in keys]
+    try:
+        submit_batches(table, partition, operations)
+    except StoreError as exc:
+        if exc.status_code != 404:
+            raise
+        # Someone deleted a row meanwhile; finish one by one (delete_entity ignores missing rows).
+        for key in keys:
+            table.delete_entity(partition, key)
+    return len(keys)
+
+
+def row_keys(table: TableClient, partition: str) -> list[str]:
+    """Every RowKey of one partition (one query, RowKey column only)."""
+    query = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}, select=["RowKey"])
+    return [entity["RowKey"] for entity in query]
+
+
+def _batches(operations: Sequence[tuple]) -> Iterable[list[tuple]]:
+    batch: list[tuple] = []
+    size = 0
+    for operation in operations:
+        estimate = _estimated_bytes(operation[1])
+        if batch and (len(batch) == MAX_BATCH or size + estimate > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(operation)
+        size += estimate
+    if batch:
+        yield batch
+
+
+def _estimated_bytes(entity: dict) -> int:
+    # UTF-8 JSON is at most ~3 bytes per UTF-16 code unit; this over-estimates, never under.
+    return 512 + sum(len(str(name)) + 3 * len(str(value)) for name, value in entity.items())
+
+
+def _store_error(table, partition, batch, exc, written, row) -> StoreError:
+    status = exc.status_code if isinstance(exc, HttpResponseError) else None
+    reason = getattr(exc, "error_code", None) or type(exc).__name__
+    blamed = f", row {row}" if row else ""
+    return StoreError(
+        f"{table.table_name}: transaction {batch} of partition {partition!r} failed"
+        f" ({status or 'no response'} {reason}{blamed}); {written} operations were written before it",
+        table=table.table_name,
+        partition=partition,
+        batch=batch,
+        row_key=row,
+        status_code=status,
+        written=written,
+    )

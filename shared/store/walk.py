@@ -1,0 +1,47 @@
+"""Which customers a full reconciliation walk has seen (ReconciliationWalk table).
+
+A customer missing from a *complete* walk has ended its relationship (F8). A walk can span
+several invocations (F2), so the seen set is stored: PartitionKey = ``{account}|{walk id}``,
+RowKey = zero-padded page number, one row per page of the customer list.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from shared.store.id_lists import pack_ids, unpack_ids
+from shared.store.keys import composite_key, tenant_key, token_key
+from shared.store.tables import Tables, delete_rows, row_keys
+
+_PAGE_DIGITS = 6
+
+
+class ReconciliationWalk:
+    """Records and reads the tenant ids a walk has seen."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._table = tables.walk
+
+    def record_page(self, account_id: str, walk_id: str, page_no: int, tenant_ids: Iterable[str]) -> None:
+        """Remember one page's tenant ids. Idempotent: recording a page again replaces it."""
+        if not isinstance(page_no, int) or not 0 <= page_no < 10**_PAGE_DIGITS:
+            raise ValueError(f"page number must be 0..{10**_PAGE_DIGITS - 1}, got {page_no!r}")
+        ids = [tenant_key(tenant_id) for tenant_id in tenant_ids]
+        entity = {"PartitionKey": self._partition(account_id, walk_id), "RowKey": f"{page_no:0{_PAGE_DIGITS}d}"}
+        self._table.upsert_entity({**entity, **pack_ids(ids)})
+
+    def seen(self, account_id: str, walk_id: str) -> set[str]:
+        """Every tenant id recorded for the walk."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": self._partition(account_id, walk_id)}
+        )
+        return {tenant for entity in query for tenant in unpack_ids(entity)}
+
+    def discard(self, account_id: str, walk_id: str) -> int:
+        """Delete the walk's rows (in transactions of 100); returns how many were deleted."""
+        partition = self._partition(account_id, walk_id)
+        return delete_rows(self._table, partition, row_keys(self._table, partition))
+
+    @staticmethod
+    def _partition(account_id: str, walk_id: str) -> str:
+        return composite_key(account_id, token_key(walk_id, "walk id"))
