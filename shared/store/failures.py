@@ -52,8 +52,7 @@ class FailureLedger:
 
     def record_failure(self, account_id: str, tenant_id: str, error: str, run_id: str) -> CustomerFailure:
         """Count one more failure for the customer. ``error`` must be short and secret-free."""
-        account, tenant = account_key(account_id), tenant_key(tenant_id)
-        token_key(run_id, "run id")
+        account, tenant, run = account_key(account_id), tenant_key(tenant_id), token_key(run_id, "run id")
         for _ in range(_ATTEMPTS):
             try:
                 current = self._table.get_entity(account, tenant)
@@ -65,7 +64,7 @@ class FailureLedger:
                 "RowKey": tenant,
                 "Count": count,
                 "LastError": error[:_MAX_ERROR_CHARS],
-                "LastRunId": run_id,
+                "LastRunId": run,
                 "LastFailedAt": self._clock(),
                 "Quarantined": count >= self._quarantine_after,
             }

@@ -55,20 +55,21 @@ class HeldChanges:
         The tenant ids are written before the header, so a pending hold is always complete.
         """
         account = account_key(account_id)
+        run = token_key(run_id, "run id")
         ids = [tenant_key(tenant_id) for tenant_id in tenant_ids]
         held_at = self._clock()
         held_id = newest_first_id(held_at)
         partition = composite_key(account, held_id)
         pages = [
-            ("upsert", {"PartitionKey": partition, "RowKey": f"{index:06d}", **pack_ids(ids[start : start + IDS_PER_PROPERTY])})
-            for index, start in enumerate(range(0, len(ids), IDS_PER_PROPERTY))
+            ("upsert", {"PartitionKey": partition, "RowKey": f"{page:06d}", **pack_ids(ids[start : start + IDS_PER_PROPERTY])})
+            for page, start in enumerate(range(0, len(ids), IDS_PER_PROPERTY))
         ]
         submit_batches(self._table, partition, pages)
         self._table.create_entity(
             {
                 "PartitionKey": account,
                 "RowKey": held_id,
-                "RunId": token_key(run_id, "run id"),
+                "RunId": run,
                 "Status": PENDING,
                 "TenantCount": len(ids),
                 "ActiveCount": int(active_count),

@@ -1,0 +1,109 @@
+"""Run log and change log (F10)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from shared.store import ChangeEntry, ChangeLog, RunLog
+from tests.store.conftest import ACCOUNT, T0, new_tenant
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self):
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def runs(tables) -> RunLog:
+    return RunLog(tables, clock=Clock())
+
+
+@pytest.fixture
+def changes(tables) -> ChangeLog:
+    return ChangeLog(tables)
+
+
+def test_a_started_run_is_running(runs):
+    record = runs.start(ACCOUNT, "incremental")
+    (latest,) = runs.latest(ACCOUNT)
+    assert latest.run_id == record.run_id and latest.outcome == "running" and latest.finished_at is None
+
+
+def test_a_finished_run_has_its_outcome_counts_and_api_calls(runs):
+    record = runs.start(ACCOUNT, "full")
+    runs.finish(record, "succeeded", {"created": 3, "unchanged": 7, "excluded_skipped": 1}, api_calls=12,
+                throttled_calls=2)
+    (latest,) = runs.latest(ACCOUNT)
+    assert latest.outcome == "succeeded" and latest.finished_at > latest.started_at
+    assert latest.counts == {"created": 3, "updated": 0, "unchanged": 7, "ended": 0, "failed": 0, "held": 0,
+                             "excluded_skipped": 1}
+    assert (latest.api_calls, latest.throttled_calls) == (12, 2)
+
+
+def test_runs_are_listed_newest_first_and_by_mode(runs):
+    ids = [runs.start(ACCOUNT, mode).run_id for mode in ("full", "incremental", "incremental", "manual")]
+    assert [record.run_id for record in runs.latest(ACCOUNT)] == ids[::-1]
+    assert [record.run_id for record in runs.latest(ACCOUNT, mode="incremental")] == [ids[2], ids[1]]
+    assert len(runs.latest(ACCOUNT, limit=2)) == 2
+
+
+def test_last_completed_skips_failed_and_running_runs(runs):
+    done = runs.start(ACCOUNT, "full")
+    runs.finish(done, "succeeded_with_failures", {"failed": 1}, 10, 0)
+    runs.finish(runs.start(ACCOUNT, "full"), "failed", {}, 1, 0, error="credentials rejected")
+    runs.start(ACCOUNT, "full")
+    runs.finish(runs.start(ACCOUNT, "incremental"), "succeeded", {}, 1, 0)
+    assert runs.last_completed(ACCOUNT, "full").run_id == done.run_id
+    assert runs.last_completed(ACCOUNT, "manual") is None
+
+
+def test_unknown_counts_are_refused(runs):
+    record = runs.start(ACCOUNT, "full")
+    with pytest.raises(ValueError):
+        runs.finish(record, "succeeded", {"deleted": 1}, 0, 0)
+
+
+def test_a_long_error_is_cut_short(runs):
+    record = runs.finish(runs.start(ACCOUNT, "full"), "failed", {}, 0, 0, error="x" * 5000)
+    assert len(record.error) == 1000 and runs.latest(ACCOUNT)[0].error == record.error
+
+
+def test_a_run_changes_are_recorded_in_batches_and_read_back(changes, request_log):
+    entries = [ChangeEntry(new_tenant(), "update", T0, {"PrimaryCity": ("London", "Leeds")}) for _ in range(150)]
+    assert changes.record(ACCOUNT, "run1", entries) == 150
+    assert len(request_log.batches()) == 2
+    read = {entry.tenant_id: entry for entry in changes.for_run(ACCOUNT, "run1")}
+    assert len(read) == 150
+    assert read[entries[0].tenant_id].changes == {"PrimaryCity": ("London", "Leeds")}
+    assert read[entries[0].tenant_id].run_id == "run1"
+
+
+def test_recording_the_same_run_again_does_not_double_entries(changes):
+    entry = ChangeEntry(new_tenant(), "create", T0, {"CompanyName": ("", "Contoso")})
+    changes.record(ACCOUNT, "run1", [entry])
+    changes.record(ACCOUNT, "run1", [entry])
+    assert len(changes.for_run(ACCOUNT, "run1")) == 1
+
+
+def test_an_organization_history_is_newest_first_and_stays_in_its_account(changes):
+    tenant = new_tenant()
+    for hour, run in enumerate(("run-a", "run-b", "run-c")):
+        changes.record(ACCOUNT, run, [ChangeEntry(tenant, "update", T0 + timedelta(hours=hour), {})])
+    # "contoso" is a prefix of ACCOUNT's id and shares the tenant: its entries must not leak in.
+    changes.record("contoso", "run-z", [ChangeEntry(tenant, "update", T0 + timedelta(days=9), {})])
+    changes.record(f"{ACCOUNT}_x", "run-y", [ChangeEntry(tenant, "update", T0 + timedelta(days=9), {})])
+    history = changes.for_organization(ACCOUNT, tenant, limit=2)
+    assert [entry.run_id for entry in history] == ["run-c", "run-b"]
+
+
+def test_oversize_values_are_cut_in_the_change_log(changes):
+    tenant = new_tenant()
+    changes.record(ACCOUNT, "run1", [ChangeEntry(tenant, "update", T0, {"PrimaryAddressLine1": ("", "x" * 30000)})])
+    (entry,) = changes.for_run(ACCOUNT, "run1")
+    assert entry.changes["PrimaryAddressLine1"][1] == "x" * 200 + "…"

@@ -1,0 +1,148 @@
+"""Reconciliation walk seen-set, failure ledger and quarantine (F9), held mass endings (F8)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from shared.store import FailureLedger, HeldChangeDecided, HeldChanges, ReconciliationWalk
+from tests.store.conftest import ACCOUNT, new_tenant
+
+
+@pytest.fixture
+def walk(tables) -> ReconciliationWalk:
+    return ReconciliationWalk(tables)
+
+
+@pytest.fixture
+def ledger(tables) -> FailureLedger:
+    return FailureLedger(tables, quarantine_after=3)
+
+
+@pytest.fixture
+def held(tables) -> HeldChanges:
+    return HeldChanges(tables)
+
+
+def test_a_walk_seen_set_round_trips(walk):
+    pages = [[new_tenant() for _ in range(500)] for _ in range(3)]
+    for page_no, page in enumerate(pages):
+        walk.record_page(ACCOUNT, "walk1", page_no, page)
+    assert walk.seen(ACCOUNT, "walk1") == {tenant for page in pages for tenant in page}
+
+
+def test_recording_a_page_again_replaces_it(walk):
+    walk.record_page(ACCOUNT, "walk1", 0, [new_tenant()])
+    again = [new_tenant(), new_tenant()]
+    walk.record_page(ACCOUNT, "walk1", 0, again)
+    assert walk.seen(ACCOUNT, "walk1") == set(again)
+
+
+def test_a_page_larger_than_one_property_holds_is_kept_whole(walk):
+    page = [new_tenant() for _ in range(2000)]
+    walk.record_page(ACCOUNT, "walk1", 0, page)
+    assert walk.seen(ACCOUNT, "walk1") == set(page)
+
+
+def test_walks_are_kept_apart(walk):
+    walk.record_page(ACCOUNT, "walk1", 0, [new_tenant()])
+    assert walk.seen(ACCOUNT, "walk2") == set()
+
+
+def test_a_discarded_walk_is_gone(walk):
+    for page_no in range(150):
+        walk.record_page(ACCOUNT, "walk1", page_no, [new_tenant()])
+    assert walk.discard(ACCOUNT, "walk1") == 150
+    assert walk.seen(ACCOUNT, "walk1") == set()
+
+
+def test_a_failure_is_counted_with_its_error_and_run(ledger):
+    tenant = new_tenant()
+    failure = ledger.record_failure(ACCOUNT, tenant, "403 code 20002", "run1")
+    assert (failure.count, failure.last_error, failure.last_run_id, failure.quarantined) == (
+        1, "403 code 20002", "run1", False)
+    assert ledger.failing(ACCOUNT)[tenant] == failure
+
+
+def test_a_customer_is_quarantined_at_the_threshold(ledger):
+    tenant = new_tenant()
+    for run in ("run1", "run2"):
+        ledger.record_failure(ACCOUNT, tenant, "bad data", run)
+    assert ledger.quarantined(ACCOUNT) == {}
+    failure = ledger.record_failure(ACCOUNT, tenant, "bad data", "run3")
+    assert failure.count == 3 and failure.quarantined
+    assert set(ledger.quarantined(ACCOUNT)) == {tenant}
+
+
+def test_a_long_error_is_cut_short_in_the_ledger(ledger):
+    failure = ledger.record_failure(ACCOUNT, new_tenant(), "e" * 2000, "run1")
+    assert len(failure.last_error) == 500
+
+
+def test_clearing_forgets_failures_and_ignores_unknown_tenants(ledger):
+    cleared, kept = new_tenant(), new_tenant()
+    ledger.record_failure(ACCOUNT, cleared, "timeout", "run1")
+    ledger.record_failure(ACCOUNT, kept, "timeout", "run1")
+    ledger.clear(ACCOUNT, [cleared, new_tenant()])
+    assert set(ledger.failing(ACCOUNT)) == {kept}
+
+
+def test_a_held_mass_ending_is_pending_with_its_tenants(held):
+    tenants = [new_tenant() for _ in range(2000)]
+    held_id = held.hold(ACCOUNT, "run1", tenants, active_count=2500)
+    (pending,) = held.pending(ACCOUNT)
+    assert (pending.held_id, pending.status, pending.tenant_count, pending.active_count) == (
+        held_id, "pending", 2000, 2500)
+    assert held.tenant_ids(ACCOUNT, held_id) == tenants
+
+
+def test_approving_returns_the_tenants_to_end(held):
+    tenants = [new_tenant() for _ in range(3)]
+    held_id = held.hold(ACCOUNT, "run1", tenants, active_count=4)
+    assert held.approve(ACCOUNT, held_id, by="operator@example") == tenants
+    decided = held.get(ACCOUNT, held_id)
+    assert decided.status == "approved" and decided.decided_by == "operator@example"
+    assert held.pending(ACCOUNT) == []
+
+
+def test_a_rejected_hold_is_no_longer_pending(held):
+    held_id = held.hold(ACCOUNT, "run1", [new_tenant()], active_count=1)
+    held.reject(ACCOUNT, held_id)
+    assert held.get(ACCOUNT, held_id).status == "rejected" and held.pending(ACCOUNT) == []
+
+
+def test_a_hold_is_decided_only_once(held):
+    held_id = held.hold(ACCOUNT, "run1", [new_tenant()], active_count=1)
+    held.approve(ACCOUNT, held_id)
+    with pytest.raises(HeldChangeDecided):
+        held.reject(ACCOUNT, held_id)
+    assert held.get(ACCOUNT, held_id).status == "approved"
+
+
+def test_an_unknown_hold_is_none(held):
+    assert held.get(ACCOUNT, "0000000000000-abcd") is None
+
+
+def test_of_an_approval_and_a_rejection_racing_exactly_one_decides(tables, held):
+    held_id = held.hold(ACCOUNT, "run1", [new_tenant()], active_count=1)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def decide(action: str) -> None:
+        operator = HeldChanges(tables)
+        barrier.wait()
+        try:
+            getattr(operator, action)(ACCOUNT, held_id)
+            outcomes.append(action)
+        except HeldChangeDecided:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=decide, args=(action,)) for action in ("approve", "reject")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("refused") == 1
+    (winner,) = [outcome for outcome in outcomes if outcome != "refused"]
+    assert held.get(ACCOUNT, held_id).status == {"approve": "approved", "reject": "rejected"}[winner]
