@@ -1,0 +1,10 @@
+"""A faithful local Partner Center (and its Entra ID authority) over HTTPS, for tests and local runs.
+
+See docs/simulator.md for what it serves, its scenario controls and fault kinds.
+"""
+
+from shared.simulator.accounts import Partner, UnknownCustomer
+from shared.simulator.simulator import PartnerCenterSimulator
+from shared.simulator.state import UnknownPartner
+
+__all__ = ["Partner", "PartnerCenterSimulator", "UnknownCustomer", "UnknownPartner"]
