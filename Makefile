@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` runs the main job locally, `make test` runs the tests.
+# Both set everything up first (virtual environment, pip packages, pinned Azurite via npm ci).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PIP := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+
+.PHONY: setup demo test bench serve clean
+
+setup: $(STAMP_PIP) $(STAMP_NPM)
+
+$(STAMP_PIP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(PY) -m shared demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
+
+serve: setup
+	$(PY) -m shared serve
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

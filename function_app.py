@@ -1,0 +1,12 @@
+"""The Function App: registers the blueprints and nothing else.
+
+Settings are read when a function runs, never here: an import-time error would make the
+Functions host load no functions at all.
+"""
+
+import azure.functions as func
+
+from shared.functions import timers
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(timers.bp)

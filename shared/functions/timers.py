@@ -1,0 +1,34 @@
+"""The two timers that are the product: incremental sync and nightly full reconciliation."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.sync.engine import FULL, INCREMENTAL
+from shared.sync.service import run_accounts
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.function_name("incremental_sync")
+@bp.timer_trigger(schedule="%INCREMENTAL_SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+def incremental_sync(timer: func.TimerRequest) -> None:
+    """New customers, billing-profile changes and ended relationships, every few minutes."""
+    _run(INCREMENTAL, timer)
+
+
+@bp.function_name("full_reconciliation")
+@bp.timer_trigger(schedule="%FULL_SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+def full_reconciliation(timer: func.TimerRequest) -> None:
+    """The nightly safety net: make every organization agree with Partner Center."""
+    _run(FULL, timer)
+
+
+def _run(mode: str, timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        log.warning("%s timer is past due; running now", mode)
+    for result in run_accounts(mode):
+        log.info("%s run for account %s: %s %s", mode, result.account_id, result.outcome, result.counts.as_dict())

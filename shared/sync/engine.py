@@ -1,0 +1,474 @@
+"""The sync engine: reads customers from Partner Center, maps them, and writes organizations.
+
+One :class:`AccountSync` runs one sync of one account. It does not know it runs inside Azure
+Functions; it is handed its Partner Center client and its stores.
+
+Both modes walk the customer list page by page (a *stream*); per page they choose the customers
+that need a billing profile, fetch those concurrently, map them, write what changed in batches,
+and then *checkpoint*. A complete walk is the only evidence that a customer left: organizations
+missing from it are marked ``relationship_ended`` (never deleted), unless that would end more
+than the deletion guard allows, in which case the endings are held for an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable
+
+from shared.contacts.mapping import (
+    CustomerRecord,
+    changed_fields,
+    check_table_limits,
+    content_hash,
+    organization_fields,
+    primary_contact_from_billing_profile,
+)
+from shared.partner_center import (
+    Customer,
+    CustomerPage,
+    DeadlineExceeded,
+    NextLink,
+    PartnerCenterClient,
+    PartnerCenterError,
+    RelationshipEndedError,
+)
+from shared.store import (
+    CREATE,
+    END,
+    STATUS_ACTIVE,
+    STATUS_EXCLUDED,
+    STATUS_RELATIONSHIP_ENDED,
+    UPDATE,
+    ChangeEntry,
+    OrganizationState,
+    OrganizationWrite,
+)
+
+from .stores import SyncStores
+
+log = logging.getLogger(__name__)
+
+FULL = "full"
+INCREMENTAL = "incremental"
+CUSTOMER = "customer"
+
+# Activity-log operations that mean "read this customer again" or "this relationship ended".
+REFRESH_OPERATIONS = {
+    "add_customer",
+    "update_customer_billing_profile",
+    "update_customer_partner_contract_company_name",
+    "update_company_info",
+}
+ENDED_OPERATIONS = {"remove_partner_customer_relationship", "delete_customer", "delete_tip_customer"}
+
+
+@dataclass
+class SyncOptions:
+    page_size: int = 500
+    concurrency: int = 8
+    time_budget_seconds: float = 480.0
+    audit_overlap: timedelta = timedelta(minutes=60)
+    deletion_guard_percent: float = 10.0
+    deletion_guard_minimum: int = 20
+    lease_seconds: int = 900
+
+
+@dataclass
+class RunCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    ended: int = 0
+    failed: int = 0
+    held: int = 0
+    excluded_skipped: int = 0
+
+    def add(self, other: "RunCounts") -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+@dataclass
+class RunResult:
+    """What one run did; the run log keeps the same figures."""
+
+    account_id: str
+    mode: str
+    run_id: str
+    outcome: str  # succeeded | succeeded_with_failures | checkpointed | partial | failed | skipped
+    counts: RunCounts = field(default_factory=RunCounts)
+    api_calls: int = 0
+    throttled_calls: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str = ""
+    walk_complete: bool = False
+    transactions: int = 0
+    entities_written: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "account": self.account_id,
+            "mode": self.mode,
+            "runId": self.run_id,
+            "outcome": self.outcome,
+            "counts": self.counts.as_dict(),
+            "apiCalls": self.api_calls,
+            "throttledCalls": self.throttled_calls,
+            "transactions": self.transactions,
+            "entitiesWritten": self.entities_written,
+            "startedAt": self.started_at.isoformat() if self.started_at else None,
+            "endedAt": self.ended_at.isoformat() if self.ended_at else None,
+            "error": self.error,
+        }
+
+
+class _OutOfTime(Exception):
+    """The invocation is near its time budget: checkpoint and stop."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AccountSync:
+    """One sync of one Partner Center account into the Organizations table."""
+
+    def __init__(
+        self,
+        account_id: str,
+        client: PartnerCenterClient,
+        stores: SyncStores,
+        options: SyncOptions | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        after_page: Callable[[int], None] | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.client = client
+        self.stores = stores
+        self.options = options or SyncOptions()
+        self._clock = clock
+        # A hook between pages: tests use it to kill a run at a chosen point.
+        self._after_page = after_page
+
+    # -- the two modes -----------------------------------------------------------------------
+
+    def full(self) -> RunResult:
+        """Full reconciliation, resuming a checkpointed walk when one is pending."""
+        return self._locked(FULL, self._reconcile)
+
+    def incremental(self) -> RunResult:
+        """Incremental sync; then continues a pending full reconciliation with the time left."""
+        state = self.stores.state
+        if state.get_checkpoint(self.account_id) is None and state.get_watermark(self.account_id) is None:
+            # Nothing was ever synced: the first run has to read everything anyway.
+            return self.full()
+        result = self._locked(INCREMENTAL, self._incremental)
+        if result.outcome.startswith("succeeded") and state.get_checkpoint(self.account_id) is not None:
+            self.full()
+        return result
+
+    # -- run plumbing ------------------------------------------------------------------------
+
+    def _locked(self, mode: str, body: Callable[["_Run"], None]) -> RunResult:
+        started = self._clock()
+        lease = self.stores.state.acquire(self.account_id, uuid.uuid4().hex, self.options.lease_seconds)
+        record = self.stores.runs.start(self.account_id, mode)
+        result = RunResult(self.account_id, mode, record.run_id, "skipped", started_at=started)
+        if lease is None:
+            result.error = "another run of this account holds the lease"
+            result.ended_at = self._clock()
+            self.stores.runs.finish(record, "skipped", {}, api_calls=0, throttled_calls=0, error=result.error)
+            log.info("account %s: %s run skipped, another run is active", self.account_id, mode)
+            return result
+        run = _Run(self, result, lease)
+        calls_before, throttled_before = self.client.stats.calls, self.client.stats.throttled
+        self.client.deadline = time.monotonic() + self.options.time_budget_seconds
+        try:
+            body(run)
+            if result.outcome == "succeeded" and result.counts.failed:
+                result.outcome = "succeeded_with_failures"
+        except Exception as exc:  # the run log must say why any run ended
+            result.outcome = "failed"
+            result.error = _describe(exc)
+            log.exception("account %s: %s run %s failed", self.account_id, mode, result.run_id)
+        finally:
+            result.api_calls = self.client.stats.calls - calls_before
+            result.throttled_calls = self.client.stats.throttled - throttled_before
+            result.ended_at = self._clock()
+            try:
+                self.stores.runs.finish(
+                    record, result.outcome, result.counts.as_dict(),
+                    api_calls=result.api_calls, throttled_calls=result.throttled_calls, error=result.error,
+                )
+            finally:
+                self.stores.state.release(run.lease)
+        return result
+
+    def _reconcile(self, run: "_Run") -> None:
+        state = self.stores.state
+        saved = state.get_checkpoint(self.account_id)
+        checkpoint, etag = (saved.data, saved.etag) if saved else ({}, None)
+        walk_id = checkpoint.get("walkId") or run.result.run_id
+        start = NextLink.from_dict(checkpoint["next"]) if checkpoint.get("next") else None
+        page_number = checkpoint.get("page", 0)
+        if checkpoint:
+            log.info("account %s: resuming reconciliation walk %s at page %d", self.account_id, walk_id, page_number + 1)
+        snapshot = self.stores.organizations.snapshot(self.account_id)
+        failing = self.stores.failures.failing(self.account_id)
+        for page in self.client.iter_customer_pages(page_size=self.options.page_size, start=start):
+            page_number += 1
+            wanted = [c for c in page.customers if _status(snapshot, c.tenant_id) != STATUS_EXCLUDED]
+            run.result.counts.excluded_skipped += len(page.customers) - len(wanted)
+            run.sync_customers(wanted, snapshot, failing)
+            run.record_malformed(page)
+            self.stores.walk.record_page(self.account_id, walk_id, page_number, _page_ids(page))
+            checkpoint = {
+                "walkId": walk_id,
+                "page": page_number,
+                "next": page.next_link.to_dict() if page.next_link else None,
+                "startedAt": checkpoint.get("startedAt") or run.result.started_at.isoformat(),
+            }
+            etag = state.save_checkpoint(self.account_id, checkpoint, etag)
+            if self._after_page:
+                self._after_page(page_number)
+            if page.next_link is None:
+                break
+            if run.near_budget():
+                run.result.outcome = "checkpointed"
+                log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
+                         self.account_id, walk_id, page_number)
+                return
+            run.keep_lease()
+        seen = self.stores.walk.seen(self.account_id, walk_id)
+        run.end_missing(snapshot, seen)
+        walk_started = checkpoint.get("startedAt") or run.result.started_at.isoformat()
+        state.clear_checkpoint(self.account_id, etag)
+        self.stores.walk.discard(self.account_id, walk_id)
+        if state.get_watermark(self.account_id) is None:
+            # A first reconciliation covers everything up to its own start.
+            state.set_watermark(self.account_id, datetime.fromisoformat(walk_started))
+        run.result.walk_complete = True
+        run.result.outcome = "succeeded"
+
+    def _incremental(self, run: "_Run") -> None:
+        state = self.stores.state
+        watermark = state.get_watermark(self.account_id)
+        started = run.result.started_at
+        refresh, ended = set(), set()
+        for record in self.client.iter_audit_records(watermark - self.options.audit_overlap, started):
+            if record.operation_status not in ("", "succeeded"):
+                continue
+            tenant = record.customer_id.lower()
+            if record.operation_type in REFRESH_OPERATIONS:
+                refresh.add(tenant)
+            elif record.operation_type in ENDED_OPERATIONS:
+                ended.add(tenant)
+        snapshot = self.stores.organizations.snapshot(self.account_id)
+        failing = self.stores.failures.failing(self.account_id)
+        retry = {tenant for tenant, failure in failing.items() if not failure.quarantined}
+        seen: set[str] = set()
+        for page in self.client.iter_customer_pages(page_size=self.options.page_size):
+            seen.update(_page_ids(page))
+            wanted = []
+            for customer in page.customers:
+                status = _status(snapshot, customer.tenant_id)
+                if status == STATUS_EXCLUDED:
+                    continue
+                if (status is None or status == STATUS_RELATIONSHIP_ENDED or customer.tenant_id in refresh
+                        or customer.tenant_id in retry):
+                    wanted.append(customer)
+            run.sync_customers(wanted, snapshot, failing)
+            run.record_malformed(page)
+            if page.next_link is not None and run.near_budget():
+                run.result.outcome = "partial"
+                run.result.error = "time budget spent before the customer list was walked; watermark kept"
+                return
+        run.end_missing(snapshot, seen, confirmed=ended)
+        run.result.walk_complete = True
+        # Only now is everything up to the run's start stored: the watermark may move.
+        state.set_watermark(self.account_id, started)
+        run.result.outcome = "succeeded"
+
+
+class _Run:
+    """The state of one run: counts, the lease, and the per-page work."""
+
+    def __init__(self, sync: AccountSync, result: RunResult, lease) -> None:
+        self.sync = sync
+        self.result = result
+        self.lease = lease
+        self._started = time.monotonic()
+        self._lease_renewed = self._started
+        self._slowest_page = 0.0
+        self._page_started = self._started
+
+    @property
+    def account_id(self) -> str:
+        return self.sync.account_id
+
+    def near_budget(self) -> bool:
+        """True when another page might not fit in what is left of the time budget."""
+        now = time.monotonic()
+        self._slowest_page = max(self._slowest_page, now - self._page_started)
+        self._page_started = now
+        left = self.sync.options.time_budget_seconds - (now - self._started)
+        return left < 2 * self._slowest_page + 5
+
+    def keep_lease(self) -> None:
+        if time.monotonic() - self._lease_renewed > self.sync.options.lease_seconds / 3:
+            self.lease = self.sync.stores.state.renew(self.lease, self.sync.options.lease_seconds)
+            self._lease_renewed = time.monotonic()
+
+    def sync_customers(self, customers: list[Customer], snapshot: dict, failing: dict) -> None:
+        """Fetch, map and write the given customers of one page."""
+        # A page that lists a customer twice must not write it twice in one transaction.
+        customers = list({c.tenant_id: c for c in customers}.values())
+        if not customers:
+            return
+        profiles = self._fetch_profiles(customers)
+        now = self.sync._clock()
+        writes: list[OrganizationWrite] = []
+        changes: list[ChangeEntry] = []
+        failed: dict[str, str] = {}
+        for customer in customers:
+            outcome = profiles[customer.tenant_id]
+            if isinstance(outcome, Exception):
+                failed[customer.tenant_id] = _describe(outcome)
+                continue
+            try:
+                contact = primary_contact_from_billing_profile(outcome)
+                fields = organization_fields(
+                    CustomerRecord(
+                        tenant_id=customer.tenant_id,
+                        company_name=customer.company_name,
+                        domain=customer.domain,
+                        relationship_to_partner=customer.relationship_to_partner,
+                        indirect_reseller_id=customer.indirect_reseller_id,
+                    ),
+                    contact,
+                )
+                check_table_limits(fields)
+            except ValueError as exc:
+                failed[customer.tenant_id] = f"billing profile rejected: {exc}"
+                continue
+            self._plan_write(customer.tenant_id, fields, snapshot, now, writes, changes)
+        self._write(writes, changes)
+        self._settle_failures(customers, failed, failing)
+
+    def _fetch_profiles(self, customers: list[Customer]) -> dict[str, object]:
+        def fetch(customer: Customer):
+            try:
+                return self.sync.client.get_billing_profile(customer.tenant_id)
+            except DeadlineExceeded:
+                raise
+            except PartnerCenterError as exc:
+                return exc
+
+        workers = min(self.sync.options.concurrency, len(customers))
+        if workers <= 1:
+            return {c.tenant_id: fetch(c) for c in customers}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billing-profile") as pool:
+            return dict(zip((c.tenant_id for c in customers), pool.map(fetch, customers)))
+
+    def _plan_write(self, tenant_id, fields, snapshot, now, writes, changes) -> None:
+        counts = self.result.counts
+        known = snapshot.get(tenant_id)
+        if known is None:
+            writes.append(OrganizationWrite(tenant_id, CREATE, now, fields))
+            changes.append(ChangeEntry(tenant_id, CREATE, now, changed_fields({}, fields)))
+            counts.created += 1
+        else:
+            reactivated = known.status == STATUS_RELATIONSHIP_ENDED
+            if known.content_hash == content_hash(fields) and not reactivated:
+                counts.unchanged += 1
+                return
+            # Only a changed organization costs a point read: the change log needs its old values.
+            diff = changed_fields(self.sync.stores.organizations.get(self.account_id, tenant_id) or {}, fields)
+            if reactivated:
+                diff["Status"] = (STATUS_RELATIONSHIP_ENDED, STATUS_ACTIVE)
+            writes.append(OrganizationWrite(tenant_id, UPDATE, now, fields, previous=known))
+            changes.append(ChangeEntry(tenant_id, UPDATE, now, diff))
+            counts.updated += 1
+        snapshot[tenant_id] = OrganizationState(STATUS_ACTIVE, content_hash(fields), "")
+
+    def _write(self, writes: list[OrganizationWrite], changes: list[ChangeEntry]) -> None:
+        if not writes:
+            return
+        # The change log goes first: a crash in between replays the change, it never loses it.
+        self.sync.stores.changes.record(self.account_id, self.result.run_id, changes)
+        stats = self.sync.stores.organizations.apply(self.account_id, writes)
+        self.result.transactions += stats.transactions
+        self.result.entities_written += stats.entities
+
+    def _settle_failures(self, customers: list[Customer], failed: dict[str, str], failing: dict) -> None:
+        ledger = self.sync.stores.failures
+        for tenant_id, reason in failed.items():
+            ledger.record_failure(self.account_id, tenant_id, reason, self.result.run_id)
+            log.warning("account %s: customer %s failed: %s", self.account_id, tenant_id, reason)
+        self.result.counts.failed += len(failed)
+        recovered = [c.tenant_id for c in customers if c.tenant_id in failing and c.tenant_id not in failed]
+        if recovered:
+            ledger.clear(self.account_id, recovered)
+            for tenant_id in recovered:
+                failing.pop(tenant_id, None)
+
+    def record_malformed(self, page: CustomerPage) -> None:
+        for item in page.malformed:
+            reason = f"customer list page {page.number} item {item.index}: {item.reason}"
+            if item.tenant_id:
+                self.sync.stores.failures.record_failure(self.account_id, item.tenant_id, reason, self.result.run_id)
+            log.warning("account %s: %s", self.account_id, reason)
+        self.result.counts.failed += len(page.malformed)
+
+    def end_missing(self, snapshot: dict, seen: set[str], confirmed: set[str] = frozenset()) -> None:
+        """Mark organizations missing from a complete walk as ended, behind the deletion guard.
+
+        Endings the activity log ``confirmed`` are Partner Center's own word, not a list that
+        came back short, so the guard does not hold those back.
+        """
+        active = [t for t, s in snapshot.items() if s.status == STATUS_ACTIVE]
+        missing = sorted(t for t in active if t not in seen)
+        sure = [t for t in missing if t in confirmed]
+        unconfirmed = [t for t in missing if t not in confirmed]
+        options = self.sync.options
+        threshold = max(options.deletion_guard_minimum, len(active) * options.deletion_guard_percent / 100)
+        if len(unconfirmed) > threshold:
+            held_id = self.sync.stores.held.hold(self.account_id, self.result.run_id, unconfirmed, len(active))
+            self.result.counts.held += len(unconfirmed)
+            log.warning("account %s: %d of %d active organizations would end; held as %s for an operator",
+                        self.account_id, len(unconfirmed), len(active), held_id)
+            unconfirmed = []
+        if sure or unconfirmed:
+            self.end(sure + unconfirmed, snapshot)
+
+    def end(self, tenant_ids: list[str], snapshot: dict) -> None:
+        now = self.sync._clock()
+        writes = [OrganizationWrite(t, END, now, previous=snapshot.get(t)) for t in tenant_ids]
+        changes = [ChangeEntry(t, END, now, {"Status": (STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED)}) for t in tenant_ids]
+        self._write(writes, changes)
+        self.result.counts.ended += len(tenant_ids)
+
+
+def _status(snapshot: dict, tenant_id: str) -> str | None:
+    known = snapshot.get(tenant_id)
+    return known.status if known is not None else None
+
+
+def _page_ids(page: CustomerPage) -> list[str]:
+    return [c.tenant_id for c in page.customers] + [m.tenant_id for m in page.malformed if m.tenant_id]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RelationshipEndedError):
+        return f"relationship ended (403 code 20002) {exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,107 @@
+"""Composition root: builds clients and stores from settings and runs syncs account by account."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from shared.partner_center import (
+    AuthenticationError,
+    PartnerCenterClient,
+    RequestBudget,
+    app_token_provider,
+)
+from shared.settings import Account, Settings, get_settings
+
+from .engine import AccountSync, RunResult, SyncOptions, utcnow
+from .stores import SyncStores
+
+log = logging.getLogger(__name__)
+
+_budgets: dict[str, RequestBudget] = {}
+_stores: dict[str, SyncStores] = {}
+_budgets_lock = threading.Lock()
+
+
+def request_budget(account_id: str, per_minute: int) -> RequestBudget:
+    """One budget per account in this process, shared by every run and thread of that account."""
+    with _budgets_lock:
+        budget = _budgets.get(account_id)
+        if budget is None or budget.per_minute != per_minute:
+            budget = _budgets[account_id] = RequestBudget(per_minute)
+        return budget
+
+
+def stores_for(settings: Settings) -> SyncStores:
+    """The stores for the configured storage, opened (and tables created) once per process."""
+    connection = settings.require_storage()
+    with _budgets_lock:
+        stores = _stores.get(connection)
+        if stores is None:
+            stores = SyncStores.open(connection, quarantine_after=settings.quarantine_after_failures)
+            _stores[connection] = stores
+        return stores
+
+
+def sync_options(settings: Settings) -> SyncOptions:
+    return SyncOptions(
+        page_size=settings.page_size,
+        concurrency=settings.concurrency,
+        time_budget_seconds=settings.time_budget_seconds,
+        audit_overlap=timedelta(minutes=settings.audit_overlap_minutes),
+        deletion_guard_percent=settings.deletion_guard_percent,
+        deletion_guard_minimum=settings.deletion_guard_minimum,
+        lease_seconds=settings.lease_seconds,
+    )
+
+
+def client_for(account: Account, settings: Settings) -> PartnerCenterClient:
+    secret = account.client_secret(settings.environ)
+    if not secret:
+        raise AuthenticationError(
+            f"account {account.id}: the setting {account.client_secret_setting or 'PARTNER_CENTER_CLIENT_SECRET'} "
+            "holding the client secret is empty"
+        )
+    tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret)
+    return PartnerCenterClient(
+        settings.api_url,
+        tokens,
+        request_budget(account.id, settings.max_requests_per_minute),
+        pool_size=max(4, settings.concurrency * 2),
+    )
+
+
+def account_sync(account: Account, settings: Settings, stores: SyncStores) -> AccountSync:
+    return AccountSync(account.id, client_for(account, settings), stores, sync_options(settings))
+
+
+def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings | None = None,
+                 stores: SyncStores | None = None) -> list[RunResult]:
+    """Run ``mode`` ("incremental" or "full") for every configured account, or one.
+
+    Accounts are independent: one whose credentials or run fail is reported in its result and
+    the run log, and the others still sync.
+    """
+    settings = settings or get_settings()
+    stores = stores or stores_for(settings)
+    for problem in settings.account_errors:
+        log.error("account configuration: %s", problem)
+    accounts = [settings.account(account_id)] if account_id else list(settings.accounts)
+    if not accounts:
+        log.warning("no Partner Center account is configured: set PARTNER_CENTER_TENANT_ID/CLIENT_ID/"
+                    "CLIENT_SECRET or PARTNER_CENTER_ACCOUNTS")
+    results = []
+    for account in accounts:
+        try:
+            sync = account_sync(account, settings, stores)
+        except AuthenticationError as exc:
+            now = utcnow()
+            record = stores.runs.start(account.id, mode)
+            stores.runs.finish(record, "failed", {}, api_calls=0, throttled_calls=0, error=str(exc))
+            result = RunResult(account.id, mode, record.run_id, "failed", started_at=now, ended_at=now, error=str(exc))
+            log.error("account %s: %s", account.id, exc)
+            results.append(result)
+            continue
+        results.append(sync.full() if mode == "full" else sync.incremental())
+    return results

@@ -1,0 +1,58 @@
+"""Per-account sync status for operators (F13)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from shared.store import RunRecord
+
+from .stores import SyncStores
+
+
+def run_summary(record: RunRecord | None) -> dict | None:
+    if record is None:
+        return None
+    return {
+        "runId": record.run_id,
+        "mode": record.mode,
+        "outcome": record.outcome,
+        "startedAt": record.started_at.isoformat(),
+        "endedAt": record.finished_at.isoformat() if record.finished_at else None,
+        "counts": dict(record.counts),
+        "apiCalls": record.api_calls,
+        "throttledCalls": record.throttled_calls,
+        "error": record.error,
+    }
+
+
+def account_status(stores: SyncStores, account_id: str, now: datetime | None = None) -> dict:
+    """Last runs, lag since the last successful sync, failing and quarantined customers, held deletions."""
+    now = now or datetime.now(timezone.utc)
+    last = {mode: (stores.runs.latest(account_id, mode, limit=1) or [None])[0] for mode in ("incremental", "full")}
+    succeeded = [stores.runs.last_completed(account_id, mode) for mode in ("incremental", "full")]
+    finished = [r.finished_at for r in succeeded if r is not None and r.finished_at]
+    failing = stores.failures.failing(account_id)
+    checkpoint = stores.state.get_checkpoint(account_id)
+    return {
+        "account": account_id,
+        "last_incremental": run_summary(last["incremental"]),
+        "last_full": run_summary(last["full"]),
+        "last_successful_full": run_summary(stores.runs.last_completed(account_id, "full")),
+        "lag_seconds": round((now - max(finished)).total_seconds()) if finished else None,
+        "watermark": _iso(stores.state.get_watermark(account_id)),
+        "reconciliation_in_progress": checkpoint.data if checkpoint else None,
+        "failing": [
+            {"tenantId": f.tenant_id, "count": f.count, "lastError": f.last_error, "quarantined": f.quarantined}
+            for f in failing.values()
+        ],
+        "quarantined": sorted(t for t, f in failing.items() if f.quarantined),
+        "held": [
+            {"heldId": h.held_id, "runId": h.run_id, "organizations": h.tenant_count,
+             "activeOrganizations": h.active_count, "heldAt": h.held_at.isoformat()}
+            for h in stores.held.pending(account_id)
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,47 @@
+"""The stores one sync works with, opened together from one connection string."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.store import (
+    ChangeLog,
+    FailureLedger,
+    HeldChanges,
+    OrganizationStore,
+    ReconciliationWalk,
+    RunLog,
+    SyncState,
+    TableNames,
+    Tables,
+)
+
+
+@dataclass
+class SyncStores:
+    tables: Tables
+    organizations: OrganizationStore
+    state: SyncState
+    runs: RunLog
+    changes: ChangeLog
+    failures: FailureLedger
+    held: HeldChanges
+    walk: ReconciliationWalk
+
+    @classmethod
+    def open(cls, connection_string: str, names: TableNames | None = None, *,
+             quarantine_after: int = 5, create: bool = True) -> "SyncStores":
+        """Open every table (creating missing ones, which is idempotent and cheap)."""
+        tables = Tables(connection_string, names)
+        if create:
+            tables.create_all()
+        return cls(
+            tables=tables,
+            organizations=OrganizationStore(tables),
+            state=SyncState(tables),
+            runs=RunLog(tables),
+            changes=ChangeLog(tables),
+            failures=FailureLedger(tables, quarantine_after=quarantine_after),
+            held=HeldChanges(tables),
+            walk=ReconciliationWalk(tables),
+        )
