@@ -32,11 +32,13 @@ from shared.partner_center import (
     Customer,
     CustomerPage,
     DeadlineExceeded,
+    MalformedResponseError,
     NextLink,
     PartnerCenterClient,
     PartnerCenterError,
     RelationshipEndedError,
 )
+from shared.partner_center.models import parse_customer
 from shared.store import (
     CREATE,
     END,
@@ -47,6 +49,7 @@ from shared.store import (
     ChangeEntry,
     OrganizationState,
     OrganizationWrite,
+    organization_state,
 )
 
 from .stores import SyncStores
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 FULL = "full"
 INCREMENTAL = "incremental"
 CUSTOMER = "customer"
+HELD = "held_approval"
 
 # Activity-log operations that mean "read this customer again" or "this relationship ended".
 REFRESH_OPERATIONS = {
@@ -179,12 +183,33 @@ class AccountSync:
 
     # -- run plumbing ------------------------------------------------------------------------
 
-    def _locked(self, mode: str, body: Callable[["_Run"], None]) -> RunResult:
+    def customer(self, tenant_id: str) -> tuple[RunResult, dict | None]:
+        """On-demand sync of one customer (manual request or webhook): one Partner Center call.
+
+        It takes no account lease, so it never waits for a long reconciliation; its write is
+        guarded by the organization's ETag instead. Returns the run and the stored organization.
+        """
+        result = self._locked(CUSTOMER, lambda run: run.sync_one(tenant_id.lower()), exclusive=False)
+        return result, self.stores.organizations.get(self.account_id, tenant_id.lower())
+
+    def approve_held(self, held_id: str, *, by: str = "") -> RunResult:
+        """An operator approved a held mass ending: end those organizations that are still active."""
+
+        def body(run: "_Run") -> None:
+            tenant_ids = self.stores.held.approve(self.account_id, held_id, by=by)
+            snapshot = self.stores.organizations.snapshot(self.account_id)
+            run.end([t for t in tenant_ids if _status(snapshot, t) == STATUS_ACTIVE], snapshot)
+            run.result.outcome = "succeeded"
+
+        return self._locked(HELD, body)
+
+    def _locked(self, mode: str, body: Callable[["_Run"], None], *, exclusive: bool = True) -> RunResult:
         started = self._clock()
-        lease = self.stores.state.acquire(self.account_id, uuid.uuid4().hex, self.options.lease_seconds)
+        lease = self.stores.state.acquire(self.account_id, uuid.uuid4().hex, self.options.lease_seconds) \
+            if exclusive else None
         record = self.stores.runs.start(self.account_id, mode)
         result = RunResult(self.account_id, mode, record.run_id, "skipped", started_at=started)
-        if lease is None:
+        if exclusive and lease is None:
             result.error = "another run of this account holds the lease"
             result.ended_at = self._clock()
             self.stores.runs.finish(record, "skipped", {}, api_calls=0, throttled_calls=0, error=result.error)
@@ -211,7 +236,8 @@ class AccountSync:
                     api_calls=result.api_calls, throttled_calls=result.throttled_calls, error=result.error,
                 )
             finally:
-                self.stores.state.release(run.lease)
+                if run.lease is not None:
+                    self.stores.state.release(run.lease)
         return result
 
     def _reconcile(self, run: "_Run") -> None:
@@ -325,7 +351,7 @@ class _Run:
         return left < 2 * self._slowest_page + 5
 
     def keep_lease(self) -> None:
-        if time.monotonic() - self._lease_renewed > self.sync.options.lease_seconds / 3:
+        if self.lease is not None and time.monotonic() - self._lease_renewed > self.sync.options.lease_seconds / 3:
             self.lease = self.sync.stores.state.renew(self.lease, self.sync.options.lease_seconds)
             self._lease_renewed = time.monotonic()
 
@@ -346,24 +372,42 @@ class _Run:
                 failed[customer.tenant_id] = _describe(outcome)
                 continue
             try:
-                contact = primary_contact_from_billing_profile(outcome)
-                fields = organization_fields(
-                    CustomerRecord(
-                        tenant_id=customer.tenant_id,
-                        company_name=customer.company_name,
-                        domain=customer.domain,
-                        relationship_to_partner=customer.relationship_to_partner,
-                        indirect_reseller_id=customer.indirect_reseller_id,
-                    ),
-                    contact,
-                )
-                check_table_limits(fields)
+                fields = _organization_fields(customer, outcome)
             except ValueError as exc:
                 failed[customer.tenant_id] = f"billing profile rejected: {exc}"
                 continue
             self._plan_write(customer.tenant_id, fields, snapshot, now, writes, changes)
         self._write(writes, changes)
         self._settle_failures(customers, failed, failing)
+
+    def sync_one(self, tenant_id: str) -> None:
+        """Read one customer (its billing profile comes with it) and write its organization."""
+        stored = self.sync.stores.organizations.get(self.account_id, tenant_id)
+        snapshot = {tenant_id: organization_state(stored)} if stored is not None else {}
+        if stored is not None and stored.get("Status") == STATUS_EXCLUDED:
+            self.result.counts.excluded_skipped += 1
+        else:
+            try:
+                body = self.sync.client.get_customer(tenant_id)
+            except RelationshipEndedError:
+                if stored is not None and stored.get("Status") == STATUS_ACTIVE:
+                    self.end([tenant_id], snapshot)
+                self.result.outcome = "succeeded"
+                return
+            try:
+                customer = parse_customer(body)
+                profile = body.get("billingProfile")
+                if not isinstance(profile, dict):
+                    profile = self.sync.client.get_billing_profile(tenant_id)
+                fields = _organization_fields(customer, profile)
+            except ValueError as exc:
+                self.sync.stores.failures.record_failure(self.account_id, tenant_id, str(exc), self.result.run_id)
+                raise MalformedResponseError(f"customer {tenant_id}: {exc}", resource=tenant_id) from exc
+            writes, changes = [], []
+            self._plan_write(tenant_id, fields, snapshot, self.sync._clock(), writes, changes)
+            self._write(writes, changes)
+            self.sync.stores.failures.clear(self.account_id, [tenant_id])
+        self.result.outcome = "succeeded"
 
     def _fetch_profiles(self, customers: list[Customer]) -> dict[str, object]:
         def fetch(customer: Customer):
@@ -457,6 +501,23 @@ class _Run:
         changes = [ChangeEntry(t, END, now, {"Status": (STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED)}) for t in tenant_ids]
         self._write(writes, changes)
         self.result.counts.ended += len(tenant_ids)
+
+
+def _organization_fields(customer: Customer, billing_profile: dict) -> dict[str, str]:
+    """The organization's content: ValueError when the profile cannot be stored as it is."""
+    contact = primary_contact_from_billing_profile(billing_profile)
+    fields = organization_fields(
+        CustomerRecord(
+            tenant_id=customer.tenant_id,
+            company_name=customer.company_name,
+            domain=customer.domain,
+            relationship_to_partner=customer.relationship_to_partner,
+            indirect_reseller_id=customer.indirect_reseller_id,
+        ),
+        contact,
+    )
+    check_table_limits(fields)
+    return fields
 
 
 def _status(snapshot: dict, tenant_id: str) -> str | None:

@@ -209,3 +209,41 @@ def test_a_partner_center_outage_fails_the_run_and_keeps_state(make_sync, stores
     assert result.outcome == "failed" and "TransientError" in result.error
     assert organizations(stores) == {}
     assert make_sync().full().outcome == "succeeded"
+
+
+def test_on_demand_sync_of_one_customer_makes_one_call_and_returns_the_organization(make_sync, stores, pc):
+    tenant = pc.accept_relationship(company_name="Northwind Traders")
+    pc.reset_counters()
+    result, org = make_sync().customer(tenant)
+    assert result.outcome == "succeeded" and result.counts.created == 1
+    assert org["CompanyName"] == "Northwind Traders" and org["Status"] == "active"
+    assert pc.counters()["get_customer"] == 1 and pc.counters()["billing_profile"] == 0
+    again, _ = make_sync().customer(tenant)
+    assert again.counts.unchanged == 1 and again.entities_written == 0
+
+
+def test_on_demand_sync_of_a_departed_customer_ends_it(make_sync, stores, pc):
+    make_sync().full()
+    tenant = pc.customers()[0]["id"]
+    pc.remove_relationship(tenant)
+    result, org = make_sync().customer(tenant)
+    assert result.counts.ended == 1 and org["Status"] == "relationship_ended"
+
+
+def test_on_demand_sync_runs_while_a_reconciliation_holds_the_lease(make_sync, stores, pc):
+    stores.state.acquire(ACCOUNT, "long-reconciliation", 600)
+    tenant = pc.accept_relationship()
+    result, org = make_sync().customer(tenant)
+    assert result.outcome == "succeeded" and org is not None
+
+
+def test_an_approved_held_ending_ends_the_organizations(make_sync, stores, pc):
+    make_sync(page_size=500).full()
+    for customer in pc.customers()[:6]:
+        pc.remove_relationship(customer["id"])
+    make_sync(page_size=500, deletion_guard_minimum=2, deletion_guard_percent=10).full()
+    [held] = stores.held.pending(ACCOUNT)
+    result = make_sync().approve_held(held.held_id, by="operator@example.com")
+    assert result.outcome == "succeeded" and result.counts.ended == 6
+    assert sum(o["Status"] == "relationship_ended" for o in organizations(stores).values()) == 6
+    assert stores.held.pending(ACCOUNT) == []
