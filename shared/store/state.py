@@ -21,6 +21,8 @@ from shared.store.keys import account_key, require_utc, utc_now
 from shared.store.tables import ConcurrencyConflict, Tables
 
 _WATERMARK, _CHECKPOINT, _LEASE, _MANUAL = "watermark", "checkpoint", "lease", "manual-request"
+# A string property holds 32K UTF-16 units; stay well inside it.
+_APPLIED_RECORDS_CHARS = 30_000
 
 
 class LeaseLost(RuntimeError):
@@ -60,11 +62,35 @@ class SyncState:
         entity = self._read(account_id, _WATERMARK)
         return require_utc(entity["Value"], "watermark") if entity else None
 
-    def set_watermark(self, account_id: str, value: datetime) -> None:
-        """Store the watermark; call only after the changes it covers are written."""
+    def set_watermark(
+        self, account_id: str, value: datetime, applied_records: Mapping[str, datetime] | None = None
+    ) -> None:
+        """Store the watermark; call only after the changes it covers are written.
+
+        ``applied_records`` (activity-log record id -> operation date) are records already acted
+        on that the next run's overlap window will read again: it can skip them instead of
+        fetching those customers a second time. The newest are kept when they do not all fit.
+        """
         entity = {"PartitionKey": account_key(account_id), "RowKey": _WATERMARK}
         entity["Value"] = require_utc(value, "watermark")
+        if applied_records:
+            newest = sorted(applied_records.items(), key=lambda item: item[1], reverse=True)
+            kept: list[list[str]] = []
+            size = 2
+            for record_id, at in newest:
+                size += len(record_id) + 40
+                if size > _APPLIED_RECORDS_CHARS:
+                    break
+                kept.append([record_id, require_utc(at, "record date").isoformat()])
+            entity["AppliedRecords"] = json.dumps(kept, separators=(",", ":"))
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def applied_records(self, account_id: str) -> dict[str, datetime]:
+        """The activity-log records the last run acted on within its overlap window (id -> date)."""
+        entity = self._read(account_id, _WATERMARK)
+        if not entity or not entity.get("AppliedRecords"):
+            return {}
+        return {record_id: datetime.fromisoformat(at) for record_id, at in json.loads(entity["AppliedRecords"])}
 
     # Checkpoint: where an interrupted full reconciliation continues.
 

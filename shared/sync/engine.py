@@ -290,10 +290,17 @@ class AccountSync:
         state = self.stores.state
         watermark = state.get_watermark(self.account_id)
         started = run.result.started_at
+        window_start = watermark - self.options.audit_overlap
+        already_applied = state.applied_records(self.account_id)
+        applied = {rid: at for rid, at in already_applied.items() if at >= started - self.options.audit_overlap}
         refresh, ended = set(), set()
-        for record in self.client.iter_audit_records(watermark - self.options.audit_overlap, started):
+        for record in self.client.iter_audit_records(window_start, started):
             if record.operation_status not in ("", "succeeded"):
                 continue
+            if record.id and record.id in already_applied:
+                continue  # the overlap window read it again; it was acted on already
+            if record.id:
+                applied[record.id] = record.operation_date
             tenant = record.customer_id.lower()
             if record.operation_type in REFRESH_OPERATIONS:
                 refresh.add(tenant)
@@ -322,7 +329,8 @@ class AccountSync:
         run.end_missing(snapshot, seen, confirmed=ended)
         run.result.walk_complete = True
         # Only now is everything up to the run's start stored: the watermark may move.
-        state.set_watermark(self.account_id, started)
+        next_window = started - self.options.audit_overlap
+        state.set_watermark(self.account_id, started, {r: at for r, at in applied.items() if at >= next_window})
         run.result.outcome = "succeeded"
 
 

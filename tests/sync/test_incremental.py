@@ -120,3 +120,15 @@ def test_an_incremental_run_continues_a_pending_reconciliation(make_sync, stores
     make_sync().incremental()
     assert stores.state.get_checkpoint(ACCOUNT) is None
     assert stores.runs.latest(ACCOUNT, "full", limit=1)[0].outcome == "succeeded"
+
+
+def test_records_replayed_by_the_overlap_window_are_not_fetched_again(make_sync, stores, pc):
+    make_sync().full()
+    tenant = pc.customers()[4]["id"]
+    pc.update_billing_profile(tenant, {"email": "once@example.com"})
+    overlap = timedelta(days=2)
+    assert make_sync(audit_overlap=overlap).incremental().counts.updated == 1
+    pc.reset_counters()
+    again = make_sync(audit_overlap=overlap).incremental()
+    assert again.outcome == "succeeded"
+    assert pc.counters()["billing_profile"] == 0
