@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 
@@ -29,13 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print machine-readable status")
 
     sim = commands.add_parser("simulator", help="run the Partner Center simulator over HTTPS")
-    sim.add_argument("--port", type=int, default=8443)
-    sim.add_argument("--customers", type=int, default=25)
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--latency", type=float, default=0.0, help="seconds added to every API response")
-    sim.add_argument("--requests-per-minute", type=int, default=None, help="per-tenant limit (429 beyond)")
-    sim.add_argument("--next-link-form", choices=["v1", "bare"], default="v1")
-    sim.add_argument("--state-dir", default=".local/simulator", help="where the CA and certificates go")
+    try:
+        from shared.simulator.cli import add_arguments
+    except ImportError:  # a deployment without the dev requirements has no simulator
+        pass
+    else:
+        add_arguments(sim)
+        # The port and CA path that local.settings.example.json expects.
+        sim.set_defaults(port=8443, state_dir=".local/simulator")
 
     demo = commands.add_parser("demo", help="the main job end to end on Azurite and the simulator")
     demo.add_argument("--customers", type=int, default=40)
@@ -50,13 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "simulator":
-        from shared.simulator.cli import serve
+        from shared.simulator.cli import run
 
-        serve(
-            port=args.port, customers=args.customers, seed=args.seed, latency=args.latency,
-            requests_per_minute=args.requests_per_minute, next_link_form=args.next_link_form,
-            state_dir=args.state_dir,
-        )
+        run(args)
         return 0
     if args.command == "demo":
         from shared.local.demo import run_demo
@@ -65,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from shared.settings import SettingsError
 
+    _load_local_settings()
     try:
         if args.command == "sync":
             return _sync(args)
@@ -117,3 +116,18 @@ def format_status(status: dict) -> str:
     lines.append(f"  failing customers: {len(status['failing'])}, quarantined: {len(status['quarantined'])}")
     lines.append(f"  held deletions: {len(status['held'])}")
     return "\n".join(lines)
+
+
+def _load_local_settings(path: str = "local.settings.json") -> None:
+    """Read `local.settings.json` as `func start` does; variables already set win."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle).get("Values", {})
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, AttributeError) as exc:
+        print(f"warning: ignoring {path}: {exc}", file=sys.stderr)
+        return
+    for name, value in values.items():
+        if isinstance(value, str) and value:
+            os.environ.setdefault(name, value)

@@ -40,7 +40,13 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
         story.step("1. Nightly full reconciliation brings the whole estate in", "full_reconciliation")
         story.show_organization(sim.customers()[0]["id"])
 
-        tenant = sim.accept_relationship(company_name="Fabrikam Ltd", domain="fabrikamltd.onmicrosoft.com")
+        tenant = sim.accept_relationship(
+            company_name="Fabrikam Ltd", domain="fabrikamltd.onmicrosoft.com",
+            billing_profile={"firstName": "Siân", "lastName": "Pritchard", "email": "sian.pritchard@fabrikam.example",
+                             "culture": "en-GB", "language": "en",
+                             "defaultAddress": {"country": "GB", "city": "Cardiff", "postalCode": "CF10 1EP",
+                                                "addressLine1": "1 Bute Street", "phoneNumber": "+44 29 2000 0000"}},
+        )
         story.step("2. Fabrikam accepts the reseller relationship; the next incremental run picks it up",
                    "incremental_sync")
         story.show_organization(tenant)
