@@ -21,6 +21,7 @@ from shared.store.keys import account_key, require_utc, utc_now
 from shared.store.tables import ConcurrencyConflict, Tables
 
 _WATERMARK, _CHECKPOINT, _LEASE, _MANUAL = "watermark", "checkpoint", "lease", "manual-request"
+_RECONCILED = "reconciled-through"
 # A string property holds 32K UTF-16 units; stay well inside it.
 _APPLIED_RECORDS_CHARS = 30_000
 
@@ -91,6 +92,19 @@ class SyncState:
         if not entity or not entity.get("AppliedRecords"):
             return {}
         return {record_id: datetime.fromisoformat(at) for record_id, at in json.loads(entity["AppliedRecords"])}
+
+    # Reconciled-through: when the last complete reconciliation walk started. Every change
+    # dated before it was already read by that walk.
+
+    def get_reconciled_through(self, account_id: str) -> datetime | None:
+        """The start of the last complete full-reconciliation walk, or ``None``."""
+        entity = self._read(account_id, _RECONCILED)
+        return require_utc(entity["Value"], "reconciled-through") if entity else None
+
+    def set_reconciled_through(self, account_id: str, value: datetime) -> None:
+        entity = {"PartitionKey": account_key(account_id), "RowKey": _RECONCILED,
+                  "Value": require_utc(value, "reconciled-through")}
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     # Checkpoint: where an interrupted full reconciliation continues.
 

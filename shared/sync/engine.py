@@ -277,12 +277,13 @@ class AccountSync:
             run.keep_lease()
         seen = self.stores.walk.seen(self.account_id, walk_id)
         run.end_missing(snapshot, seen)
-        walk_started = checkpoint.get("startedAt") or run.result.started_at.isoformat()
+        walk_started = datetime.fromisoformat(checkpoint.get("startedAt") or run.result.started_at.isoformat())
         state.clear_checkpoint(self.account_id, etag)
         self.stores.walk.discard(self.account_id, walk_id)
+        state.set_reconciled_through(self.account_id, walk_started)
         if state.get_watermark(self.account_id) is None:
             # A first reconciliation covers everything up to its own start.
-            state.set_watermark(self.account_id, datetime.fromisoformat(walk_started))
+            state.set_watermark(self.account_id, walk_started)
         run.result.walk_complete = True
         run.result.outcome = "succeeded"
 
@@ -292,12 +293,14 @@ class AccountSync:
         started = run.result.started_at
         window_start = watermark - self.options.audit_overlap
         already_applied = state.applied_records(self.account_id)
+        # A change dated before the last complete walk started was read by that walk.
+        reconciled = state.get_reconciled_through(self.account_id) or window_start
         applied = {rid: at for rid, at in already_applied.items() if at >= started - self.options.audit_overlap}
         refresh, ended = set(), set()
         for record in self.client.iter_audit_records(window_start, started):
             if record.operation_status not in ("", "succeeded"):
                 continue
-            if record.id and record.id in already_applied:
+            if (record.id and record.id in already_applied) or record.operation_date < reconciled:
                 continue  # the overlap window read it again; it was acted on already
             if record.id:
                 applied[record.id] = record.operation_date

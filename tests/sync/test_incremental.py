@@ -132,3 +132,14 @@ def test_records_replayed_by_the_overlap_window_are_not_fetched_again(make_sync,
     again = make_sync(audit_overlap=overlap).incremental()
     assert again.outcome == "succeeded"
     assert pc.counters()["billing_profile"] == 0
+
+
+def test_changes_older_than_the_last_reconciliation_are_not_fetched_again(make_sync, stores, pc):
+    tenant = pc.customers()[2]["id"]
+    pc.update_billing_profile(tenant, {"email": "before-the-walk@example.com"})
+    make_sync().full()
+    pc.reset_counters()
+    result = make_sync(audit_overlap=timedelta(days=2)).incremental()
+    assert result.outcome == "succeeded"
+    assert pc.counters()["billing_profile"] == 0
+    assert stores.organizations.get(ACCOUNT, tenant)["PrimaryEmail"] == "before-the-walk@example.com"
