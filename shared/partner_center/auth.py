@@ -75,7 +75,7 @@ class AppTokenProvider:
                 return self._current
             if rejected is not None:
                 cache = self._app.token_cache
-                for entry in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+                for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                     cache.remove_at(entry)
             try:
                 result = self._app.acquire_token_for_client(scopes=[self._scope])
