@@ -7,6 +7,9 @@ Functions host load no functions at all.
 import azure.functions as func
 
 from shared.functions import timers
+from shared.functions import contacts, operations
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(timers.bp)
+app.register_functions(contacts.bp)
+app.register_functions(operations.bp)

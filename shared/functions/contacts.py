@@ -1,0 +1,37 @@
+"""The contact-edit validation webhook the Platform calls before it saves a contact (F4, SPEC §5)."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.contacts.validation import ContactEdit, Decision, InvalidContactEdit, decide, parse_contact_edit
+from shared.settings import SettingsError, get_settings
+from shared.store import OrganizationStore
+from shared.sync.service import stores_for
+
+from .problems import answers_with_problems, invalid_request, json_body, json_response
+
+bp = func.Blueprint()
+
+
+@bp.function_name("validate_contact_edit")
+@bp.route(route="contacts/validate", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_with_problems
+def validate_contact_edit(req: func.HttpRequest) -> func.HttpResponse:
+    """May the Platform save this contact edit? 200 with the decision; 400/413 for bad input."""
+    try:
+        edit = parse_contact_edit(json_body(req))
+    except InvalidContactEdit as exc:
+        raise invalid_request(exc.errors) from None
+    settings = get_settings()
+    accounts = [edit.account_id] if edit.account_id else [account.id for account in settings.accounts]
+    if not accounts:
+        # Answering "allowed" with no account to look in would wave through every edit.
+        raise SettingsError("no Partner Center account is configured, so no edit can be checked")
+    return json_response(check_contact_edit(edit, stores_for(settings).organizations, accounts).as_dict())
+
+
+def check_contact_edit(edit: ContactEdit, organizations: OrganizationStore, account_ids: list[str]) -> Decision:
+    """The decision for ``edit``: one point read per account, then the pure policy."""
+    stored = (organizations.get(account_id, edit.customer_tenant_id) for account_id in account_ids)
+    return decide(edit, [organization for organization in stored if organization is not None])

@@ -1,0 +1,207 @@
+"""Operators' HTTP routes (F11-F13), all under ``/api/ops``.
+
+Each trigger reads its route and query, hands off to :mod:`shared.sync.operations`, and answers
+JSON; refusals become problem+json (404 unknown, 409 conflict, 429 cooling down, 502/503 when
+Partner Center or Table Storage fails).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import azure.functions as func
+
+from shared.partner_center import AuthenticationError
+from shared.settings import Settings, get_settings
+from shared.store import InvalidKey, account_key, tenant_key
+from shared.store.keys import token_key
+from shared.sync import operations
+from shared.sync.service import account_sync, run_accounts, stores_for
+from shared.sync.status import account_status
+
+from .problems import Problem, answers_with_problems, json_response
+
+bp = func.Blueprint()
+
+# App Service Authentication puts the signed-in operator here; without it actions are anonymous.
+OPERATOR_HEADER = "X-MS-CLIENT-PRINCIPAL-NAME"
+
+
+def _refusals(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Answer the operations' typed refusals with the matching problem."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except InvalidKey as exc:
+            raise Problem(400, "invalid-request", str(exc)) from None
+        except (operations.UnknownAccount, operations.UnknownOrganization, operations.UnknownCustomer,
+                operations.UnknownHeldChange) as exc:
+            raise Problem(404, "not-found", str(exc)) from None
+        except operations.ActionConflict as exc:
+            raise Problem(409, "conflict", str(exc)) from None
+        except operations.CoolingDown as exc:
+            raise Problem(429, "cooling-down", str(exc),
+                          headers={"Retry-After": str(exc.retry_after_seconds)}) from None
+        except operations.PartnerCenterUnavailable as exc:
+            if exc.temporary:
+                raise Problem(503, "partner-center-unavailable", str(exc), headers={"Retry-After": "30"}) from None
+            raise Problem(502, "partner-center-refused", str(exc)) from None
+        except AuthenticationError as exc:
+            # Raised before any call when the account's secret setting is empty: configuration.
+            raise Problem(503, "not-configured", str(exc)) from None
+        except operations.RunFailed as exc:
+            raise Problem(503, "storage-unavailable", str(exc), headers={"Retry-After": "30"}) from None
+
+    return wrapper
+
+
+@bp.function_name("sync_status_all")
+@bp.route(route="ops/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_with_problems
+def sync_status_all(req: func.HttpRequest) -> func.HttpResponse:
+    """Sync status of every configured account, plus configuration problems."""
+    settings = get_settings()
+    stores = stores_for(settings)
+    return json_response({
+        "accounts": [account_status(stores, account.id) for account in settings.accounts],
+        "configurationErrors": list(settings.account_errors),
+    })
+
+
+@bp.function_name("sync_status")
+@bp.route(route="ops/accounts/{accountId}/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_with_problems
+@_refusals
+def sync_status(req: func.HttpRequest) -> func.HttpResponse:
+    """One account's status: last runs, lag, failing and quarantined customers, held deletions."""
+    settings, account_id = _account(req)
+    return json_response(account_status(stores_for(settings), account_id))
+
+
+@bp.function_name("sync_now")
+@bp.route(route="ops/accounts/{accountId}/sync", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_with_problems
+@_refusals
+def sync_now(req: func.HttpRequest) -> func.HttpResponse:
+    """Start a sync of one account now (``?mode=incremental|full``); 202 at once, 429 while cooling down."""
+    settings, account_id = _account(req)
+    mode = req.params.get("mode", "incremental")
+    if mode not in operations.SYNC_NOW_MODES:
+        raise Problem(400, "invalid-request", f"mode must be one of {', '.join(operations.SYNC_NOW_MODES)}, got {mode!r}")
+    stores = stores_for(settings)
+
+    def start() -> None:
+        operations.background_syncs.start(
+            f"sync-now-{account_id}",
+            lambda: run_accounts(mode, account_id=account_id, settings=settings, stores=stores),
+        )
+
+    accepted = operations.request_sync_now(stores, account_id, operations.sync_now_cooldown(settings), start)
+    status_url = f"/api/ops/accounts/{account_id}/status"
+    return json_response(
+        {"account": account_id, "mode": mode, "acceptedAt": accepted, "status": status_url},
+        status=202, headers={"Location": status_url},
+    )
+
+
+@bp.function_name("get_organization")
+@bp.route(route="ops/accounts/{accountId}/organizations/{customerTenantId}", methods=["GET"],
+          auth_level=func.AuthLevel.FUNCTION)
+@answers_with_problems
+@_refusals
+def get_organization(req: func.HttpRequest) -> func.HttpResponse:
+    """One stored organization, as the Platform reads it."""
+    settings, account_id = _account(req)
+    tenant_id = tenant_key(req.route_params.get("customerTenantId"))
+    stored = stores_for(settings).organizations.get(account_id, tenant_id)
+    if stored is None:
+        raise operations.UnknownOrganization(f"account {account_id!r} has no organization for customer {tenant_id}")
+    return _organization_response(account_id, stored)
+
+
+@bp.function_name("sync_customer")
+@bp.route(route="ops/accounts/{accountId}/organizations/{customerTenantId}/sync", methods=["POST"],
+          auth_level=func.AuthLevel.FUNCTION)
+@answers_with_problems
+@_refusals
+def sync_customer(req: func.HttpRequest) -> func.HttpResponse:
+    """Sync one customer from Partner Center now and answer with its organization."""
+    settings, account_id = _account(req)
+    tenant_id = tenant_key(req.route_params.get("customerTenantId"))
+    sync = account_sync(operations.configured_account(settings, account_id), settings, stores_for(settings))
+    result, stored = operations.sync_customer(sync, tenant_id)
+    return _organization_response(account_id, stored, run=result.as_dict())
+
+
+@bp.function_name("exclude_organization")
+@bp.route(route="ops/accounts/{accountId}/organizations/{customerTenantId}/exclude", methods=["POST"],
+          auth_level=func.AuthLevel.FUNCTION)
+@answers_with_problems
+@_refusals
+def exclude_organization(req: func.HttpRequest) -> func.HttpResponse:
+    """Take an organization out of sync: kept as it is, never overwritten (F12)."""
+    settings, account_id = _account(req)
+    tenant_id = tenant_key(req.route_params.get("customerTenantId"))
+    stored, changed = operations.exclude_organization(stores_for(settings), account_id, tenant_id, by=_operator(req))
+    return _organization_response(account_id, stored, changed=changed)
+
+
+@bp.function_name("include_organization")
+@bp.route(route="ops/accounts/{accountId}/organizations/{customerTenantId}/include", methods=["POST"],
+          auth_level=func.AuthLevel.FUNCTION)
+@answers_with_problems
+@_refusals
+def include_organization(req: func.HttpRequest) -> func.HttpResponse:
+    """Put an excluded organization back in sync; the next reconciliation refreshes it."""
+    settings, account_id = _account(req)
+    tenant_id = tenant_key(req.route_params.get("customerTenantId"))
+    stored, changed = operations.include_organization(stores_for(settings), account_id, tenant_id, by=_operator(req))
+    return _organization_response(account_id, stored, changed=changed)
+
+
+@bp.function_name("approve_held_deletion")
+@bp.route(route="ops/accounts/{accountId}/held/{heldId}/approve", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@answers_with_problems
+@_refusals
+def approve_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
+    """Approve a held mass ending: its organizations still active are marked ended now (admin key)."""
+    settings, account_id = _account(req)
+    held_id = token_key(req.route_params.get("heldId"), "held id")
+    stores = stores_for(settings)
+    account = operations.configured_account(settings, account_id)
+    result = operations.approve_held(stores, lambda: account_sync(account, settings, stores), account_id, held_id,
+                                     by=_operator(req))
+    return json_response({"heldId": held_id, "decision": "approved", "run": result.as_dict()})
+
+
+@bp.function_name("reject_held_deletion")
+@bp.route(route="ops/accounts/{accountId}/held/{heldId}/reject", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@answers_with_problems
+@_refusals
+def reject_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
+    """Reject a held mass ending: the organizations stay as they are (admin key)."""
+    settings, account_id = _account(req)
+    held_id = token_key(req.route_params.get("heldId"), "held id")
+    operations.reject_held(stores_for(settings), account_id, held_id, by=_operator(req))
+    return json_response({"heldId": held_id, "decision": "rejected"})
+
+
+def _account(req: func.HttpRequest) -> tuple[Settings, str]:
+    settings = get_settings()
+    account_id = account_key(req.route_params.get("accountId"))
+    return settings, operations.configured_account(settings, account_id).id
+
+
+def _operator(req: func.HttpRequest) -> str:
+    return (req.headers.get(OPERATOR_HEADER) or "").strip()
+
+
+def _organization_response(account_id: str, stored: dict, **extra) -> func.HttpResponse:
+    properties = {name: value for name, value in stored.items() if name not in ("PartitionKey", "RowKey")}
+    body = {"accountId": account_id, "customerTenantId": stored["RowKey"], "status": stored.get("Status"),
+            "properties": properties, **extra}
+    etag = (getattr(stored, "metadata", None) or {}).get("etag")
+    return json_response(body, headers={"ETag": etag} if etag else None)

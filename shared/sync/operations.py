@@ -1,0 +1,277 @@
+"""What operators do every day (F11-F13): sync now, sync one customer, exclude and include a
+customer, approve or reject a held mass ending.
+
+Plain code with its stores and syncs handed in; the HTTP triggers only parse and answer. Refusals
+are typed (:class:`UnknownOrganization`, :class:`ActionConflict`, :class:`CoolingDown`, ...) so
+the trigger can say exactly why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from shared.partner_center import (
+    AuthenticationError,
+    BadRequestError,
+    CustomerNotFoundError,
+    DeadlineExceeded,
+    ForbiddenError,
+    MalformedResponseError,
+    ThrottledError,
+    TransientError,
+)
+from shared.settings import Account, Settings, SettingsError
+from shared.store import (
+    EXCLUDE,
+    INCLUDE,
+    STATUS_ACTIVE,
+    STATUS_EXCLUDED,
+    PENDING,
+    ChangeEntry,
+    ConcurrencyConflict,
+    HeldChangeDecided,
+    OrganizationWrite,
+    StoreError,
+    organization_state,
+)
+
+from .engine import AccountSync, RunResult
+from .stores import SyncStores
+
+log = logging.getLogger(__name__)
+
+SYNC_NOW_MODES = ("incremental", "full")
+DEFAULT_SYNC_NOW_COOLDOWN_SECONDS = 120
+
+
+class UnknownAccount(LookupError):
+    """No Partner Center account with this id is configured."""
+
+
+class UnknownOrganization(LookupError):
+    """The sync has no organization for this customer in this account."""
+
+
+class UnknownCustomer(LookupError):
+    """Partner Center does not know this customer (for this partner)."""
+
+
+class UnknownHeldChange(LookupError):
+    """No held change with this id in this account."""
+
+
+class ActionConflict(Exception):
+    """The action does not fit the current state (already decided, changed meanwhile, run active)."""
+
+
+@dataclass
+class CoolingDown(Exception):
+    """"Sync now" was accepted too recently; try again in ``retry_after_seconds``."""
+
+    retry_after_seconds: int
+
+    def __str__(self) -> str:
+        return f"a sync of this account was requested recently; try again in {self.retry_after_seconds} s"
+
+
+class RunFailed(Exception):
+    """The run behind an action failed for a reason other than Partner Center (the run log has it)."""
+
+
+@dataclass
+class PartnerCenterUnavailable(Exception):
+    """Partner Center failed the call: ``temporary`` for outages and throttling (try again)."""
+
+    detail: str
+    temporary: bool
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def configured_account(settings: Settings, account_id: str) -> Account:
+    """The configured account, or :class:`UnknownAccount`."""
+    for account in settings.accounts:
+        if account.id == account_id:
+            return account
+    raise UnknownAccount(f"no Partner Center account {account_id!r} is configured")
+
+
+def sync_now_cooldown(settings: Settings) -> timedelta:
+    """The cool-down between two "sync now" requests of one account (``SYNC_NOW_COOLDOWN_SECONDS``)."""
+    raw = str(settings.environ.get("SYNC_NOW_COOLDOWN_SECONDS", "")).strip()
+    if not raw:
+        return timedelta(seconds=DEFAULT_SYNC_NOW_COOLDOWN_SECONDS)
+    try:
+        seconds = int(raw)
+    except ValueError:
+        raise SettingsError(f"SYNC_NOW_COOLDOWN_SECONDS must be a whole number, got {raw!r}") from None
+    if seconds < 0:
+        raise SettingsError(f"SYNC_NOW_COOLDOWN_SECONDS must be at least 0, got {seconds}")
+    return timedelta(seconds=seconds)
+
+
+class BackgroundSyncs:
+    """Runs "sync now" work on threads that outlive the HTTP answer, and can wait for them."""
+
+    def __init__(self) -> None:
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+
+    def start(self, name: str, work: Callable[[], object]) -> threading.Thread:
+        def run() -> None:
+            try:
+                work()
+            except Exception:  # the thread's only reporter is the log (the run log has the rest)
+                log.exception("background %s failed", name)
+            finally:
+                with self._lock:
+                    self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+        return thread
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every started sync finished; False if some still run after ``timeout``."""
+        with self._lock:
+            running = list(self._threads)
+        for thread in running:
+            thread.join(timeout)
+        return not any(thread.is_alive() for thread in running)
+
+
+background_syncs = BackgroundSyncs()
+
+
+def request_sync_now(stores: SyncStores, account_id: str, cooldown: timedelta,
+                     start: Callable[[], object], now: datetime | None = None) -> datetime:
+    """Accept "sync now" for an account unless one was accepted within ``cooldown``.
+
+    Records the request (the cool-down lives in SyncState, so it holds across instances), then
+    calls ``start`` to begin the work. Raises :class:`CoolingDown`. Two requests racing past the
+    check both start a run; the account lease lets only one of them sync.
+    """
+    now = now or datetime.now(timezone.utc)
+    last = stores.state.last_manual_request(account_id)
+    if last is not None and now - last < cooldown:
+        remaining = (last + cooldown - now).total_seconds()
+        raise CoolingDown(max(1, math.ceil(remaining)))
+    stores.state.record_manual_request(account_id, now)
+    start()
+    return now
+
+
+def sync_customer(sync: AccountSync, tenant_id: str) -> tuple[RunResult, dict]:
+    """On-demand sync of one customer; returns the run and the stored organization.
+
+    Raises :class:`UnknownCustomer` when Partner Center does not know the customer (or the
+    relationship ended before the sync ever stored it), :class:`PartnerCenterUnavailable` when
+    Partner Center failed, :class:`RunFailed` otherwise (Table Storage, most likely).
+    """
+    result, organization = sync.customer(tenant_id)
+    if result.outcome == "failed":
+        raise _run_failure(result)
+    if organization is None:
+        raise UnknownCustomer(f"Partner Center has no relationship with customer {tenant_id} for this account")
+    return result, organization
+
+
+def exclude_organization(stores: SyncStores, account_id: str, tenant_id: str, *, by: str = "") -> tuple[dict, bool]:
+    """Take an organization out of sync (F12): it is kept as it is and never overwritten.
+
+    Returns the organization and whether anything changed (excluding twice changes nothing).
+    """
+    return _set_exclusion(stores, account_id, tenant_id, EXCLUDE, by)
+
+
+def include_organization(stores: SyncStores, account_id: str, tenant_id: str, *, by: str = "") -> tuple[dict, bool]:
+    """Put an excluded organization back in sync: active again, refreshed by the next reconciliation.
+
+    Including an active organization changes nothing; one whose relationship ended cannot be
+    included (:class:`ActionConflict`): only Partner Center can bring it back.
+    """
+    return _set_exclusion(stores, account_id, tenant_id, INCLUDE, by)
+
+
+def approve_held(stores: SyncStores, sync_for: Callable[[], AccountSync], account_id: str, held_id: str,
+                 *, by: str = "") -> RunResult:
+    """Approve a held mass ending: the organizations still active are ended now, in a run."""
+    _pending_held(stores, account_id, held_id)
+    result = sync_for().approve_held(held_id, by=by)
+    if result.outcome == "skipped":
+        raise ActionConflict("another run of this account is in progress; approve again when it has finished")
+    if result.outcome == "failed":
+        raise _run_failure(result)
+    return result
+
+
+def reject_held(stores: SyncStores, account_id: str, held_id: str, *, by: str = "") -> None:
+    """Reject a held mass ending: those organizations stay as they are."""
+    _pending_held(stores, account_id, held_id)
+    try:
+        stores.held.reject(account_id, held_id, by=by)
+    except HeldChangeDecided as exc:
+        raise ActionConflict(str(exc)) from exc
+
+
+def _pending_held(stores: SyncStores, account_id: str, held_id: str) -> None:
+    held = stores.held.get(account_id, held_id)
+    if held is None:
+        raise UnknownHeldChange(f"no held change {held_id!r} for account {account_id!r}")
+    if held.status != PENDING:
+        raise ActionConflict(f"held change {held_id} is already {held.status}")
+
+
+def _set_exclusion(stores: SyncStores, account_id: str, tenant_id: str, kind: str, by: str) -> tuple[dict, bool]:
+    stored = stores.organizations.get(account_id, tenant_id)
+    if stored is None:
+        raise UnknownOrganization(f"account {account_id!r} has no organization for customer {tenant_id}")
+    status = stored.get("Status")
+    wanted = STATUS_EXCLUDED if kind == EXCLUDE else STATUS_ACTIVE
+    if status == wanted:
+        return stored, False
+    if kind == INCLUDE and status != STATUS_EXCLUDED:
+        raise ActionConflict(f"organization {tenant_id} is {status}, not excluded: only Partner Center can bring it back")
+    # Operator actions are runs of their own, so the change log can say which one changed what.
+    record = stores.runs.start(account_id, kind)
+    at = record.started_at
+    try:
+        stores.changes.record(account_id, record.run_id, [
+            ChangeEntry(tenant_id, kind, at, {"Status": (status, wanted)}),
+        ])
+        # ETag-guarded: a sync that wrote the row since we read it makes this a conflict, not a lost write.
+        stores.organizations.apply(account_id, [OrganizationWrite(tenant_id, kind, at, previous=organization_state(stored))])
+    except (StoreError, ConcurrencyConflict) as exc:
+        stores.runs.finish(record, "failed", {}, api_calls=0, throttled_calls=0, error=str(exc))
+        if getattr(exc, "status_code", None) == 412 or isinstance(exc, ConcurrencyConflict):
+            raise ActionConflict(f"organization {tenant_id} changed meanwhile; read it and try again") from exc
+        raise
+    stores.runs.finish(record, "succeeded", {"updated": 1}, api_calls=0, throttled_calls=0)
+    log.info("account %s: organization %s %sd by %s", account_id, tenant_id, kind, by or "an operator")
+    return stores.organizations.get(account_id, tenant_id), True
+
+
+# The engine records a failed run's exception as "<ExceptionType>: <message>" in RunResult.error.
+_TEMPORARY = {cls.__name__ for cls in (TransientError, ThrottledError, DeadlineExceeded)}
+_REFUSED = {cls.__name__ for cls in (AuthenticationError, ForbiddenError, BadRequestError, MalformedResponseError)}
+
+
+def _run_failure(result: RunResult) -> Exception:
+    kind = result.error.split(":", 1)[0]
+    if kind == CustomerNotFoundError.__name__:
+        return UnknownCustomer(f"Partner Center does not know this customer: {result.error}")
+    if kind == HeldChangeDecided.__name__:
+        return ActionConflict(result.error)
+    if kind in _TEMPORARY:
+        return PartnerCenterUnavailable(f"run {result.run_id}: {result.error}", temporary=True)
+    if kind in _REFUSED:
+        return PartnerCenterUnavailable(f"run {result.run_id}: {result.error}", temporary=False)
+    return RunFailed(f"run {result.run_id} failed: {result.error}")

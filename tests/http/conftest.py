@@ -1,0 +1,115 @@
+"""HTTP functions under test: the real function index, real requests, Azurite, the simulator.
+
+The functions read their settings from the environment, so each test points them at Azurite and
+gives its account a unique id: organizations are partitioned by account, so tests never meet.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+
+import azure.functions as func
+import pytest
+
+from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
+from shared.local.host import call_http
+from shared.partner_center import forget_token_providers
+from shared.settings import get_settings, reset_settings
+from shared.store import CREATE, END, EXCLUDE, OrganizationWrite
+from shared.sync.operations import background_syncs
+from shared.sync.service import stores_for
+
+STORED_CONTACT = Contact(
+    first_name="Ada", last_name="Lovelace", email="Ada.Lovelace@Contoso.com", phone="+44 20 7946 0000",
+    address_line1="12 Analytical Row", address_line2="Floor 2", address_line3="", city="London",
+    state="Greater London", postal_code="EC1A 1BB", country="GB", culture="en-GB", language="en",
+)
+
+
+@pytest.fixture
+def account_id() -> str:
+    return "acct-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def configured(monkeypatch, storage_connection, account_id):
+    """The app configured for one account on Azurite (credentials unused unless a test syncs)."""
+    for name in ("PARTNER_CENTER_ACCOUNTS", "PARTNER_CENTER_API_URL", "PARTNER_CENTER_AUTHORITY_URL",
+                 "AzureWebJobsStorage", "SYNC_NOW_COOLDOWN_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SYNC_STORAGE_CONNECTION", storage_connection)
+    monkeypatch.setenv("PARTNER_CENTER_ACCOUNT_ID", account_id)
+    monkeypatch.setenv("PARTNER_CENTER_TENANT_ID", str(uuid.uuid4()))
+    monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", str(uuid.uuid4()))
+    monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", "not-used")
+    reset_settings()
+    yield account_id
+    reset_settings()
+
+
+@pytest.fixture
+def with_partner_center(configured, simulator, monkeypatch):
+    """The configured account is the simulator's partner, over HTTPS."""
+    monkeypatch.setenv("PARTNER_CENTER_API_URL", simulator.url)
+    monkeypatch.setenv("PARTNER_CENTER_AUTHORITY_URL", simulator.url)
+    monkeypatch.setenv("PARTNER_CENTER_TENANT_ID", simulator.partner_tenant_id)
+    monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", simulator.client_id)
+    monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", simulator.client_secret)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", simulator.ca_path)
+    reset_settings()
+    forget_token_providers()
+    yield simulator
+    # A "sync now" thread must not outlive the simulator it talks to.
+    assert background_syncs.wait(60)
+    forget_token_providers()
+
+
+@pytest.fixture
+def stores(configured):
+    return stores_for(get_settings())
+
+
+@pytest.fixture
+def seed(stores, configured):
+    """Store an organization for the configured account: ``seed(status="active", **contact changes)``."""
+
+    def store(status: str = "active", tenant_id: str | None = None, contact: Contact = STORED_CONTACT) -> str:
+        tenant = tenant_id or str(uuid.uuid4())
+        record = CustomerRecord(tenant, "Contoso Ltd", "contoso.onmicrosoft.com", "reseller")
+        now = datetime.now(timezone.utc)
+        stores.organizations.apply(configured, [OrganizationWrite(tenant, CREATE, now, organization_fields(record, contact))])
+        if status != "active":
+            kind = {"relationship_ended": END, "excluded": EXCLUDE}[status]
+            stores.organizations.apply(configured, [OrganizationWrite(tenant, kind, now)])
+        return tenant
+
+    return store
+
+
+def http_request(method: str, route: str, body: bytes | str | dict | list | None = None, *,
+                 route_params: dict | None = None, params: dict | None = None,
+                 headers: dict | None = None) -> func.HttpRequest:
+    """A real ``azure.functions.HttpRequest``, as the host builds it."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return func.HttpRequest(method=method, url=f"http://localhost/api/{route}", headers=headers or {},
+                            params=params or {}, route_params=route_params or {}, body=body or b"")
+
+
+def validate(body) -> func.HttpResponse:
+    """POST /api/contacts/validate through the registered function."""
+    return call_http("validate_contact_edit", http_request("POST", "contacts/validate", body))
+
+
+def answer(response: func.HttpResponse) -> dict:
+    return json.loads(response.get_body())
+
+
+def is_problem(response: func.HttpResponse) -> bool:
+    body = answer(response)
+    return (response.mimetype == "application/problem+json" and body["status"] == response.status_code
+            and all(isinstance(body.get(k), str) and body[k] for k in ("type", "title", "detail")))
