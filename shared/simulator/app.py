@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any, Callable, Iterator
 
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -122,7 +122,7 @@ class PartnerCenterApp:
         except MethodNotAllowed as error:
             response = _json(405, resources.error_body(NOT_FOUND, "The method is not allowed for this resource."))
             response.headers["Allow"] = ", ".join(error.valid_methods or [])
-        except (NotFound, HTTPException):
+        except HTTPException:
             response = _json(404, resources.error_body(NOT_FOUND, "The requested resource was not found."))
         else:
             if endpoint in API_ENDPOINTS:
@@ -434,7 +434,9 @@ def _fault_response(fault: Fault, *, entra: bool) -> Response:
             body = fault.body
         elif entra:
             body = EntraError(
-                fault.status, "temporarily_unavailable" if fault.status >= 500 else "invalid_request", 90033,
+                fault.status,
+                "temporarily_unavailable" if fault.status >= 500 or fault.status == 429 else "invalid_request",
+                90033,
                 "A transient error has occurred. Please try again.",
             ).body()
         else:

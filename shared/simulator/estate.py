@@ -262,6 +262,7 @@ class EstateGenerator:
 
     @property
     def rng(self) -> random.Random:
+        """The estate's random source, also used for values made later (etags, record ids)."""
         return self._rng
 
     def resellers(self, count: int) -> list[Reseller]:

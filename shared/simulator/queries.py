@@ -62,9 +62,6 @@ class CustomerFilter:
         # IndirectCloudSolutionProvider: customers this account serves as indirect provider, via a reseller.
         return bool(customer.indirect_reseller_id) and partner_tenant_id.startswith(prefix)
 
-    def to_json(self) -> dict[str, str]:
-        return {"Field": self.field, "Value": self.value, "Operator": "starts_with"}
-
 
 @dataclass(frozen=True)
 class AuditFilter:
@@ -79,9 +76,6 @@ class AuditFilter:
         actual = {"CustomerId": entry.customer_id, "CompanyName": entry.customer_name, "ResourceType": "customer"}
         text, wanted = actual[self.field].casefold(), self.value.casefold()
         return text == wanted if self.operator == "equals" else wanted in text
-
-    def to_json(self) -> dict[str, str]:
-        return {"Field": self.field, "Value": self.value, "Operator": self.operator}
 
 
 def customer_filter(raw: str | None) -> CustomerFilter | None:

@@ -121,6 +121,8 @@ class FaultPlan:
             raise ValueError(f"unknown fault kind {fault.kind!r}; use one of {', '.join(FAULT_KINDS)}")
         if fault.remaining < 1:
             raise ValueError("times must be at least 1")
+        if fault.tenant_id is not None and fault.endpoint not in ("*",) + CUSTOMER_ENDPOINTS:
+            raise ValueError(f"{fault.endpoint} has no customer in its URL: a tenant_id would never match")
         if fault.kind == "status" and not 400 <= fault.status <= 599:
             raise ValueError(f"a status fault needs an error status (400-599), not {fault.status}")
         with self._lock:
