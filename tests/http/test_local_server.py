@@ -1,0 +1,80 @@
+"""The local server: the registered HTTP functions over a real loopback socket, as `func start` would."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import requests
+
+from shared.local.server import LocalServer, http_routes
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def server(configured):
+    with LocalServer() as running:
+        yield running
+
+
+def test_every_http_function_is_routed_under_the_api_prefix(server):
+    assert {r.function_name for r in http_routes()} >= {"validate_contact_edit", "sync_now", "get_organization"}
+    assert all(r.pattern.fullmatch(f"/api/{r.route.replace('{', '').replace('}', '')}") for r in http_routes())
+
+
+def test_a_denied_edit_over_http(server, seed):
+    tenant = seed()
+    response = requests.post(f"{server.url}/api/contacts/validate", timeout=10,
+                             json={"customerTenantId": tenant, "billingContact": {"email": "someone@else.com"}})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["allowed"] is False and body["microsoftCustomer"] is True
+    assert {v["code"] for v in body["violations"]} == {"CONTACT_MANAGED_IN_PARTNER_CENTER", "BILLING_MUST_MATCH_PRIMARY"}
+
+
+def test_malformed_json_over_http_is_a_problem(server):
+    response = requests.post(f"{server.url}/api/contacts/validate", data=b"{oops", timeout=10)
+    assert response.status_code == 400 and response.headers["Content-Type"].startswith(PROBLEM)
+    assert response.json()["status"] == 400
+
+
+def test_an_oversize_body_over_http_is_a_413(server):
+    body = json.dumps({"customerTenantId": str(uuid.uuid4()), "primaryContact": {"city": "x" * 70_000}})
+    response = requests.post(f"{server.url}/api/contacts/validate", data=body, timeout=10)
+    assert response.status_code == 413 and response.headers["Content-Type"].startswith(PROBLEM)
+
+
+def test_a_body_beyond_the_servers_cap_is_refused_before_it_is_read(server):
+    response = requests.post(f"{server.url}/api/contacts/validate", data=b"x" * (2 * 1024 * 1024), timeout=10)
+    assert response.status_code == 413 and response.headers["Content-Type"].startswith(PROBLEM)
+
+
+def test_route_parameters_reach_the_function(server, seed, configured):
+    tenant = seed()
+    response = requests.get(f"{server.url}/api/ops/accounts/{configured}/organizations/{tenant}", timeout=10)
+    assert response.status_code == 200 and response.json()["customerTenantId"] == tenant
+
+
+def test_an_unknown_route_is_a_404_problem(server):
+    response = requests.get(f"{server.url}/api/nothing/here", timeout=10)
+    assert response.status_code == 404 and response.headers["Content-Type"].startswith(PROBLEM)
+
+
+def test_a_wrong_method_is_a_405_problem_with_allow(server):
+    response = requests.get(f"{server.url}/api/contacts/validate", timeout=10)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert response.headers["Content-Type"].startswith(PROBLEM)
+
+
+def test_the_cool_down_over_http_answers_429_with_retry_after(server, configured, stores):
+    stores.state.record_manual_request(configured)
+    response = requests.post(f"{server.url}/api/ops/accounts/{configured}/sync", timeout=10)
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+    assert response.headers["Content-Type"].startswith(PROBLEM)
+
+
+def test_keys_are_not_checked_locally(server):
+    response = requests.get(f"{server.url}/api/ops/status", timeout=10)
+    assert response.status_code == 200

@@ -1,0 +1,241 @@
+"""Operators' routes under /api/ops, through the registered functions, on Azurite and the simulator."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.local.host import call_http
+from shared.settings import reset_settings
+from shared.sync.operations import background_syncs
+from tests.http.conftest import answer, http_request, is_problem
+
+
+def ops(name: str, method: str, route: str, *, account: str, tenant: str | None = None, held: str | None = None,
+        params: dict | None = None, headers: dict | None = None):
+    route_params = {"accountId": account}
+    if tenant is not None:
+        route_params["customerTenantId"] = tenant
+    if held is not None:
+        route_params["heldId"] = held
+    return call_http(name, http_request(method, route, route_params=route_params, params=params, headers=headers))
+
+
+def organization(account: str, tenant: str):
+    return ops("get_organization", "GET", "ops/accounts/x/organizations/y", account=account, tenant=tenant)
+
+
+def exclude(account: str, tenant: str):
+    return ops("exclude_organization", "POST", "ops/x/exclude", account=account, tenant=tenant,
+               headers={"X-MS-CLIENT-PRINCIPAL-NAME": "operator@example.com"})
+
+
+def include(account: str, tenant: str):
+    return ops("include_organization", "POST", "ops/x/include", account=account, tenant=tenant)
+
+
+def sync_now(account: str, **params):
+    return ops("sync_now", "POST", "ops/x/sync", account=account, params=params)
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def test_an_organization_reads_as_the_platform_sees_it(configured, seed):
+    tenant = seed()
+    response = organization(configured, tenant)
+    body = answer(response)
+    assert response.status_code == 200 and response.headers["ETag"]
+    assert body["customerTenantId"] == tenant and body["status"] == "active"
+    assert body["properties"]["PrimaryEmail"] == body["properties"]["BillingEmail"] == "Ada.Lovelace@Contoso.com"
+
+
+def test_an_unknown_organization_is_a_404(configured):
+    response = organization(configured, str(uuid.uuid4()))
+    assert response.status_code == 404 and is_problem(response)
+
+
+def test_a_non_guid_tenant_in_the_route_is_a_400(configured):
+    response = organization(configured, "not-a-guid")
+    assert response.status_code == 400 and is_problem(response)
+
+
+def test_an_account_that_is_not_configured_is_a_404(configured):
+    response = organization("no-such-account", str(uuid.uuid4()))
+    assert response.status_code == 404 and "no-such-account" in answer(response)["detail"]
+
+
+def test_status_of_one_account_lists_runs_failures_and_held_deletions(configured):
+    response = ops("sync_status", "GET", "ops/x/status", account=configured)
+    body = answer(response)
+    assert response.status_code == 200 and body["account"] == configured
+    assert {"last_incremental", "last_full", "lag_seconds", "failing", "quarantined", "held"} <= set(body)
+
+
+def test_status_of_all_accounts_covers_each_configured_account(configured):
+    response = call_http("sync_status_all", http_request("GET", "ops/status"))
+    assert [a["account"] for a in answer(response)["accounts"]] == [configured]
+
+
+# -- exclusion ---------------------------------------------------------------------------------
+
+def test_an_excluded_organization_is_kept_and_marked_excluded(configured, seed, stores):
+    tenant = seed()
+    response = exclude(configured, tenant)
+    body = answer(response)
+    assert response.status_code == 200 and body["status"] == "excluded" and body["changed"] is True
+    assert stores.organizations.get(configured, tenant)["PrimaryEmail"] == "Ada.Lovelace@Contoso.com"
+
+
+def test_exclusion_and_inclusion_are_in_the_change_log(configured, seed, stores):
+    tenant = seed()
+    exclude(configured, tenant)
+    include(configured, tenant)
+    entries = stores.changes.for_organization(configured, tenant)
+    assert [(e.kind, e.changes["Status"]) for e in entries[:2]] == [
+        ("include", ("excluded", "active")), ("exclude", ("active", "excluded"))]
+
+
+def test_excluding_twice_changes_nothing(configured, seed):
+    tenant = seed()
+    exclude(configured, tenant)
+    again = exclude(configured, tenant)
+    assert again.status_code == 200 and answer(again)["changed"] is False
+
+
+def test_an_included_organization_is_active_again(configured, seed):
+    tenant = seed(status="excluded")
+    response = include(configured, tenant)
+    assert response.status_code == 200 and answer(response)["status"] == "active"
+
+
+def test_an_ended_organization_cannot_be_included(configured, seed):
+    response = include(configured, seed(status="relationship_ended"))
+    assert response.status_code == 409 and is_problem(response)
+
+
+def test_excluding_an_unknown_organization_is_a_404(configured):
+    response = exclude(configured, str(uuid.uuid4()))
+    assert response.status_code == 404 and is_problem(response)
+
+
+def test_an_excluded_organization_is_not_overwritten_by_a_sync(with_partner_center, configured, stores):
+    sim = with_partner_center
+    tenant = sim.customers()[3]["id"]
+    ops("sync_customer", "POST", "ops/x/sync", account=configured, tenant=tenant)
+    exclude(configured, tenant)
+    sim.update_billing_profile(tenant, {"lastName": "Changed-In-Partner-Center"})
+    response = ops("sync_customer", "POST", "ops/x/sync", account=configured, tenant=tenant)
+    assert answer(response)["run"]["counts"]["excluded_skipped"] == 1
+    assert stores.organizations.get(configured, tenant)["PrimaryLastName"] != "Changed-In-Partner-Center"
+    include(configured, tenant)
+    refreshed = ops("sync_customer", "POST", "ops/x/sync", account=configured, tenant=tenant)
+    assert answer(refreshed)["properties"]["PrimaryLastName"] == "Changed-In-Partner-Center"
+
+
+# -- on-demand sync of one customer ------------------------------------------------------------
+
+def test_syncing_one_customer_answers_with_its_organization(with_partner_center, configured):
+    sim = with_partner_center
+    tenant = sim.accept_relationship(company_name="Northwind Traders")
+    sim.reset_counters()
+    response = ops("sync_customer", "POST", "ops/x/sync", account=configured, tenant=tenant)
+    body = answer(response)
+    assert response.status_code == 200 and body["properties"]["CompanyName"] == "Northwind Traders"
+    assert body["run"]["counts"]["created"] == 1 and sim.counters()["get_customer"] == 1
+
+
+def test_syncing_a_customer_partner_center_does_not_know_is_a_404(with_partner_center, configured):
+    response = ops("sync_customer", "POST", "ops/x/sync", account=configured, tenant=str(uuid.uuid4()))
+    assert response.status_code == 404 and is_problem(response)
+
+
+def test_a_partner_center_outage_during_a_customer_sync_is_a_503_with_retry_after(with_partner_center, configured):
+    sim = with_partner_center
+    tenant = sim.customers()[0]["id"]
+    sim.inject("get_customer", "status", status=503, times=10)
+    response = ops("sync_customer", "POST", "ops/x/sync", account=configured, tenant=tenant)
+    assert response.status_code == 503 and is_problem(response) and response.headers["Retry-After"]
+
+
+# -- sync now ----------------------------------------------------------------------------------
+
+def test_sync_now_answers_202_and_the_run_finishes_in_the_background(with_partner_center, configured, stores):
+    response = sync_now(configured)
+    assert response.status_code == 202 and response.headers["Location"].endswith(f"/{configured}/status")
+    assert background_syncs.wait(60)
+    [run] = stores.runs.latest(configured, limit=1)
+    assert run.outcome == "succeeded" and run.counts["created"] == 25
+
+
+def test_sync_now_within_the_cool_down_is_a_429_with_retry_after(configured, stores, monkeypatch):
+    monkeypatch.setenv("SYNC_NOW_COOLDOWN_SECONDS", "600")
+    reset_settings()
+    stores.state.record_manual_request(configured, datetime.now(timezone.utc) - timedelta(seconds=100))
+    response = sync_now(configured)
+    assert response.status_code == 429 and is_problem(response)
+    assert 495 <= int(response.headers["Retry-After"]) <= 500
+
+
+def test_sync_now_after_the_cool_down_is_accepted(with_partner_center, configured, stores, monkeypatch):
+    monkeypatch.setenv("SYNC_NOW_COOLDOWN_SECONDS", "60")
+    reset_settings()
+    stores.state.record_manual_request(configured, datetime.now(timezone.utc) - timedelta(seconds=61))
+    assert sync_now(configured).status_code == 202
+
+
+def test_a_broken_cool_down_setting_is_a_503_naming_it(configured, monkeypatch):
+    monkeypatch.setenv("SYNC_NOW_COOLDOWN_SECONDS", "soon")
+    reset_settings()
+    response = sync_now(configured)
+    assert response.status_code == 503 and "SYNC_NOW_COOLDOWN_SECONDS" in answer(response)["detail"]
+
+
+def test_sync_now_refuses_an_unknown_mode(configured):
+    response = sync_now(configured, mode="everything")
+    assert response.status_code == 400 and is_problem(response)
+
+
+# -- held deletions ----------------------------------------------------------------------------
+
+@pytest.fixture
+def held(with_partner_center, configured, seed, stores):
+    """A held ending of three active organizations (approving builds the account's sync, so the
+    account points at the simulator: nothing may reach the real Entra ID)."""
+    tenants = [seed() for _ in range(3)]
+    run = stores.runs.start(configured, "full")
+    return stores.held.hold(configured, run.run_id, tenants, active_count=3), tenants
+
+
+def decide(decision: str, account: str, held_id: str):
+    return ops(f"{decision}_held_deletion", "POST", f"ops/x/held/y/{decision}", account=account, held=held_id,
+               headers={"X-MS-CLIENT-PRINCIPAL-NAME": "operator@example.com"})
+
+
+def test_an_approved_held_deletion_ends_its_organizations(configured, held, stores):
+    held_id, tenants = held
+    response = decide("approve", configured, held_id)
+    assert response.status_code == 200 and answer(response)["run"]["counts"]["ended"] == 3
+    assert {stores.organizations.get(configured, t)["Status"] for t in tenants} == {"relationship_ended"}
+    assert stores.held.get(configured, held_id).decided_by == "operator@example.com"
+
+
+def test_a_rejected_held_deletion_leaves_its_organizations_active(configured, held, stores):
+    held_id, tenants = held
+    response = decide("reject", configured, held_id)
+    assert response.status_code == 200 and answer(response)["decision"] == "rejected"
+    assert {stores.organizations.get(configured, t)["Status"] for t in tenants} == {"active"}
+
+
+@pytest.mark.parametrize(("first", "then"), [("approve", "reject"), ("reject", "approve"), ("reject", "reject")])
+def test_a_held_deletion_is_decided_only_once(configured, held, first, then):
+    held_id, _ = held
+    decide(first, configured, held_id)
+    response = decide(then, configured, held_id)
+    assert response.status_code == 409 and is_problem(response)
+
+
+def test_an_unknown_held_deletion_is_a_404(configured):
+    response = decide("approve", configured, "0000000000000-deadbeef")
+    assert response.status_code == 404 and is_problem(response)
