@@ -95,7 +95,7 @@ class Settings:
             deletion_guard_percent=_float(env, "SYNC_DELETION_GUARD_PERCENT", 10.0, minimum=0.0),
             deletion_guard_minimum=_int(env, "SYNC_DELETION_GUARD_MINIMUM", 20, minimum=0),
             quarantine_after_failures=_int(env, "SYNC_QUARANTINE_AFTER_FAILURES", 5, minimum=1),
-            lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 900, minimum=10),
+            lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 900, minimum=1),
             environ=env,
         )
 
@@ -148,8 +148,11 @@ def _accounts_from(env: Mapping[str, str]) -> tuple[tuple[Account, ...], tuple[s
         client = env.get("PARTNER_CENTER_CLIENT_ID", "").strip()
         if not (tenant and client):
             return (), ()
+        account_id = env.get("PARTNER_CENTER_ACCOUNT_ID", "").strip() or "default"
+        if not _ACCOUNT_ID.match(account_id):
+            return (), ("PARTNER_CENTER_ACCOUNT_ID must be 1-64 letters, digits, '-' or '_'",)
         account = Account(
-            id=env.get("PARTNER_CENTER_ACCOUNT_ID", "").strip() or "default",
+            id=account_id,
             kind="direct_provider",
             tenant_id=tenant,
             client_id=client,
