@@ -228,4 +228,5 @@ class PartnerAccount:
 
 
 def _audited_profile(customer: Customer) -> dict[str, Any]:
-    return {**customer.billing_profile, "attributes": {"etag": customer.billing_etag, "objectType": "CustomerBillingProfile"}}
+    attributes = {"etag": customer.billing_etag, "objectType": "CustomerBillingProfile"}
+    return {**customer.billing_profile, "attributes": attributes}

@@ -51,7 +51,7 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _JSON = "application/json; charset=utf-8"
 _MAX_BODY = 1024 * 1024
 
-# Error codes Partner Center uses (see shared/partner-center/README.md).
+# Error codes seen in Partner Center's answers.
 TOKEN_INVALID = 800001
 NO_RELATIONSHIP = 20002
 TENANT_NOT_FOUND = 60003
@@ -96,7 +96,9 @@ class PartnerCenterApp:
                 Rule(f"{CONTROL_PREFIX}", endpoint="control_summary", methods=["GET"]),
                 Rule(f"{CONTROL_PREFIX}/partners", endpoint="control_partners", methods=["GET", "POST"]),
                 Rule(f"{CONTROL_PREFIX}/customers", endpoint="control_customers", methods=["GET", "POST"]),
-                Rule(f"{CONTROL_PREFIX}/customers/<tenant_id>", endpoint="control_customer", methods=["PATCH", "DELETE"]),
+                Rule(
+                    f"{CONTROL_PREFIX}/customers/<tenant_id>", endpoint="control_customer", methods=["PATCH", "DELETE"]
+                ),
                 Rule(
                     f"{CONTROL_PREFIX}/customers/<tenant_id>/billing-profile",
                     endpoint="control_billing_profile", methods=["GET", "PATCH"],
@@ -211,15 +213,19 @@ class PartnerCenterApp:
                 "kind": "customers", "partner": partner_tenant_id, "after": last,
                 "filter": query and {"field": query.field, "value": query.value},
             })
-            next_link = resources.link(f"{base}/customers?size={size}&seekOperation=Next", [("MS-ContinuationToken", token)])
+            next_link = _next_link(f"{base}/customers", size, token)
         return resources.collection(
             [resources.customer_list_item(customer) for customer in page], f"{base}/customers?size={size}", next_link
         )
 
-    def _get_customer(self, request: Request, account: PartnerAccount, grant: Grant, customer_id: str) -> dict[str, Any]:
+    def _get_customer(
+        self, request: Request, account: PartnerAccount, grant: Grant, customer_id: str
+    ) -> dict[str, Any]:
         return resources.customer_resource(self._customer(account, customer_id))
 
-    def _billing_profile(self, request: Request, account: PartnerAccount, grant: Grant, customer_id: str) -> dict[str, Any]:
+    def _billing_profile(
+        self, request: Request, account: PartnerAccount, grant: Grant, customer_id: str
+    ) -> dict[str, Any]:
         return resources.billing_profile_resource(self._customer(account, customer_id))
 
     def _customer_relationships(
@@ -229,7 +235,9 @@ class PartnerCenterApp:
             raise _app_user_required("Listing a customer's indirect resellers")
         customer = self._customer(account, customer_id)
         reseller = account.reseller(customer.indirect_reseller_id) if customer.indirect_reseller_id else None
-        items = [resources.partner_relationship(reseller, resources.RELATIONSHIP_INDIRECT_RESELLER_OF)] if reseller else []
+        items = []
+        if reseller is not None:
+            items.append(resources.partner_relationship(reseller, resources.RELATIONSHIP_INDIRECT_RESELLER_OF))
         return resources.collection(items, f"/customers/{customer.tenant_id}/relationships")
 
     def _partner_relationships(self, request: Request, account: PartnerAccount, grant: Grant) -> dict[str, Any]:
@@ -272,7 +280,7 @@ class PartnerCenterApp:
                 "start": start.isoformat(), "end": end.isoformat(),
                 "filter": query and {"field": query.field, "value": query.value, "operator": query.operator},
             })
-            next_link = resources.link(f"{base}/auditrecords?size={size}&seekOperation=Next", [("MS-ContinuationToken", token)])
+            next_link = _next_link(f"{base}/auditrecords", size, token)
         last_day = (end - datetime.timedelta(days=1)).date()
         self_uri = f"{base}/auditrecords?startDate={start.date()}&endDate={last_day}&size={size}"
         return resources.collection(
@@ -302,7 +310,8 @@ class PartnerCenterApp:
         if self.state.customer_elsewhere(tenant_id):
             raise ApiError(
                 403, NO_RELATIONSHIP,
-                f"There is no relationship between the partner {account.partner.tenant_id} and the customer {tenant_id}.",
+                f"There is no relationship between the partner {account.partner.tenant_id} "
+                f"and the customer {tenant_id}.",
             )
         raise ApiError(404, TENANT_NOT_FOUND, f"The tenant {tenant_id} was not found.")
 
@@ -351,9 +360,9 @@ class PartnerCenterApp:
             client_secret = client_secret or request.authorization.password
         grant_type = form.get("grant_type")
         if not grant_type:
-            raise EntraError(400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
+            raise _missing_parameter("grant_type")
         if not client_id:
-            raise EntraError(400, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
+            raise _missing_parameter("client_id")
         app = self.state.account_for_client(client_id)
         if app is not account:
             raise EntraError(
@@ -361,7 +370,9 @@ class PartnerCenterApp:
                 f"Application with identifier '{client_id}' was not found in the directory '{partner.tenant_id}'.",
             )
         if grant_type not in ("client_credentials", "refresh_token"):
-            raise EntraError(400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant_type}'.")
+            raise EntraError(
+                400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant_type}'."
+            )
         if not client_secret:
             raise EntraError(
                 401, "invalid_client", 7000218,
@@ -377,11 +388,13 @@ class PartnerCenterApp:
         lifetime = self.state.tokens.lifetime
         if grant_type == "client_credentials":
             token = self.state.tokens.issue_access_token(partner.tenant_id, app_user=False)
-            return _json(200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token})
+            return _json(
+                200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}
+            )
 
         refresh_token = form.get("refresh_token")
         if not refresh_token:
-            raise EntraError(400, "invalid_request", 900144, "The request body must contain the following parameter: 'refresh_token'.")
+            raise _missing_parameter("refresh_token")
         successor = self.state.tokens.redeem_refresh_token(refresh_token, partner.tenant_id, partner.client_id)
         user_id = str(uuid.uuid5(uuid.UUID(partner.tenant_id), partner.admin_user))
         return _json(200, {
@@ -409,7 +422,18 @@ def _account_by_domain(state: PartnerCenterState, tenant: str) -> PartnerAccount
 
 
 def _app_user_required(what: str) -> ApiError:
-    return ApiError(403, AUTHORIZATION_FAILED, f"{what} requires app+user authentication; app-only tokens are not authorized.")
+    return ApiError(
+        403, AUTHORIZATION_FAILED, f"{what} requires app+user authentication; app-only tokens are not authorized."
+    )
+
+
+def _missing_parameter(name: str) -> EntraError:
+    message = f"The request body must contain the following parameter: '{name}'."
+    return EntraError(400, "invalid_request", 900144, message)
+
+
+def _next_link(path: str, size: int, continuation_token: str) -> dict[str, Any]:
+    return resources.link(f"{path}?size={size}&seekOperation=Next", [("MS-ContinuationToken", continuation_token)])
 
 
 def _throttled(seconds: int | float) -> Response:

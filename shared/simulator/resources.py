@@ -1,8 +1,8 @@
 """The JSON shapes Partner Center serves, built from the simulator's state.
 
-Every shape follows the Swagger definitions in `shared/partner-center/swagger/` and the observed
-wire format: enums as snake_case strings, optional fields absent rather than null, link uris
-relative to the API's `/v1` base, audit values as JSON strings with PascalCase keys.
+Every shape follows Microsoft's Swagger definitions (copied into `tests/simulator/swagger/`) and
+the observed wire format: enums as snake_case strings, optional fields absent rather than null,
+link uris relative to the API's `/v1` base, audit values as JSON strings with PascalCase keys.
 """
 
 from __future__ import annotations

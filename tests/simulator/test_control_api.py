@@ -42,7 +42,8 @@ def test_billing_profile_changes_rename_and_removal_over_http(simulator):
 
 def test_faults_counters_and_token_expiry_over_http(simulator):
     token = app_token(simulator)
-    assert control(simulator, "POST", "/faults", {"endpoint": "list_customers", "kind": "status", "status": 500}).status_code == 201
+    fault = {"endpoint": "list_customers", "kind": "status", "status": 500}
+    assert control(simulator, "POST", "/faults", fault).status_code == 201
     assert get(simulator, "/v1/customers", token).status_code == 500
     counters = control(simulator, "GET", "/counters").json()
     assert counters["list_customers"] == 1 and counters["faults"] == 1 and counters["token"] == 1
@@ -100,4 +101,5 @@ def test_bad_control_requests_are_400_and_unknown_customers_404(simulator):
     assert response.status_code == 400
     assert control(simulator, "DELETE", "/customers/00000000-0000-4000-8000-000000000002").status_code == 404
     assert control(simulator, "DELETE", "/customers/not-a-guid").status_code == 400
-    assert control(simulator, "GET", "/customers", partnerTenantId="00000000-0000-4000-8000-000000000003").status_code == 404
+    stranger = "00000000-0000-4000-8000-000000000003"
+    assert control(simulator, "GET", "/customers", partnerTenantId=stranger).status_code == 404

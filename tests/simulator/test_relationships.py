@@ -59,7 +59,9 @@ def test_the_indirect_reseller_filter_lists_one_resellers_customers(simulator, p
 
 def test_the_indirect_provider_filter_lists_customers_that_came_through_resellers(simulator, provider):
     partner, token = provider
-    query = json.dumps({"Field": "IndirectCloudSolutionProvider", "Value": partner.tenant_id, "Operator": "starts_with"})
+    query = json.dumps(
+        {"Field": "IndirectCloudSolutionProvider", "Value": partner.tenant_id, "Operator": "starts_with"}
+    )
     listed = [item["id"] for item in get(simulator, "/v1/customers", token, filter=query).json()["items"]]
     account = simulator.account(partner.tenant_id)
     assert listed == [c.tenant_id for c in account.listed() if c.indirect_reseller_id]
@@ -67,7 +69,9 @@ def test_the_indirect_provider_filter_lists_customers_that_came_through_reseller
 
 def test_a_customer_accepted_through_a_reseller_is_attributed_to_it(simulator, provider):
     partner, token = provider
-    tenant = simulator.accept_relationship(partner_tenant_id=partner.tenant_id, indirect_reseller_id=partner.reseller_ids[2])
+    tenant = simulator.accept_relationship(
+        partner_tenant_id=partner.tenant_id, indirect_reseller_id=partner.reseller_ids[2]
+    )
     assert get(simulator, f"/v1/customers/{tenant}", token).json()["associatedPartnerId"] == partner.reseller_ids[2]
 
 

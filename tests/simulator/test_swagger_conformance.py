@@ -1,7 +1,7 @@
 """Served responses validate against Microsoft's published Swagger definitions.
 
-The Swagger files are kept unmodified in shared/partner-center/swagger/. Two adjustments are made
-to the schemas in memory before validating, and only these:
+The Swagger files sit unmodified beside this test (`swagger/`, see its SOURCE.md). Two adjustments
+are made to the schemas in memory before validating, and only these:
 
 - Enums such as `relationshipToPartner`, `operationType` or `resourceType` are declared
   `"type": "integer"` with string values (an artefact of Microsoft's generator: the .NET enums are
@@ -24,7 +24,7 @@ from jsonschema import Draft4Validator
 from shared.simulator import PartnerCenterSimulator
 from tests.simulator.conftest import app_user_token, get, walk
 
-SWAGGER = Path(__file__).resolve().parents[3] / "shared" / "partner-center" / "swagger"
+SWAGGER = Path(__file__).resolve().parent / "swagger"
 CUSTOMERS = "Microsoft.Partner.Service.Customers.Contracts.V1."
 COLLECTIONS = "Microsoft.Partner.Core.Collections."
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,7 +31,10 @@ def test_expired_tokens_are_refused_until_a_new_one_is_fetched(simulator, token)
 
 
 def test_request_and_correlation_ids_are_echoed(simulator, token):
-    sent = {"MS-RequestId": "6f1d1e06-8b0e-4a4a-9b1d-2f0c7c7a0a11", "MS-CorrelationId": "c0ffee00-0000-4000-8000-000000000001"}
+    sent = {
+        "MS-RequestId": "6f1d1e06-8b0e-4a4a-9b1d-2f0c7c7a0a11",
+        "MS-CorrelationId": "c0ffee00-0000-4000-8000-000000000001",
+    }
     response = get(simulator, "/v1/customers", token, sent)
     assert response.headers["MS-RequestId"] == sent["MS-RequestId"]
     assert response.headers["MS-CorrelationId"] == sent["MS-CorrelationId"]
@@ -51,7 +55,8 @@ def test_beyond_the_limit_requests_get_429_with_retry_after_and_the_throttle_sha
     assert throttled.status_code == 429
     seconds = int(throttled.headers["Retry-After"])
     assert 55 <= seconds <= 60
-    assert throttled.json() == {"statusCode": 429, "message": f"Rate limit is exceeded. Try again in {seconds} seconds."}
+    message = f"Rate limit is exceeded. Try again in {seconds} seconds."
+    assert throttled.json() == {"statusCode": 429, "message": message}
     assert simulator.counters()["throttled"] == 3
     assert simulator.peak_requests(60) == 5
 
@@ -198,3 +203,10 @@ def test_peak_requests_finds_the_busiest_window():
         log.record(at, "p", "list_customers", status)
     assert log.peak(60.0, "p") == 3
     assert log.peak(1.5, "p") == 2
+
+
+def test_a_client_that_connects_and_stays_silent_stalls_no_one(simulator, token):
+    with socket.create_connection(("127.0.0.1", simulator.port)):
+        started = time.monotonic()
+        assert get(simulator, "/v1/customers", token).status_code == 200
+        assert time.monotonic() - started < 1.0
