@@ -389,6 +389,8 @@ def merge_billing_profile(profile: Mapping[str, Any], changes: Mapping[str, Any]
     Top-level keys and the keys of a nested `defaultAddress` dict are merged one by one. Only the
     fields the Swagger knows are accepted, and only strings (or None) as values.
     """
+    if not isinstance(changes, Mapping):
+        raise ValueError("billing profile changes must be an object of field names and values")
     merged = dict(profile)
     for key, value in changes.items():
         if key == "defaultAddress" and isinstance(value, Mapping):

@@ -99,6 +99,7 @@ def test_bad_control_requests_are_400_and_unknown_customers_404(simulator):
     assert control(simulator, "PATCH", "/settings", {"nextLinkForm": "v2"}).status_code == 400
     response = control(simulator, "PATCH", f"/customers/{simulator.customers()[0]['id']}/billing-profile", ["x"])
     assert response.status_code == 400
+    assert control(simulator, "POST", "/customers", {"billingProfile": "Contoso"}).status_code == 400
     assert control(simulator, "DELETE", "/customers/00000000-0000-4000-8000-000000000002").status_code == 404
     assert control(simulator, "DELETE", "/customers/not-a-guid").status_code == 400
     stranger = "00000000-0000-4000-8000-000000000003"
