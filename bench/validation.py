@@ -1,0 +1,114 @@
+"""Contact-edit validation latency and throughput: the in-process handler against Azurite.
+
+    python -m bench.validation [--organizations N] [--calls M] [--threads T]
+
+Starts an in-memory Azurite, seeds N organizations, then sends M validation requests through the
+registered function (real ``azure.functions.HttpRequest`` objects, one point read each): a third
+denied edits, a third no-op edits of known organizations, a third unknown customers. Prints one
+figure per line. Not a test: the figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import azure.functions as func
+
+from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
+from shared.local.azurite import Azurite
+from shared.local.host import call_http
+from shared.settings import get_settings, reset_settings
+from shared.store import CREATE, OrganizationWrite
+from shared.sync.service import stores_for
+
+ACCOUNT = "bench-account"
+CONTACT = Contact(first_name="Ada", last_name="Lovelace", email="ada@contoso.com", phone="+44 20 7946 0000",
+                  address_line1="12 Analytical Row", city="London", postal_code="EC1A 1BB", country="GB")
+
+
+def seed(count: int) -> list[str]:
+    """Store ``count`` active organizations for the bench account; returns their tenant ids."""
+    tenants = [str(uuid.uuid4()) for _ in range(count)]
+    now = datetime.now(timezone.utc)
+    writes = [OrganizationWrite(t, CREATE, now, organization_fields(CustomerRecord(t, f"Company {i}", "", "reseller"), CONTACT))
+              for i, t in enumerate(tenants)]
+    stores_for(get_settings()).organizations.apply(ACCOUNT, writes)
+    return tenants
+
+
+def requests_for(tenants: list[str], calls: int, rng: random.Random) -> list[bytes]:
+    bodies = []
+    for i in range(calls):
+        kind = i % 3
+        if kind == 0:
+            edit = {"customerTenantId": rng.choice(tenants), "primaryContact": {"email": f"new{i}@contoso.com"}}
+        elif kind == 1:
+            edit = {"customerTenantId": rng.choice(tenants), "billingContact": {"city": "London", "email": "ADA@contoso.com"}}
+        else:
+            edit = {"customerTenantId": str(uuid.uuid4()), "primaryContact": {"city": "Paris"}}
+        bodies.append(json.dumps(edit).encode())
+    return bodies
+
+
+def timed_call(body: bytes) -> float:
+    request = func.HttpRequest(method="POST", url="http://localhost/api/contacts/validate", headers={},
+                               params={}, route_params={}, body=body)
+    started = time.perf_counter()
+    response = call_http("validate_contact_edit", request)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"validation answered {response.status_code}: {response.get_body()[:200]!r}")
+    return elapsed
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.validation", description=__doc__.splitlines()[0])
+    parser.add_argument("--organizations", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--threads", type=int, default=1, help="concurrent callers (1 = sequential)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    with Azurite() as azurite:
+        os.environ.update({
+            "SYNC_STORAGE_CONNECTION": azurite.connection_string,
+            "PARTNER_CENTER_ACCOUNT_ID": ACCOUNT,
+            "PARTNER_CENTER_TENANT_ID": str(uuid.uuid4()),
+            "PARTNER_CENTER_CLIENT_ID": str(uuid.uuid4()),
+        })
+        os.environ.pop("PARTNER_CENTER_ACCOUNTS", None)
+        reset_settings()
+        seeding = time.perf_counter()
+        tenants = seed(args.organizations)
+        seeded = time.perf_counter() - seeding
+        bodies = requests_for(tenants, args.calls, random.Random(args.seed))
+        for body in bodies[:30]:  # warm up: connection pool, table clients, function index
+            timed_call(body)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=args.threads) as pool:
+            latencies = list(pool.map(timed_call, bodies))
+        wall = time.perf_counter() - started
+    print(f"organizations seeded: {args.organizations} in {seeded:.2f} s")
+    print(f"calls: {args.calls} ({args.threads} thread{'s' if args.threads > 1 else ''})")
+    print(f"latency p50: {percentile(latencies, 0.50) * 1000:.2f} ms")
+    print(f"latency p95: {percentile(latencies, 0.95) * 1000:.2f} ms")
+    print(f"latency p99: {percentile(latencies, 0.99) * 1000:.2f} ms")
+    print(f"latency mean: {statistics.fmean(latencies) * 1000:.2f} ms")
+    print(f"throughput: {args.calls / wall:.0f} calls/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
