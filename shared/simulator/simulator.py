@@ -22,6 +22,8 @@ class _QuietRequestHandler(WSGIRequestHandler):
     """Serves requests without writing a line per request (or per aborted handshake) to stderr."""
 
     timeout = CONNECTION_TIMEOUT_SECONDS
+    # Keep-alive, as Partner Center itself offers: without it every call pays a TLS handshake.
+    protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
         # Headers and body go out as separate TLS records; with Nagle's algorithm the second one
@@ -97,7 +99,7 @@ class PartnerCenterSimulator(PartnerCenterState):
         certificate = issue_server_certificate(state_dir, [self.host])
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.num_tickets = 0  # every connection closes after one answer: no session to resume
+        context.num_tickets = 0  # clients keep their connection alive; no sessions to resume
         context.load_cert_chain(certificate.cert_path, certificate.key_path)
 
         server = make_server(
