@@ -9,6 +9,7 @@ JSON object: wall seconds, API calls by endpoint, table transactions and entitie
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import sys
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--budget", type=int, default=6000, help="requests per minute")
     parser.add_argument("--page-size", type=int, default=500)
+    parser.add_argument("--limit", type=int, default=None, help="naive baseline: stop after this many customers")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     stores = SyncStores.open(settings.require_storage())
     started = time.monotonic()
     if args.phase == "naive":
-        transactions = entities = naive_full_sync(client, stores, args.account)
+        transactions = entities = naive_full_sync(client, stores, args.account, args.limit)
         outcome = "succeeded"
     else:
         options = SyncOptions(page_size=args.page_size, concurrency=args.concurrency, time_budget_seconds=3600)
@@ -61,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def naive_full_sync(client: PartnerCenterClient, stores: SyncStores, account_id: str) -> int:
+def naive_full_sync(client: PartnerCenterClient, stores: SyncStores, account_id: str, limit: int | None) -> int:
     """The obvious implementation: list, then one profile and one upsert per customer, in sequence."""
     table = stores.tables.organizations
     now = datetime.now(timezone.utc)
     writes = 0
-    for customer in client.iter_customers():
+    for customer in itertools.islice(client.iter_customers(), limit):
         profile = client.get_billing_profile(customer.tenant_id)
         fields = organization_fields(
             CustomerRecord(customer.tenant_id, customer.company_name, customer.domain,

@@ -251,39 +251,50 @@ class AccountSync:
             log.info("account %s: resuming reconciliation walk %s at page %d", self.account_id, walk_id, page_number + 1)
         snapshot = self.stores.organizations.snapshot(self.account_id)
         failing = self.stores.failures.failing(self.account_id)
-        for page in self.client.iter_customer_pages(page_size=self.options.page_size, start=start):
-            page_number += 1
-            wanted = [c for c in page.customers if _status(snapshot, c.tenant_id) != STATUS_EXCLUDED]
-            run.result.counts.excluded_skipped += len(page.customers) - len(wanted)
-            run.sync_customers(wanted, snapshot, failing)
-            run.record_malformed(page)
-            self.stores.walk.record_page(self.account_id, walk_id, page_number, _page_ids(page))
-            checkpoint = {
-                "walkId": walk_id,
-                "page": page_number,
-                "next": page.next_link.to_dict() if page.next_link else None,
-                "startedAt": checkpoint.get("startedAt") or run.result.started_at.isoformat(),
-            }
-            etag = state.save_checkpoint(self.account_id, checkpoint, etag)
+        walk_started = checkpoint.get("startedAt") or run.result.started_at.isoformat()
+
+        def store_page(plan: _PagePlan, page: CustomerPage, number: int) -> None:
+            nonlocal etag
+            run.commit(plan, failing)
+            self.stores.walk.record_page(self.account_id, walk_id, number, _page_ids(page))
+            position = {"walkId": walk_id, "page": number, "startedAt": walk_started,
+                        "next": page.next_link.to_dict() if page.next_link else None}
+            etag = state.save_checkpoint(self.account_id, position, etag)
             if self._after_page:
-                self._after_page(page_number)
-            if page.next_link is None:
-                break
-            if run.near_budget():
-                run.result.outcome = "checkpointed"
-                log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
-                         self.account_id, walk_id, page_number)
-                return
-            run.keep_lease()
+                self._after_page(number)
+
+        # One page is stored while the next one's billing profiles are fetched. Pages are stored
+        # strictly in order, so a checkpoint never runs ahead of the writes it covers.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer") as writer:
+            storing = None
+            for page in self.client.iter_customer_pages(page_size=self.options.page_size, start=start):
+                page_number += 1
+                wanted = [c for c in page.customers if _status(snapshot, c.tenant_id) != STATUS_EXCLUDED]
+                run.result.counts.excluded_skipped += len(page.customers) - len(wanted)
+                plan = run.plan_customers(wanted, snapshot)
+                run.record_malformed(page)
+                if storing is not None:
+                    storing.result()
+                storing = writer.submit(store_page, plan, page, page_number)
+                if page.next_link is None:
+                    break
+                if run.near_budget():
+                    storing.result()
+                    run.result.outcome = "checkpointed"
+                    log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
+                             self.account_id, walk_id, page_number)
+                    return
+                run.keep_lease()
+            if storing is not None:
+                storing.result()
         seen = self.stores.walk.seen(self.account_id, walk_id)
         run.end_missing(snapshot, seen)
-        walk_started = datetime.fromisoformat(checkpoint.get("startedAt") or run.result.started_at.isoformat())
         state.clear_checkpoint(self.account_id, etag)
         self.stores.walk.discard(self.account_id, walk_id)
-        state.set_reconciled_through(self.account_id, walk_started)
+        state.set_reconciled_through(self.account_id, datetime.fromisoformat(walk_started))
         if state.get_watermark(self.account_id) is None:
             # A first reconciliation covers everything up to its own start.
-            state.set_watermark(self.account_id, walk_started)
+            state.set_watermark(self.account_id, datetime.fromisoformat(walk_started))
         run.result.walk_complete = True
         run.result.outcome = "succeeded"
 
@@ -337,6 +348,16 @@ class AccountSync:
         run.result.outcome = "succeeded"
 
 
+@dataclass
+class _PagePlan:
+    """What one page of customers needs written."""
+
+    customers: list[Customer]
+    writes: list[OrganizationWrite] = field(default_factory=list)
+    changes: list[ChangeEntry] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
 class _Run:
     """The state of one run: counts, the lease, and the per-page work."""
 
@@ -368,28 +389,35 @@ class _Run:
 
     def sync_customers(self, customers: list[Customer], snapshot: dict, failing: dict) -> None:
         """Fetch, map and write the given customers of one page."""
+        self.commit(self.plan_customers(customers, snapshot), failing)
+
+    def plan_customers(self, customers: list[Customer], snapshot: dict) -> "_PagePlan":
+        """Fetch and map the given customers; decide what to write (nothing for unchanged ones)."""
         # A page that lists a customer twice must not write it twice in one transaction.
         customers = list({c.tenant_id: c for c in customers}.values())
+        plan = _PagePlan(customers)
         if not customers:
-            return
+            return plan
         profiles = self._fetch_profiles(customers)
         now = self.sync._clock()
-        writes: list[OrganizationWrite] = []
-        changes: list[ChangeEntry] = []
-        failed: dict[str, str] = {}
         for customer in customers:
             outcome = profiles[customer.tenant_id]
             if isinstance(outcome, Exception):
-                failed[customer.tenant_id] = _describe(outcome)
+                plan.failed[customer.tenant_id] = _describe(outcome)
                 continue
             try:
                 fields = _organization_fields(customer, outcome)
             except ValueError as exc:
-                failed[customer.tenant_id] = f"billing profile rejected: {exc}"
+                plan.failed[customer.tenant_id] = f"billing profile rejected: {exc}"
                 continue
-            self._plan_write(customer.tenant_id, fields, snapshot, now, writes, changes)
-        self._write(writes, changes)
-        self._settle_failures(customers, failed, failing)
+            self._plan_write(customer.tenant_id, fields, snapshot, now, plan.writes, plan.changes)
+        self.result.counts.failed += len(plan.failed)
+        return plan
+
+    def commit(self, plan: "_PagePlan", failing: dict) -> None:
+        """Store a page's plan: organizations and change log, then the failure ledger."""
+        self._write(plan.writes, plan.changes)
+        self._settle_failures(plan.customers, plan.failed, failing)
 
     def sync_one(self, tenant_id: str) -> None:
         """Read one customer (its billing profile comes with it) and write its organization."""
@@ -470,7 +498,6 @@ class _Run:
         for tenant_id, reason in failed.items():
             ledger.record_failure(self.account_id, tenant_id, reason, self.result.run_id)
             log.warning("account %s: customer %s failed: %s", self.account_id, tenant_id, reason)
-        self.result.counts.failed += len(failed)
         recovered = [c.tenant_id for c in customers if c.tenant_id in failing and c.tenant_id not in failed]
         if recovered:
             ledger.clear(self.account_id, recovered)

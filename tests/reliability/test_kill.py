@@ -33,15 +33,15 @@ def test_sigkill_at_random_points_then_resume_converges(simulator, storage_conne
         "PARTNER_CENTER_CLIENT_SECRET": simulator.client_secret,
         "PARTNER_CENTER_ACCOUNT_ID": account,
         "PARTNER_CENTER_PAGE_SIZE": "5",
-        "SYNC_CONCURRENCY": "2",
+        "SYNC_CONCURRENCY": "1",
         "SYNC_LEASE_SECONDS": "2",
         "REQUESTS_CA_BUNDLE": simulator.ca_path,
     }
-    simulator.set_latency(0.08)
+    simulator.set_latency(0.2)  # a walk of about 6 s, so every kill lands inside it
     rng = random.Random(7)
     for _ in range(3):
         process = sync_process(env)
-        time.sleep(rng.uniform(0.8, 2.0))  # past start-up, somewhere inside the walk
+        time.sleep(rng.uniform(0.8, 3.5))  # past start-up, somewhere inside the walk
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert process.returncode == -signal.SIGKILL
