@@ -2,6 +2,7 @@
 
     sync incremental|full [--account ID] [--json]   run a sync now, as the timers do
     status [--account ID] [--json]                  last runs, lag, failures, held deletions
+    serve [--host H] [--port P]                     the HTTP functions on a local socket
     simulator [--port P] [--customers N] ...        a local Partner Center over HTTPS
     demo [--customers N]                            the whole story on Azurite and the simulator
 """
@@ -39,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         # The port and CA path that local.settings.example.json expects.
         sim.set_defaults(port=8443, state_dir=".local/simulator")
 
+    serve = commands.add_parser("serve", help="serve the HTTP functions locally, without Core Tools")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7071)
+
     demo = commands.add_parser("demo", help="the main job end to end on Azurite and the simulator")
     demo.add_argument("--customers", type=int, default=40)
     demo.add_argument("--seed", type=int, default=42)
@@ -64,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     from shared.settings import SettingsError
 
     _load_local_settings()
+    if args.command == "serve":
+        from shared.local.server import serve
+
+        serve(args.host, args.port)
+        return 0
     try:
         if args.command == "sync":
             return _sync(args)

@@ -56,21 +56,14 @@ class AppTokenProvider:
         self._scope = scope
         self._lock = threading.Lock()
         self._current = ""
-        authority = f"{authority_url.rstrip('/')}/{tenant_id}"
-        known = urlsplit(authority_url).hostname in _WELL_KNOWN_AUTHORITY_HOSTS
-        try:
-            self._app = msal.ConfidentialClientApplication(
-                client_id,
-                client_credential=certificate or client_secret,
-                authority=authority,
-                instance_discovery=None if known else False,
-            )
-        except Exception as exc:
-            # MSAL reads the authority's discovery document here: a bad URL or an unreachable host.
-            raise AuthenticationError(f"cannot use authority {authority}: {exc}") from exc
+        self._authority_url = authority_url
+        self._credential = certificate or client_secret
+        self._app: msal.ConfidentialClientApplication | None = None
 
     def token(self, *, rejected: str | None = None) -> str:
         with self._lock:
+            if self._app is None:
+                self._app = self._build_app()
             if rejected is not None and rejected != self._current and self._current:
                 return self._current
             if rejected is not None:
@@ -90,6 +83,22 @@ class AppTokenProvider:
                 )
             self._current = result["access_token"]
             return self._current
+
+    def _build_app(self) -> msal.ConfidentialClientApplication:
+        # Built at the first token request, not in __init__: MSAL reads the authority's discovery
+        # document when it is built, and a client that is never used should cost no call.
+        authority = f"{self._authority_url.rstrip('/')}/{self.tenant_id}"
+        known = urlsplit(self._authority_url).hostname in _WELL_KNOWN_AUTHORITY_HOSTS
+        try:
+            return msal.ConfidentialClientApplication(
+                self.client_id,
+                client_credential=self._credential,
+                authority=authority,
+                instance_discovery=None if known else False,
+            )
+        except Exception as exc:
+            # A bad authority URL, an unreachable host, or a discovery document MSAL cannot read.
+            raise AuthenticationError(f"cannot use authority {authority}: {type(exc).__name__}") from exc
 
 
 def _first_line(text: str) -> str:

@@ -115,6 +115,8 @@ class RunResult:
     ended_at: datetime | None = None
     error: str = ""
     walk_complete: bool = False
+    # The exception that ended a failed run, for callers that answer by its type (not stored).
+    failure: BaseException | None = field(default=None, repr=False, compare=False)
     transactions: int = 0
     entities_written: int = 0
 
@@ -225,6 +227,7 @@ class AccountSync:
         except Exception as exc:  # the run log must say why any run ended
             result.outcome = "failed"
             result.error = _describe(exc)
+            result.failure = exc
             log.exception("account %s: %s run %s failed", self.account_id, mode, result.run_id)
         finally:
             result.api_calls = self.client.stats.calls - calls_before
