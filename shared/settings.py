@@ -73,6 +73,8 @@ class Settings:
     deletion_guard_minimum: int = 20
     quarantine_after_failures: int = 5
     lease_seconds: int = 900
+    sync_now_cooldown_seconds: int = 120
+    token_encryption_key: str = field(default="", repr=False)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -96,6 +98,8 @@ class Settings:
             deletion_guard_minimum=_int(env, "SYNC_DELETION_GUARD_MINIMUM", 20, minimum=0),
             quarantine_after_failures=_int(env, "SYNC_QUARANTINE_AFTER_FAILURES", 5, minimum=1),
             lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 900, minimum=1),
+            sync_now_cooldown_seconds=_int(env, "SYNC_NOW_COOLDOWN_SECONDS", 120, minimum=0),
+            token_encryption_key=env.get("SYNC_TOKEN_ENCRYPTION_KEY", "").strip(),
             environ=env,
         )
 
@@ -210,6 +214,9 @@ def _account_from(entry: object, index: int) -> Account:
         values[name] = value
     if not values["clientSecretSetting"]:
         raise SettingsError(f"{where}.clientSecretSetting is required")
+    if kind == "indirect_provider" and not values["refreshTokenSetting"]:
+        raise SettingsError(f"{where}.refreshTokenSetting is required for an indirect provider: "
+                            "attributing customers to indirect sellers needs app+user tokens")
     return Account(
         id=account_id,
         kind=kind,

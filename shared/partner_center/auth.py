@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -60,10 +61,15 @@ class AppTokenProvider:
         self._credential = certificate or client_secret
         self._app: msal.ConfidentialClientApplication | None = None
 
+    def msal_app(self) -> msal.ConfidentialClientApplication:
+        """The MSAL application of this client (built once, at first use)."""
+        if self._app is None:
+            self._app = self._build_app()
+        return self._app
+
     def token(self, *, rejected: str | None = None) -> str:
         with self._lock:
-            if self._app is None:
-                self._app = self._build_app()
+            self.msal_app()
             if rejected is not None and rejected != self._current and self._current:
                 return self._current
             if rejected is not None:
@@ -77,10 +83,7 @@ class AppTokenProvider:
                     f"token request for tenant {self.tenant_id} failed: {type(exc).__name__}: {exc}"
                 ) from exc
             if "access_token" not in result:
-                raise AuthenticationError(
-                    f"tenant {self.tenant_id} refused client {self.client_id}: "
-                    f"{result.get('error', 'unknown_error')}: {_first_line(result.get('error_description', ''))}"
-                )
+                raise _refusal(result, self.tenant_id, self.client_id)
             self._current = result["access_token"]
             return self._current
 
@@ -99,6 +102,79 @@ class AppTokenProvider:
         except Exception as exc:
             # A bad authority URL, an unreachable host, or a discovery document MSAL cannot read.
             raise AuthenticationError(f"cannot use authority {authority}: {type(exc).__name__}") from exc
+
+
+class RefreshTokenVault(Protocol):
+    """Where an account's current refresh token lives between runs."""
+
+    def load(self) -> str: ...
+
+    def save(self, refresh_token: str) -> None: ...
+
+
+class RefreshTokenExpired(AuthenticationError):
+    """The stored refresh token no longer works: an admin must sign in again (with MFA)."""
+
+
+# Entra answers that mean a person has to act: an expired or revoked grant, or MFA required.
+_SIGN_IN_AGAIN = {"700082": "has expired or was revoked", "50173": "was revoked",
+                  "50076": "needs multi-factor authentication", "50079": "needs multi-factor authentication",
+                  "50158": "needs a conditional-access challenge"}
+_EARLY_RENEWAL_SECONDS = 300
+
+
+class UserTokenProvider:
+    """App+user tokens (Secure Application Model) for the endpoints app-only tokens cannot use.
+
+    Every redemption of the refresh token returns a new one (90-day lifetime), which is saved
+    back to the vault at once, so the account keeps working as long as it syncs at least every
+    90 days. Access tokens are kept until five minutes before they expire.
+    """
+
+    def __init__(self, authority_url: str, tenant_id: str, client_id: str, client_secret: str,
+                 vault: RefreshTokenVault, *, scope: str = USER_IMPERSONATION_SCOPE,
+                 clock=time.monotonic) -> None:
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self._app_tokens = AppTokenProvider(authority_url, tenant_id, client_id, client_secret=client_secret)
+        self._vault = vault
+        self._scope = scope
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current = ""
+        self._expires_at = 0.0
+
+    def token(self, *, rejected: str | None = None) -> str:
+        with self._lock:
+            fresh = self._current and self._clock() < self._expires_at - _EARLY_RENEWAL_SECONDS
+            if fresh and (rejected is None or rejected != self._current):
+                return self._current
+            app = self._app_tokens.msal_app()
+            try:
+                result = app.acquire_token_by_refresh_token(self._vault.load(), scopes=[self._scope])
+            except Exception as exc:
+                raise AuthenticationError(
+                    f"refresh-token redemption for tenant {self.tenant_id} failed: {type(exc).__name__}"
+                ) from exc
+            if "access_token" not in result:
+                raise _refusal(result, self.tenant_id, self.client_id)
+            if result.get("refresh_token"):
+                self._vault.save(result["refresh_token"])
+            self._current = result["access_token"]
+            self._expires_at = self._clock() + float(result.get("expires_in", 3600))
+            return self._current
+
+
+def _refusal(result: dict, tenant_id: str, client_id: str) -> AuthenticationError:
+    description = _first_line(result.get("error_description", ""))
+    for code, meaning in _SIGN_IN_AGAIN.items():
+        if f"AADSTS{code}" in description:
+            return RefreshTokenExpired(
+                f"the refresh token of tenant {tenant_id} {meaning} (AADSTS{code}): an admin of the partner "
+                "tenant must sign in again with MFA and store the new refresh token in the account's setting"
+            )
+    return AuthenticationError(f"tenant {tenant_id} refused client {client_id}: "
+                               f"{result.get('error', 'unknown_error')}: {description}")
 
 
 def _first_line(text: str) -> str:

@@ -186,6 +186,37 @@ class PartnerCenterClient:
             raise MalformedResponseError(f"{what}: expected a JSON object, got {type(body).__name__}", resource=tenant_id)
         return body
 
+    # -- indirect model (app+user tokens) ---------------------------------------------------
+
+    def iter_indirect_resellers(self) -> Iterator[str]:
+        """Tenant ids of the indirect resellers this indirect provider works with."""
+        url = f"{self.api_url}/v1/relationships"
+        body = self._get("partner_relationships", url, params={"relationship_type": "IsIndirectCloudSolutionProviderOf"},
+                         what="indirect resellers")
+        for index, item in enumerate(items_of(body, "indirect resellers")):
+            reseller = item.get("id") if isinstance(item, dict) else None
+            if not is_guid(reseller):
+                raise MalformedResponseError(f"indirect resellers item {index}: id {reseller!r} is not a tenant GUID")
+            yield reseller.lower()
+
+    def iter_reseller_customers(self, reseller_id: str, *, page_size: int = 500) -> Iterator[str]:
+        """Tenant ids of the customers attributed to one indirect reseller (the IndirectReseller filter)."""
+        _require_guid(reseller_id)
+        query = {"Field": "IndirectReseller", "Value": reseller_id, "Operator": "starts_with"}
+        for customer in self.iter_customers(page_size=page_size, filter=query):
+            yield customer.tenant_id
+
+    def get_customer_indirect_reseller(self, tenant_id: str) -> str:
+        """The indirect reseller a customer bought through, or "" (one call)."""
+        _require_guid(tenant_id)
+        what = f"relationships of customer {tenant_id}"
+        body = self._get("customer_relationships", f"{self.api_url}/v1/customers/{tenant_id}/relationships", what=what)
+        for item in items_of(body, what):
+            if isinstance(item, dict) and is_guid(item.get("id")) and \
+                    str(item.get("relationshipType", "")).replace("_", "").lower() == "isindirectresellerof":
+                return item["id"].lower()
+        return ""
+
     # -- activity log ----------------------------------------------------------------------
 
     def iter_audit_records(

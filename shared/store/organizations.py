@@ -48,6 +48,9 @@ class OrganizationState:
     status: str
     content_hash: str
     etag: str
+    # Kept so a run that cannot see a customer's indirect seller (an incremental list walk)
+    # carries the stored attribution forward instead of erasing it.
+    indirect_reseller_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def organization_state(entity: Mapping[str, object]) -> OrganizationState:
         status=str(entity.get("Status") or ""),
         content_hash=content_hash(entity),
         etag=str(metadata.get("etag") or ""),
+        indirect_reseller_id=str(entity.get("IndirectResellerId") or ""),
     )
 
 

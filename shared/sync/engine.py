@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
@@ -157,8 +157,11 @@ class AccountSync:
         *,
         clock: Callable[[], datetime] = utcnow,
         after_page: Callable[[int], None] | None = None,
+        indirect_provider: bool = False,
     ) -> None:
         self.account_id = account_id
+        # An indirect provider's customers are attributed to the indirect seller they bought through.
+        self.indirect_provider = indirect_provider
         self.client = client
         self.stores = stores
         self.options = options or SyncOptions()
@@ -204,6 +207,22 @@ class AccountSync:
             run.result.outcome = "succeeded"
 
         return self._locked(HELD, body)
+
+    def _indirect_sellers(self) -> dict[str, str]:
+        """Customer → indirect seller for the whole account: one call per seller, not per customer."""
+        sellers = {}
+        for reseller in self.client.iter_indirect_resellers():
+            for tenant_id in self.client.iter_reseller_customers(reseller, page_size=self.options.page_size):
+                sellers[tenant_id] = reseller
+        return sellers
+
+    def _with_indirect_seller(self, customer: Customer, known: OrganizationState | None) -> Customer:
+        """The customer with its indirect seller: as stored when known, else asked for (one call)."""
+        if customer.indirect_reseller_id:
+            return customer
+        if known is not None:
+            return replace(customer, indirect_reseller_id=known.indirect_reseller_id)
+        return replace(customer, indirect_reseller_id=self.client.get_customer_indirect_reseller(customer.tenant_id))
 
     def _locked(self, mode: str, body: Callable[["_Run"], None], *, exclusive: bool = True) -> RunResult:
         started = self._clock()
@@ -255,6 +274,7 @@ class AccountSync:
         snapshot = self.stores.organizations.snapshot(self.account_id)
         failing = self.stores.failures.failing(self.account_id)
         walk_started = checkpoint.get("startedAt") or run.result.started_at.isoformat()
+        sellers = self._indirect_sellers() if self.indirect_provider else None
 
         def store_page(plan: _PagePlan, page: CustomerPage, number: int) -> None:
             nonlocal etag
@@ -274,6 +294,8 @@ class AccountSync:
                 page_number += 1
                 wanted = [c for c in page.customers if _status(snapshot, c.tenant_id) != STATUS_EXCLUDED]
                 run.result.counts.excluded_skipped += len(page.customers) - len(wanted)
+                if sellers is not None:
+                    wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
                 plan = run.plan_customers(wanted, snapshot)
                 run.record_malformed(page)
                 if storing is not None:
@@ -337,6 +359,8 @@ class AccountSync:
                 if (status is None or status == STATUS_RELATIONSHIP_ENDED or customer.tenant_id in refresh
                         or customer.tenant_id in retry):
                     wanted.append(customer)
+            if self.indirect_provider:
+                wanted = [self._with_indirect_seller(c, snapshot.get(c.tenant_id)) for c in wanted]
             run.sync_customers(wanted, snapshot, failing)
             run.record_malformed(page)
             if page.next_link is not None and run.near_budget():
@@ -438,6 +462,8 @@ class _Run:
                 return
             try:
                 customer = parse_customer(body)
+                if self.sync.indirect_provider:
+                    customer = self.sync._with_indirect_seller(customer, snapshot.get(tenant_id))
                 profile = body.get("billingProfile")
                 if not isinstance(profile, dict):
                     profile = self.sync.client.get_billing_profile(tenant_id)
@@ -485,7 +511,7 @@ class _Run:
             writes.append(OrganizationWrite(tenant_id, UPDATE, now, fields, previous=known))
             changes.append(ChangeEntry(tenant_id, UPDATE, now, diff))
             counts.updated += 1
-        snapshot[tenant_id] = OrganizationState(STATUS_ACTIVE, content_hash(fields), "")
+        snapshot[tenant_id] = OrganizationState(STATUS_ACTIVE, content_hash(fields), "", fields["IndirectResellerId"])
 
     def _write(self, writes: list[OrganizationWrite], changes: list[ChangeEntry]) -> None:
         if not writes:

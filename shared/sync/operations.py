@@ -25,7 +25,7 @@ from shared.partner_center import (
     ThrottledError,
     TransientError,
 )
-from shared.settings import Account, Settings, SettingsError
+from shared.settings import Account, Settings
 from shared.store import (
     EXCLUDE,
     INCLUDE,
@@ -46,7 +46,6 @@ from .stores import SyncStores
 log = logging.getLogger(__name__)
 
 SYNC_NOW_MODES = ("incremental", "full")
-DEFAULT_SYNC_NOW_COOLDOWN_SECONDS = 120
 
 
 class UnknownAccount(LookupError):
@@ -104,16 +103,7 @@ def configured_account(settings: Settings, account_id: str) -> Account:
 
 def sync_now_cooldown(settings: Settings) -> timedelta:
     """The cool-down between two "sync now" requests of one account (``SYNC_NOW_COOLDOWN_SECONDS``)."""
-    raw = str(settings.environ.get("SYNC_NOW_COOLDOWN_SECONDS", "")).strip()
-    if not raw:
-        return timedelta(seconds=DEFAULT_SYNC_NOW_COOLDOWN_SECONDS)
-    try:
-        seconds = int(raw)
-    except ValueError:
-        raise SettingsError(f"SYNC_NOW_COOLDOWN_SECONDS must be a whole number, got {raw!r}") from None
-    if seconds < 0:
-        raise SettingsError(f"SYNC_NOW_COOLDOWN_SECONDS must be at least 0, got {seconds}")
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=settings.sync_now_cooldown_seconds)
 
 
 class BackgroundSyncs:
@@ -259,19 +249,18 @@ def _set_exclusion(stores: SyncStores, account_id: str, tenant_id: str, kind: st
     return stores.organizations.get(account_id, tenant_id), True
 
 
-# The engine records a failed run's exception as "<ExceptionType>: <message>" in RunResult.error.
-_TEMPORARY = {cls.__name__ for cls in (TransientError, ThrottledError, DeadlineExceeded)}
-_REFUSED = {cls.__name__ for cls in (AuthenticationError, ForbiddenError, BadRequestError, MalformedResponseError)}
+_TEMPORARY = (TransientError, ThrottledError, DeadlineExceeded)
+_REFUSED = (AuthenticationError, ForbiddenError, BadRequestError, MalformedResponseError)
 
 
 def _run_failure(result: RunResult) -> Exception:
-    kind = result.error.split(":", 1)[0]
-    if kind == CustomerNotFoundError.__name__:
+    failure = result.failure
+    if isinstance(failure, CustomerNotFoundError):
         return UnknownCustomer(f"Partner Center does not know this customer: {result.error}")
-    if kind == HeldChangeDecided.__name__:
+    if isinstance(failure, HeldChangeDecided):
         return ActionConflict(result.error)
-    if kind in _TEMPORARY:
+    if isinstance(failure, _TEMPORARY):
         return PartnerCenterUnavailable(f"run {result.run_id}: {result.error}", temporary=True)
-    if kind in _REFUSED:
+    if isinstance(failure, _REFUSED):
         return PartnerCenterUnavailable(f"run {result.run_id}: {result.error}", temporary=False)
     return RunFailed(f"run {result.run_id} failed: {result.error}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from datetime import timedelta
@@ -10,8 +11,10 @@ from shared.partner_center import (
     AuthenticationError,
     PartnerCenterClient,
     RequestBudget,
+    UserTokenProvider,
     app_token_provider,
 )
+from shared.store.refresh_tokens import RefreshTokenStore
 from shared.settings import Account, Settings, get_settings
 
 from .engine import AccountSync, RunResult, SyncOptions, utcnow
@@ -56,14 +59,18 @@ def sync_options(settings: Settings) -> SyncOptions:
     )
 
 
-def client_for(account: Account, settings: Settings) -> PartnerCenterClient:
+def client_for(account: Account, settings: Settings, stores: SyncStores) -> PartnerCenterClient:
+    """The account's client: app+user tokens when it has a refresh token, app-only otherwise."""
     secret = account.client_secret(settings.environ)
     if not secret:
         raise AuthenticationError(
             f"account {account.id}: the setting {account.client_secret_setting or 'PARTNER_CENTER_CLIENT_SECRET'} "
             "holding the client secret is empty"
         )
-    tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret)
+    if account.refresh_token_setting:
+        tokens = _user_token_provider(account, settings, stores, secret)
+    else:
+        tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret)
     return PartnerCenterClient(
         settings.api_url,
         tokens,
@@ -72,8 +79,34 @@ def client_for(account: Account, settings: Settings) -> PartnerCenterClient:
     )
 
 
+_user_tokens: dict[tuple[str, str], UserTokenProvider] = {}
+
+
+def _user_token_provider(account: Account, settings: Settings, stores: SyncStores, secret: str) -> UserTokenProvider:
+    """One app+user token provider per account and process: the access token is reused between runs."""
+    configured = settings.environ.get(account.refresh_token_setting, "")
+    if not configured:
+        raise AuthenticationError(f"account {account.id}: the setting {account.refresh_token_setting} "
+                                  "holding the refresh token is empty")
+    if not settings.token_encryption_key:
+        raise AuthenticationError(f"account {account.id}: SYNC_TOKEN_ENCRYPTION_KEY is not set, so its rotated "
+                                  "refresh token cannot be stored safely")
+    key = (account.id, hashlib.sha256(f"{configured}|{secret}|{settings.authority_url}".encode()).hexdigest())
+    with _budgets_lock:
+        provider = _user_tokens.get(key)
+        if provider is None:
+            try:
+                vault = RefreshTokenStore(stores.tables, account.id, configured, settings.token_encryption_key)
+            except ValueError as exc:
+                raise AuthenticationError(f"account {account.id}: {exc}") from None
+            provider = UserTokenProvider(settings.authority_url, account.tenant_id, account.client_id, secret, vault)
+            _user_tokens[key] = provider
+        return provider
+
+
 def account_sync(account: Account, settings: Settings, stores: SyncStores) -> AccountSync:
-    return AccountSync(account.id, client_for(account, settings), stores, sync_options(settings))
+    return AccountSync(account.id, client_for(account, settings, stores), stores, sync_options(settings),
+                       indirect_provider=account.is_indirect_provider)
 
 
 def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings | None = None,
