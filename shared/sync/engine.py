@@ -169,7 +169,7 @@ class AccountSync:
         # A hook between pages: tests use it to kill a run at a chosen point.
         self._after_page = after_page
 
-    # -- the two modes -----------------------------------------------------------------------
+    # -- what a run can be --------------------------------------------------------------------
 
     def full(self) -> RunResult:
         """Full reconciliation, resuming a checkpointed walk when one is pending."""
@@ -185,8 +185,6 @@ class AccountSync:
         if result.outcome.startswith("succeeded") and state.get_checkpoint(self.account_id) is not None:
             self.full()
         return result
-
-    # -- run plumbing ------------------------------------------------------------------------
 
     def customer(self, tenant_id: str) -> tuple[RunResult, dict | None]:
         """On-demand sync of one customer (manual request or webhook): one Partner Center call.
@@ -207,6 +205,8 @@ class AccountSync:
             run.result.outcome = "succeeded"
 
         return self._locked(HELD, body)
+
+    # -- run plumbing ------------------------------------------------------------------------
 
     def _indirect_sellers(self) -> dict[str, str]:
         """Customer → indirect seller for the whole account: one call per seller, not per customer."""
