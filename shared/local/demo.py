@@ -6,12 +6,15 @@ the very timer functions that `function_app.py` registers.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
 
+import azure.functions as func
+
 from shared.local.azurite import Azurite
-from shared.local.host import fire_timer
+from shared.local.host import call_http, fire_timer
 from shared.settings import get_settings, reset_settings
 
 
@@ -63,6 +66,8 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
         story.show_organization(leaving)
 
         story.step("5. Nothing changed in Partner Center: the next run writes nothing", "incremental_sync")
+        story.ask_before_edit("6. A partner tries to change Fabrikam's billing contact on the Platform", tenant,
+                              {"billingContact": {"email": "someone.else@fabrikam.example"}})
         story.summary()
     return 0 if story.ok else 1
 
@@ -102,6 +107,20 @@ class _Story:
         same = all(org[f"Billing{k}"] == org[f"Primary{k}"] for k in ("FirstName", "LastName", "Email", "City"))
         print(f"     Billing contact equals Primary: {same}; missing in Partner Center: "
               f"{org['MissingContactFields'] or 'nothing'}\n")
+
+    def ask_before_edit(self, title: str, tenant_id: str, edit: dict) -> None:
+        """What the Platform's contact-edit webhook answers, through the registered HTTP function."""
+        print(title)
+        body = json.dumps({"accountId": self.account, "customerTenantId": tenant_id, **edit}).encode()
+        request = func.HttpRequest("POST", "http://localhost/api/contacts/validate",
+                                   headers={"Content-Type": "application/json"}, body=body)
+        response = call_http("validate_contact_edit", request)
+        answer = json.loads(response.get_body())
+        print(f"   POST /api/contacts/validate {json.dumps(edit)} -> {response.status_code}: "
+              f"allowed={answer.get('allowed')}")
+        for violation in answer.get("violations", []):
+            print(f"     {violation['code']} on {violation['field']}: {violation['message']}")
+        print()
 
     def show_changes(self, tenant_id: str) -> None:
         for entry in self.stores.changes.for_organization(self.account, tenant_id, limit=1):
