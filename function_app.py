@@ -8,8 +8,10 @@ import azure.functions as func
 
 from shared.functions import timers
 from shared.functions import contacts, operations
+from shared.functions import webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(timers.bp)
 app.register_functions(contacts.bp)
 app.register_functions(operations.bp)
+app.register_functions(webhooks.bp)

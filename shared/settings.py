@@ -18,6 +18,10 @@ DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
 DEFAULT_INCREMENTAL_SCHEDULE = "0 */5 * * * *"
 DEFAULT_FULL_SCHEDULE = "0 0 2 * * *"
+# Partner Center signs webhook events with a certificate it publishes on this host (the
+# X-MS-Certificate-Url of Microsoft's documented sample event).
+DEFAULT_WEBHOOK_CERTIFICATE_HOSTS = ("3psostorageacct.blob.core.windows.net",)
+DEFAULT_WEBHOOK_CERTIFICATE_ISSUER = "Microsoft Corporation"
 
 ACCOUNT_KINDS = ("direct_provider", "indirect_provider")
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -75,6 +79,9 @@ class Settings:
     lease_seconds: int = 900
     sync_now_cooldown_seconds: int = 120
     token_encryption_key: str = field(default="", repr=False)
+    webhook_certificate_hosts: tuple[str, ...] = DEFAULT_WEBHOOK_CERTIFICATE_HOSTS
+    webhook_trust_anchors: tuple[str, ...] = ()
+    webhook_certificate_issuer: str = DEFAULT_WEBHOOK_CERTIFICATE_ISSUER
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -100,6 +107,11 @@ class Settings:
             lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 900, minimum=1),
             sync_now_cooldown_seconds=_int(env, "SYNC_NOW_COOLDOWN_SECONDS", 120, minimum=0),
             token_encryption_key=env.get("SYNC_TOKEN_ENCRYPTION_KEY", "").strip(),
+            webhook_certificate_hosts=_list(env, "WEBHOOK_CERTIFICATE_HOSTS", DEFAULT_WEBHOOK_CERTIFICATE_HOSTS,
+                                            lower=True),
+            webhook_trust_anchors=_list(env, "WEBHOOK_TRUST_ANCHORS", ()),
+            webhook_certificate_issuer=(env.get("WEBHOOK_CERTIFICATE_ISSUER", "").strip()
+                                        or DEFAULT_WEBHOOK_CERTIFICATE_ISSUER),
             environ=env,
         )
 
@@ -139,6 +151,14 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float)
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...], *, lower: bool = False) -> tuple[str, ...]:
+    """A comma-separated setting as a tuple (empty or unset: ``default``)."""
+    items = tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+    if lower:
+        items = tuple(item.lower() for item in items)
+    return items or default
 
 
 def _accounts_from(env: Mapping[str, str]) -> tuple[tuple[Account, ...], tuple[str, ...]]:

@@ -44,6 +44,8 @@ from shared.simulator.queries import (
 )
 from shared.simulator.state import PartnerCenterState
 from shared.simulator.traffic import API_ENDPOINTS, ENTRA_ENDPOINTS, Fault
+from shared.simulator.webhooks import EVENT_NAMES as WEBHOOK_EVENT_NAMES
+from shared.simulator.webhooks import RegistrationError
 
 CONTROL_PREFIX = "/_simulator"
 # Partner Center accepts only the canonical GUID form in customer URLs.
@@ -92,6 +94,14 @@ class PartnerCenterApp:
                 Rule("/v1/relationships", endpoint="partner_relationships", methods=["GET"]),
                 Rule("/v1/auditrecords", endpoint="audit_records", methods=["GET"]),
                 Rule("/auditrecords", endpoint="audit_records", methods=["GET"]),
+                # Webhooks: registration API, and the signing certificate events point at
+                Rule("/webhooks/v1/registration", endpoint="webhook_registration", methods=["GET", "POST", "PUT"]),
+                Rule("/webhooks/v1/registration/events", endpoint="webhook_events", methods=["GET"]),
+                Rule("/webhooks/v1/registration/validationEvents", endpoint="webhook_validation_events",
+                     methods=["POST"]),
+                Rule("/webhooks/v1/registration/validationEvents/<correlation_id>",
+                     endpoint="webhook_validation_events", methods=["GET"]),
+                Rule("/cert/<name>", endpoint="signing_certificate", methods=["GET"]),
                 # Scenario controls
                 Rule(f"{CONTROL_PREFIX}", endpoint="control_summary", methods=["GET"]),
                 Rule(f"{CONTROL_PREFIX}/partners", endpoint="control_partners", methods=["GET", "POST"]),
@@ -110,6 +120,10 @@ class PartnerCenterApp:
                 Rule(f"{CONTROL_PREFIX}/expire-tokens", endpoint="control_expire_tokens", methods=["POST"]),
                 Rule(f"{CONTROL_PREFIX}/refresh-tokens", endpoint="control_refresh_tokens", methods=["POST"]),
                 Rule(f"{CONTROL_PREFIX}/settings", endpoint="control_settings", methods=["GET", "PATCH"]),
+                Rule(f"{CONTROL_PREFIX}/webhooks/events", endpoint="control_webhook_events", methods=["POST"]),
+                Rule(f"{CONTROL_PREFIX}/webhooks/replay", endpoint="control_webhook_replay", methods=["POST"]),
+                Rule(f"{CONTROL_PREFIX}/webhooks/deliveries", endpoint="control_webhook_deliveries",
+                     methods=["GET"]),
             ],
             strict_slashes=False,
             # A client that prepends /v1 to a /v1 next link asks for /v1//v1/customers: that must fail.
@@ -131,6 +145,8 @@ class PartnerCenterApp:
                 response = self._serve_api(request, endpoint, args)
             elif endpoint in ENTRA_ENDPOINTS:
                 response = self._serve_entra(request, endpoint, args["tenant"])
+            elif endpoint == "signing_certificate":
+                response = self._signing_certificate(args["name"])
             else:
                 response = self._serve_control(request, endpoint, args)
         return response(environ, start_response)
@@ -178,6 +194,9 @@ class PartnerCenterApp:
             "customer_relationships": self._customer_relationships,
             "partner_relationships": self._partner_relationships,
             "audit_records": self._audit_records,
+            "webhook_registration": self._webhook_registration,
+            "webhook_events": self._webhook_events,
+            "webhook_validation_events": self._webhook_validation_events,
         }
         try:
             return _json(200, handlers[endpoint](request, account, grant, **args))
@@ -185,6 +204,8 @@ class PartnerCenterApp:
             return _json(400, resources.error_body(BAD_REQUEST, str(error)))
         except ApiError as error:
             return _json(error.status, resources.error_body(error.code, error.description))
+        except RegistrationError as error:
+            return _json(error.status, resources.error_body(_STATUS_CODES.get(error.status, error.status), str(error)))
 
     def _grant(self, request: Request) -> Grant | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -286,6 +307,33 @@ class PartnerCenterApp:
         return resources.collection(
             [resources.audit_record(entry, account.partner) for entry in page], self_uri, next_link, token
         )
+
+    def _webhook_registration(self, request: Request, account: PartnerAccount, grant: Grant) -> dict[str, Any]:
+        partner = account.partner.tenant_id
+        if request.method == "GET":
+            return self.state.webhooks.registration(partner)
+        try:
+            body = json.loads(request.get_data(cache=True) or b"null")
+        except ValueError:
+            raise ApiError(400, BAD_REQUEST, "The registration is not valid JSON.") from None
+        return self.state.webhooks.register(partner, body, update=request.method == "PUT")
+
+    def _webhook_events(self, request: Request, account: PartnerAccount, grant: Grant) -> list[str]:
+        return list(WEBHOOK_EVENT_NAMES)
+
+    def _webhook_validation_events(
+        self, request: Request, account: PartnerAccount, grant: Grant, correlation_id: str | None = None
+    ) -> Any:
+        partner = account.partner.tenant_id
+        if correlation_id is None:
+            return {"correlationId": self.state.webhooks.send_validation_event(partner)}
+        return self.state.webhooks.validation_event(partner, correlation_id)
+
+    def _signing_certificate(self, name: str) -> Response:
+        der = self.state.webhooks.certificate(name)
+        if der is None:
+            return _json(404, resources.error_body(NOT_FOUND, "The requested resource was not found."))
+        return Response(der, status=200, content_type="application/pkix-cert")
 
     def _continuation(self, request: Request, kind: str, account: PartnerAccount) -> dict[str, Any] | None:
         """The walk position of a follow-up page request, or None for a first page."""

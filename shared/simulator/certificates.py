@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_FILE = "ca.pem"
@@ -72,6 +72,52 @@ def issue_server_certificate(state_dir: Path, hosts: list[str]) -> ServerCertifi
     _write_key(paths.key_path, key)
     paths.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return paths
+
+
+@dataclass(frozen=True)
+class SigningCertificate:
+    """A certificate (DER, as Partner Center publishes its `.cer`) and the RSA key that signs with it."""
+
+    der: bytes
+    key: rsa.RSAPrivateKey
+
+
+def issue_signing_certificates(state_dir: Path) -> tuple[SigningCertificate, SigningCertificate]:
+    """The webhook signing certificate issued by the folder's local CA, and an untrusted twin.
+
+    The twin carries the same names (its issuer field names the CA) but is signed by its own
+    key, so only checking the chain's signatures tells them apart. Both keys are RSA: Partner Center signs events with rsa-sha256.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_cert, ca_key = _load_or_create_ca(state_dir, now)
+    key, twin_key = _rsa_key(), _rsa_key()
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Partner Center Simulator"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "pcnotifications-dispatch.simulator.local"),
+    ])
+
+    def build(public_key, issuer_name, signing_key) -> bytes:
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer_name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + SERVER_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(digital_signature=True), critical=True)
+            .sign(signing_key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.DER)
+
+    trusted = SigningCertificate(build(key.public_key(), ca_cert.subject, ca_key), key)
+    untrusted = SigningCertificate(build(twin_key.public_key(), ca_cert.subject, twin_key), twin_key)
+    return trusted, untrusted
+
+
+def _rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _load_or_create_ca(state_dir: Path, now: datetime.datetime):

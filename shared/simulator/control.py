@@ -156,7 +156,25 @@ def _settings(state: PartnerCenterState, request: Request, body: dict[str, Any])
             state.set_next_link_form(body["nextLinkForm"])
         if "requestsPerMinute" in body:
             state.set_requests_per_minute(body["requestsPerMinute"], _partner(request, body))
+        if "webhookAttempts" in body or "webhookBackoff" in body:
+            state.set_webhook_delivery(body.get("webhookAttempts"), body.get("webhookBackoff"))
     return 200, _settings_json(state)
+
+
+def _webhook_events(state: PartnerCenterState, request: Request, body: dict[str, Any]):
+    options = {"tenant_id": body.get("tenantId"), "url": body.get("url"), "partner_tenant_id": _partner(request, body)}
+    if "eventName" in body:
+        options["event_name"] = body["eventName"]
+    delivery = state.send_webhook_event(body.get("variant", "signed"), **options)
+    return 201, delivery.as_dict()
+
+
+def _webhook_replay(state: PartnerCenterState, request: Request, body: dict[str, Any]):
+    return 201, state.replay_webhook_event(_partner(request, body)).as_dict()
+
+
+def _webhook_deliveries(state: PartnerCenterState, request: Request, body: dict[str, Any]):
+    return 200, [delivery.as_dict() for delivery in state.webhook_deliveries()]
 
 
 _HANDLERS: dict[str, Callable[..., Any]] = {
@@ -172,6 +190,9 @@ _HANDLERS: dict[str, Callable[..., Any]] = {
     "control_expire_tokens": _expire_tokens,
     "control_refresh_tokens": _refresh_tokens,
     "control_settings": _settings,
+    "control_webhook_events": _webhook_events,
+    "control_webhook_replay": _webhook_replay,
+    "control_webhook_deliveries": _webhook_deliveries,
 }
 
 
@@ -215,6 +236,8 @@ def _settings_json(state: PartnerCenterState) -> dict[str, Any]:
         "requestsPerMinute": {
             partner.tenant_id: state.account(partner.tenant_id).requests_per_minute for partner in state.partners()
         },
+        "webhookAttempts": state.webhooks.attempts,
+        "webhookBackoff": state.webhooks.backoff,
     }
 
 

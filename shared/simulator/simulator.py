@@ -117,10 +117,12 @@ class PartnerCenterSimulator(PartnerCenterState):
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="partner-center-simulator", daemon=True
         )
         self._thread.start()
+        self.webhooks.start(self.url, state_dir)
         return self
 
     def stop(self) -> None:
         """Stop serving and remove a temporary state folder."""
+        self.webhooks.wait(timeout=5)  # deliveries in flight must not outlive the certificate URL
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -18,6 +18,7 @@ from shared.simulator.identity import TokenIssuer
 from shared.simulator.queries import ContinuationTokens
 from shared.simulator.resources import billing_profile_resource, customer_list_item
 from shared.simulator.traffic import Fault, FaultPlan, RequestBudget, TrafficLog
+from shared.simulator.webhooks import RESELLER_RELATIONSHIP_ACCEPTED, Delivery, SimulatedWebhooks
 
 # The default partner's credentials are fixed so local settings can name them once and for all.
 DEFAULT_PARTNER_TENANT_ID = "48685b73-3e28-41a8-91a8-f34f4d9c96a6"
@@ -50,6 +51,7 @@ class PartnerCenterState:
         self.traffic = TrafficLog()
         self.faults = FaultPlan()
         self.continuation = ContinuationTokens()
+        self.webhooks = SimulatedWebhooks()
         self.latency = 0.0
         self.next_link_form = "v1"
         self.set_latency(latency)
@@ -174,7 +176,9 @@ class PartnerCenterState:
                 billing_profile=billing_profile,
                 indirect_reseller_id=_guid(indirect_reseller_id) if indirect_reseller_id else None,
             )
-            return customer.tenant_id
+            partner = self.account(partner_tenant_id).partner.tenant_id
+        self.webhooks.relationship_accepted(partner, customer.tenant_id, indirect=bool(customer.indirect_reseller_id))
+        return customer.tenant_id
 
     def update_billing_profile(
         self, tenant_id: str, changes: Mapping[str, Any], partner_tenant_id: str | None = None
@@ -209,6 +213,47 @@ class PartnerCenterState:
         if customer is None:
             raise UnknownCustomer(f"no current customer {tenant_id}")
         return billing_profile_resource(customer)
+
+    # --- webhooks ---------------------------------------------------------------------------------
+
+    def register_webhook(self, url: str, events: list[str] | tuple[str, ...] | None = None, *,
+                         ms_signature_header: bool = False, partner_tenant_id: str | None = None) -> dict[str, Any]:
+        """Create or replace the partner's webhook registration (as `POST`/`PUT /webhooks/v1/registration`).
+
+        `events` defaults to the two relationship events and `test-created`.
+        """
+        partner = self.account(partner_tenant_id).partner.tenant_id
+        body = {
+            "WebhookUrl": url,
+            "WebhookEvents": list(events or (RESELLER_RELATIONSHIP_ACCEPTED,
+                                             "indirect-reseller-relationship-accepted-by-customer", "test-created")),
+            "SignatureTokenToMsSignatureHeader": ms_signature_header,
+        }
+        return self.webhooks.register(partner, body, update=self.webhooks.is_registered(partner))
+
+    def send_webhook_event(self, variant: str = "signed", *, tenant_id: str | None = None,
+                           event_name: str = RESELLER_RELATIONSHIP_ACCEPTED, url: str | None = None,
+                           partner_tenant_id: str | None = None) -> Delivery:
+        """POST one event to the registered URL (or `url`) now, once; see `SimulatedWebhooks.send_event`
+        for the variants (forged, tampered, wrong-algorithm, malformed, ...)."""
+        partner = self.account(partner_tenant_id).partner.tenant_id
+        return self.webhooks.send_event(partner, variant, tenant_id=tenant_id, event_name=event_name, url=url)
+
+    def replay_webhook_event(self, partner_tenant_id: str | None = None) -> Delivery:
+        """Send the partner's last event again, byte for byte (a duplicate delivery)."""
+        return self.webhooks.replay(self.account(partner_tenant_id).partner.tenant_id)
+
+    def webhook_deliveries(self) -> list[Delivery]:
+        """Every webhook delivery attempt so far, oldest first."""
+        return self.webhooks.deliveries()
+
+    def wait_for_webhooks(self, timeout: float = 30.0) -> bool:
+        """Wait until background deliveries and their retries are done; False on timeout."""
+        return self.webhooks.wait(timeout)
+
+    def set_webhook_delivery(self, attempts: int | None = None, backoff: float | None = None) -> None:
+        """Delivery attempts per event (Partner Center makes 10) and the first retry's delay (doubling)."""
+        self.webhooks.set_delivery(attempts, backoff)
 
     # --- observations --------------------------------------------------------------------------
 

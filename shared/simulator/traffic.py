@@ -13,6 +13,7 @@ ENTRA_ENDPOINTS = ("token", "openid_configuration", "jwks")
 API_ENDPOINTS = (
     "list_customers", "get_customer", "billing_profile", "customer_relationships",
     "partner_relationships", "audit_records",
+    "webhook_registration", "webhook_events", "webhook_validation_events",
 )
 CUSTOMER_ENDPOINTS = ("get_customer", "billing_profile", "customer_relationships")
 OUTCOMES = ("throttled", "faults", "unauthorized")

@@ -1,0 +1,77 @@
+"""Partner Center webhook receiver (F7): ``POST /api/partner-center/events/{accountId}``.
+
+Anonymous at the Functions level: authenticity comes from the event's signature. The trigger
+hands the raw body to :func:`shared.webhooks.receiver.receive_event`, answers 200 once the event
+is stored, and leaves the processing to a background worker (and to the incremental run).
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.settings import get_settings
+from shared.webhooks import signature
+from shared.webhooks.events import InvalidEvent
+from shared.webhooks.processing import background, event_store_for
+from shared.webhooks.receiver import EventTooLarge, receive_event, verifier_for
+from shared.webhooks.signature import SignatureRejected
+from shared.webhooks.store import PENDING
+
+from .problems import TYPE_PREFIX, Problem, answers_with_problems, json_response
+
+bp = func.Blueprint()
+
+# Each refusal: HTTP status and title. The reason names are the problem types' last segment.
+_REFUSALS = {
+    signature.SIGNATURE_MISSING: (401, "The event is not signed"),
+    signature.SIGNATURE_INVALID: (401, "The event's signature is not valid"),
+    signature.ALGORITHM_UNSUPPORTED: (400, "The signature algorithm is not supported"),
+    signature.CERTIFICATE_URL_REFUSED: (403, "The signing certificate's URL is not allowed"),
+    signature.CERTIFICATE_UNTRUSTED: (403, "The signing certificate is not trusted"),
+    # Our side could not check: the sender should deliver again later.
+    signature.CERTIFICATE_UNAVAILABLE: (503, "The signing certificate could not be fetched"),
+    "invalid-event": (400, "The body is not a Partner Center event"),
+}
+
+
+class EventProblem(Problem):
+    """A refused delivery, as problem+json with the webhook's own problem types."""
+
+    def __init__(self, reason: str, detail: str, *, errors: list[dict] | None = None) -> None:
+        status, self.title = _REFUSALS[reason]
+        headers = {"Retry-After": "30"} if status == 503 else None
+        super().__init__(status, reason, detail, errors=errors, headers=headers)
+
+    def as_dict(self) -> dict:
+        body = {"type": TYPE_PREFIX + self.kind, "title": self.title, "status": self.status, "detail": self.detail}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+@bp.function_name("receive_partner_center_event")
+@bp.route(route="partner-center/events/{accountId}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_with_problems
+def receive_partner_center_event(req: func.HttpRequest) -> func.HttpResponse:
+    """Verify a Partner Center event, store it, answer 200, then sync its customer."""
+    settings = get_settings()
+    account_id = req.route_params.get("accountId", "")
+    if account_id not in {account.id for account in settings.accounts}:
+        raise Problem(404, "not-found", f"no Partner Center account {account_id[:64]!r} is configured")
+    body = req.get_body() or b""
+    try:
+        stored, new = receive_event(account_id, req.headers, body, verifier=verifier_for(settings),
+                                    events=event_store_for(settings))
+    except EventTooLarge as exc:
+        raise Problem(413, "body-too-large", str(exc)) from None
+    except SignatureRejected as exc:
+        raise EventProblem(exc.reason, exc.detail) from None
+    except InvalidEvent as exc:
+        if exc.not_json:
+            raise Problem(400, "invalid-json", str(exc)) from None
+        raise EventProblem("invalid-event", str(exc), errors=[{"pointer": exc.pointer, "detail": str(exc)}]) from None
+    if stored.status == PENDING:
+        # Also for a repeated delivery of a pending event: the sender's retry is a retry for us too.
+        background.submit(settings, account_id, stored.key)
+    return json_response({"event": stored.key, "eventName": stored.event_name, "status": stored.status,
+                          "duplicate": not new})

@@ -1,0 +1,169 @@
+"""The webhook event inbox in Table Storage: every accepted event, stored before it is answered.
+
+``PartitionKey`` = account id, ``RowKey`` = the event's key (a hash of its identity), so a
+Partner Center retry or a replay lands on the same row and is stored once. A row's ``Status``:
+
+- ``pending``: accepted, not yet processed (or its last attempt failed: ``Attempts``, ``LastError``);
+- ``processed``: the customer was synced (``RunId`` names the run);
+- ``failed``: gave up after :data:`MAX_ATTEMPTS` attempts; the next reconciliation covers it;
+- ``ignored``: a verified event we do not act on (``test-created``, names we never asked for).
+
+Status changes are ETag-guarded, so two workers processing one event never overwrite each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from shared.store import account_key
+from shared.store.tables import DEFAULT_RETRY
+
+from .events import PartnerCenterEvent
+
+TABLE_NAME = "WebhookEvents"
+PENDING, PROCESSED, FAILED, IGNORED = "pending", "processed", "failed", "ignored"
+# Partner Center itself gives up after 10 deliveries; we retry processing as often.
+MAX_ATTEMPTS = 10
+_MAX_ERROR_CHARS = 1000
+_MAX_BODY_CHARS = 16 * 1024
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event row as read back."""
+
+    account_id: str
+    key: str
+    event_name: str
+    customer_tenant_id: str | None
+    status: str
+    attempts: int
+    last_error: str
+    received_at: datetime
+    etag: str
+
+    def as_dict(self) -> dict:
+        return {
+            "event": self.key,
+            "eventName": self.event_name,
+            "customerTenantId": self.customer_tenant_id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "lastError": self.last_error,
+            "receivedAt": self.received_at.isoformat(),
+        }
+
+
+class WebhookEventStore:
+    """The ``WebhookEvents`` table (or ``table_name``), created when missing."""
+
+    def __init__(self, service: TableServiceClient, table_name: str = TABLE_NAME) -> None:
+        self.service = service
+        self.table_name = table_name
+        try:
+            service.create_table(table_name)
+        except ResourceExistsError:
+            pass
+        self._table: TableClient = service.get_table_client(table_name)
+
+    @classmethod
+    def open(cls, connection_string: str, table_name: str = TABLE_NAME) -> "WebhookEventStore":
+        """The store on its own service client (same transient-retry policy as the sync's tables)."""
+        return cls(TableServiceClient.from_connection_string(connection_string, **DEFAULT_RETRY), table_name)
+
+    def accept(self, account_id: str, event: PartnerCenterEvent, body: bytes, now: datetime | None = None,
+               ) -> tuple[StoredEvent, bool]:
+        """Store the event durably; returns it and whether it is new (False: already stored)."""
+        now = now or datetime.now(timezone.utc)
+        entity = {
+            "PartitionKey": account_key(account_id),
+            "RowKey": event.key,
+            "EventName": event.event_name,
+            "ResourceUri": event.resource_uri,
+            "ResourceName": event.resource_name,
+            "AuditUri": event.audit_uri,
+            "ResourceChangeUtcDate": event.resource_change_utc_date,
+            "CustomerTenantId": event.customer_tenant_id or "",
+            "Status": PENDING if event.is_relationship_event else IGNORED,
+            "Attempts": 0,
+            "LastError": "",
+            "ReceivedAt": now,
+            "Body": body.decode("utf-8", "replace")[:_MAX_BODY_CHARS],
+        }
+        try:
+            self._table.create_entity(entity)
+        except ResourceExistsError:
+            stored = self.get(account_id, event.key)
+            if stored is not None:
+                return stored, False
+            raise  # deleted between our insert and read: let the sender retry
+        return self.get(account_id, event.key), True
+
+    def get(self, account_id: str, key: str) -> StoredEvent | None:
+        try:
+            entity = self._table.get_entity(account_key(account_id), key)
+        except ResourceNotFoundError:
+            return None
+        return _stored(entity)
+
+    def with_status(self, account_id: str, status: str, *, top: int | None = None) -> Iterator[StoredEvent]:
+        """The account's events in ``status``, oldest key order (parameterized filter)."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and Status eq @status",
+            parameters={"pk": account_key(account_id), "status": status},
+            select=["PartitionKey", "RowKey", "EventName", "CustomerTenantId", "Status", "Attempts",
+                    "LastError", "ReceivedAt"],
+        )
+        for count, entity in enumerate(query):
+            if top is not None and count >= top:
+                return
+            yield _stored(entity)
+
+    def mark_processed(self, event: StoredEvent, run_id: str, now: datetime | None = None) -> bool:
+        """Record a successful processing; False when someone else changed the row meanwhile."""
+        return self._update(event, {"Status": PROCESSED, "Attempts": event.attempts + 1, "LastError": "",
+                                    "RunId": run_id, "ProcessedAt": now or datetime.now(timezone.utc)})
+
+    def mark_attempt_failed(self, event: StoredEvent, error: str, now: datetime | None = None) -> bool:
+        """Record a failed attempt: still pending, or ``failed`` after :data:`MAX_ATTEMPTS`."""
+        attempts = event.attempts + 1
+        return self._update(event, {
+            "Status": FAILED if attempts >= MAX_ATTEMPTS else PENDING,
+            "Attempts": attempts,
+            "LastError": error[:_MAX_ERROR_CHARS],
+            "LastAttemptAt": now or datetime.now(timezone.utc),
+        })
+
+    def delete_table(self) -> None:
+        """Drop the table (tests)."""
+        self.service.delete_table(self.table_name)
+
+    def _update(self, event: StoredEvent, changes: dict) -> bool:
+        entity = {"PartitionKey": event.account_id, "RowKey": event.key, **changes}
+        try:
+            self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=event.etag,
+                                      match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+
+def _stored(entity) -> StoredEvent:
+    received = entity.get("ReceivedAt")
+    return StoredEvent(
+        account_id=entity["PartitionKey"],
+        key=entity["RowKey"],
+        event_name=entity.get("EventName", ""),
+        customer_tenant_id=entity.get("CustomerTenantId") or None,
+        status=entity.get("Status", PENDING),
+        attempts=int(entity.get("Attempts") or 0),
+        last_error=entity.get("LastError", ""),
+        received_at=received if isinstance(received, datetime) else datetime.min.replace(tzinfo=timezone.utc),
+        etag=entity.metadata["etag"],
+    )

@@ -1,0 +1,99 @@
+"""Webhooks end to end: the simulator delivers signed events over real sockets to the registered
+receiver function, served by the local Functions server, storing into Azurite.
+
+Each test configures the app for one uniquely named account that is the simulator's partner, so
+its organizations and webhook events sit in their own partitions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+
+from shared.local.server import LocalServer
+from shared.partner_center import forget_token_providers
+from shared.settings import get_settings, reset_settings
+from shared.simulator import PartnerCenterSimulator
+from shared.sync.service import stores_for
+from shared.sync.stores import SyncStores
+from shared.webhooks.processing import background, event_store_for
+from shared.webhooks.store import WebhookEventStore
+
+
+@dataclass
+class Receiver:
+    """The receiver as Partner Center sees it, and the tables behind it."""
+
+    sim: PartnerCenterSimulator
+    account_id: str
+    url: str
+    stores: SyncStores
+    events: WebhookEventStore
+
+    def organization(self, tenant_id: str) -> dict | None:
+        return self.stores.organizations.get(self.account_id, tenant_id)
+
+    def stored_events(self) -> list[dict]:
+        table = self.events.service.get_table_client(self.events.table_name)
+        return list(table.query_entities("PartitionKey eq @pk", parameters={"pk": self.account_id}))
+
+    def stored_organizations(self) -> list[dict]:
+        return list(self.stores.organizations.list(self.account_id))
+
+
+@pytest.fixture(scope="module")
+def functions_server():
+    """The registered HTTP functions on a real loopback socket."""
+    with LocalServer() as server:
+        yield server
+
+
+@pytest.fixture
+def receiver(simulator, functions_server, storage_connection, monkeypatch) -> Receiver:
+    """The app configured for the simulator's partner, trusting the simulator's CA for webhooks,
+    with the partner's webhook registered at the receiver's URL."""
+    account_id = "acct-" + uuid.uuid4().hex[:12]
+    for name in ("PARTNER_CENTER_ACCOUNTS", "AzureWebJobsStorage"):
+        monkeypatch.delenv(name, raising=False)
+    settings = {
+        "SYNC_STORAGE_CONNECTION": storage_connection,
+        "PARTNER_CENTER_ACCOUNT_ID": account_id,
+        "PARTNER_CENTER_API_URL": simulator.url,
+        "PARTNER_CENTER_AUTHORITY_URL": simulator.url,
+        "PARTNER_CENTER_TENANT_ID": simulator.partner_tenant_id,
+        "PARTNER_CENTER_CLIENT_ID": simulator.client_id,
+        "PARTNER_CENTER_CLIENT_SECRET": simulator.client_secret,
+        "REQUESTS_CA_BUNDLE": simulator.ca_path,
+        "WEBHOOK_CERTIFICATE_HOSTS": f"127.0.0.1:{simulator.port}",
+        "WEBHOOK_TRUST_ANCHORS": simulator.ca_path,
+        "WEBHOOK_CERTIFICATE_ISSUER": "Partner Center Simulator",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+    forget_token_providers()
+    simulator.set_webhook_delivery(attempts=3, backoff=0.05)
+    url = f"{functions_server.url}/api/partner-center/events/{account_id}"
+    simulator.register_webhook(url)
+    app_settings = get_settings()
+    yield Receiver(simulator, account_id, url, stores_for(app_settings), event_store_for(app_settings))
+    # Nothing may keep talking to a simulator that is about to stop.
+    assert simulator.wait_for_webhooks(30)
+    assert background.wait(30)
+    forget_token_providers()
+
+
+def eventually(check: Callable[[], object], timeout: float = 10.0) -> object:
+    """``check()``'s first truthy value within ``timeout`` seconds (polling), else fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {check}")
+        time.sleep(0.05)

@@ -1,0 +1,128 @@
+"""The receiver over real sockets: what Partner Center's signed events do, and what forged,
+tampered or malformed ones do not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.settings import reset_settings
+from shared.webhooks import process_pending_events, webhook_status
+from shared.webhooks.processing import background
+from tests.webhooks.conftest import eventually
+
+
+def refused(delivery, status: int, problem_type: str) -> bool:
+    body = json.loads(delivery.response_body)
+    return (delivery.status == status and body["status"] == status
+            and body["type"].endswith(":" + problem_type) and body["title"] and body["detail"])
+
+
+def test_a_relationship_accepted_in_partner_center_is_an_organization_within_seconds(receiver):
+    tenant = receiver.sim.accept_relationship(company_name="Webhook Works Ltd")
+    organization = eventually(lambda: receiver.organization(tenant))
+    assert organization["CompanyName"] == "Webhook Works Ltd" and organization["Status"] == "active"
+    assert [d.status for d in receiver.sim.webhook_deliveries()] == [200]
+    eventually(lambda: [e["Status"] for e in receiver.stored_events()] == ["processed"])
+
+
+def test_an_indirect_relationship_event_brings_the_customer_with_its_reseller(receiver, monkeypatch):
+    provider = receiver.sim.add_partner(resellers=1, customers=0)  # an indirect provider with one reseller
+    monkeypatch.setenv("PARTNER_CENTER_TENANT_ID", provider.tenant_id)
+    monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", provider.client_id)
+    monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", provider.client_secret)
+    reset_settings()
+    receiver.sim.register_webhook(receiver.url, partner_tenant_id=provider.tenant_id)
+    tenant = receiver.sim.accept_relationship(partner_tenant_id=provider.tenant_id,
+                                              indirect_reseller_id=provider.reseller_ids[0])
+    organization = eventually(lambda: receiver.organization(tenant))
+    assert organization["IndirectResellerId"] == provider.reseller_ids[0]
+    assert receiver.sim.webhook_deliveries()[-1].event_name == "indirect-reseller-relationship-accepted-by-customer"
+
+
+def test_the_signature_may_come_in_the_x_ms_signature_header(receiver):
+    receiver.sim.register_webhook(receiver.url, ms_signature_header=True)
+    tenant = receiver.sim.accept_relationship()
+    eventually(lambda: receiver.organization(tenant))
+    assert "x-ms-signature" in receiver.sim.webhook_deliveries()[-1].headers
+
+
+@pytest.mark.parametrize(("variant", "status", "problem_type"), [
+    ("forged", 401, "signature-invalid"),
+    ("tampered", 401, "signature-invalid"),
+    ("unsigned", 401, "signature-missing"),
+    ("wrong-algorithm", 400, "signature-algorithm-unsupported"),
+    ("foreign-certificate-url", 403, "certificate-url-refused"),
+    ("untrusted-certificate", 403, "certificate-untrusted"),
+    ("malformed", 400, "invalid-json"),
+    ("oversize", 413, "body-too-large"),
+])
+def test_an_event_that_is_not_authentic_or_not_well_formed_is_refused_and_nothing_is_stored(
+        receiver, variant, status, problem_type):
+    # A real customer whose own event is not delivered: only the refusal keeps it out.
+    receiver.sim.register_webhook(receiver.url, ["test-created"])
+    tenant = receiver.sim.accept_relationship()
+    delivery = receiver.sim.send_webhook_event(variant, tenant_id=tenant)
+    assert refused(delivery, status, problem_type), delivery.response_body
+    assert background.wait(10)
+    assert receiver.stored_events() == [] and receiver.organization(tenant) is None
+
+
+def test_a_signed_event_naming_a_customer_by_something_other_than_a_guid_is_refused(receiver):
+    delivery = receiver.sim.send_webhook_event(tenant_id="not-a-guid")
+    assert refused(delivery, 400, "invalid-event") and "GUID" in json.loads(delivery.response_body)["detail"]
+    assert receiver.stored_events() == []
+
+
+def test_an_event_for_an_account_that_is_not_configured_is_a_404(receiver):
+    delivery = receiver.sim.send_webhook_event(url=receiver.url.replace(receiver.account_id, "nobody"))
+    assert delivery.status == 404
+    assert receiver.stored_events() == []
+
+
+def test_an_event_we_do_not_act_on_is_acknowledged_and_ignored(receiver):
+    delivery = receiver.sim.send_webhook_event(event_name="subscription-updated")
+    assert delivery.status == 200 and json.loads(delivery.response_body)["status"] == "ignored"
+    assert [e["Status"] for e in receiver.stored_events()] == ["ignored"]
+    assert receiver.stored_organizations() == []
+
+
+def test_a_duplicate_delivery_writes_the_organization_once(receiver):
+    tenant = receiver.sim.accept_relationship()
+    first = eventually(lambda: receiver.organization(tenant))
+    eventually(lambda: [e["Status"] for e in receiver.stored_events()] == ["processed"])
+    receiver.sim.reset_counters()
+    again = receiver.sim.replay_webhook_event()
+    assert again.status == 200 and json.loads(again.response_body)["duplicate"] is True
+    assert background.wait(10)
+    assert receiver.organization(tenant).metadata["etag"] == first.metadata["etag"]
+    assert receiver.sim.counters()["get_customer"] == 0
+    assert len(receiver.stored_events()) == 1
+
+
+def test_a_crash_between_storing_and_processing_is_recovered_by_the_next_run(receiver, monkeypatch):
+    # The instance dies right after the event is stored and answered: nothing processes it.
+    monkeypatch.setattr(background, "submit", lambda *args: None)
+    tenant = receiver.sim.accept_relationship()
+    receiver.sim.wait_for_webhooks()
+    assert [d.status for d in receiver.sim.webhook_deliveries()] == [200]
+    assert receiver.organization(tenant) is None
+    assert [e["customerTenantId"] for e in webhook_status(receiver.account_id)["pending"]] == [tenant]
+
+    counts = process_pending_events()
+    assert counts == {"processed": 1, "failed": 0, "pending": 0, "skipped": 0}
+    assert receiver.organization(tenant)["Status"] == "active"
+    assert webhook_status(receiver.account_id)["pending"] == []
+
+
+def test_a_failed_processing_stays_pending_with_its_error_and_is_retried(receiver):
+    receiver.sim.inject("get_customer", "status", status=400, times=1)
+    tenant = receiver.sim.accept_relationship()
+    pending = eventually(lambda: webhook_status(receiver.account_id)["pending"])
+    eventually(lambda: webhook_status(receiver.account_id)["pending"][0]["attempts"] == 1)
+    assert receiver.organization(tenant) is None and pending[0]["customerTenantId"] == tenant
+    assert webhook_status(receiver.account_id)["pending"][0]["lastError"]
+
+    assert process_pending_events()["processed"] == 1
+    assert receiver.organization(tenant)["Status"] == "active"
