@@ -9,9 +9,11 @@ import azure.functions as func
 from shared.functions import timers
 from shared.functions import contacts, operations
 from shared.functions import webhooks
+from shared.functions import units
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(timers.bp)
 app.register_functions(contacts.bp)
 app.register_functions(operations.bp)
 app.register_functions(webhooks.bp)
+app.register_functions(units.bp)

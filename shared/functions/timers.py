@@ -6,8 +6,10 @@ import logging
 
 import azure.functions as func
 
+from shared.settings import get_settings
 from shared.sync.engine import FULL, INCREMENTAL
 from shared.sync.service import run_accounts
+from shared.sync.units import DISPATCH_QUEUE, dispatch_mode, enqueue_units
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -30,5 +32,9 @@ def full_reconciliation(timer: func.TimerRequest) -> None:
 def _run(mode: str, timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("%s timer is past due; running now", mode)
+    if dispatch_mode(get_settings()) == DISPATCH_QUEUE:
+        # One unit per account: the runtime spreads them over instances (shared/functions/units.py).
+        enqueue_units(mode)
+        return
     for result in run_accounts(mode):
         log.info("%s run for account %s: %s %s", mode, result.account_id, result.outcome, result.counts.as_dict())

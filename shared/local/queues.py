@@ -1,0 +1,153 @@
+"""A stand-in for the Functions host's queue trigger, on a real queue (Azurite locally).
+
+It polls the queue of a registered queue function and invokes the very function with real
+``azure.functions.QueueMessage`` objects, and then does what the host's queue processor does:
+
+- success: the message is deleted;
+- failure: the message becomes visible again after ``visibilityTimeout``, or, at
+  ``maxDequeueCount`` attempts, it is copied to ``<queue>-poison`` and deleted;
+- a message that is not valid base64 (with ``messageEncoding`` base64) goes to the poison queue
+  at once, without invoking the function; so does one received more than ``maxDequeueCount``
+  times (its earlier attempts died with their host).
+
+The queue name and the app setting holding the connection come from the function's binding,
+and the options from host.json (``extensions.queues``), as the host reads them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from azure.core.exceptions import ResourceExistsError
+from azure.functions.queue import QueueMessage
+from azure.storage.queue import QueueClient
+
+from shared.functions.units import QueueOptions, queue_options
+from shared.local.host import function_index
+
+log = logging.getLogger(__name__)
+
+# The host keeps a message it is processing hidden this long (and renews it); no function may run
+# longer than functionTimeout (10 minutes in host.json), so one receive covers a whole invocation.
+IN_FLIGHT_SECONDS = 600
+
+COMPLETED = "completed"
+RETRYING = "retrying"
+PARKED = "parked"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message handed to the function (or refused before it), and what became of it."""
+
+    message_id: str
+    dequeue_count: int
+    result: str  # completed | retrying | parked
+    error: str = ""
+
+
+class QueueTriggerRunner:
+    """Runs one registered queue function against its queue until the queue is empty."""
+
+    def __init__(self, function_name: str, *, options: QueueOptions | None = None,
+                 retry_after_seconds: float | None = None, poll_seconds: float = 0.05) -> None:
+        function = function_index()[function_name]
+        trigger = function.get_trigger()
+        if trigger.get_binding_name() != "queueTrigger":
+            raise ValueError(f"{function_name} is not a queue function")
+        binding = trigger.get_dict_repr()
+        connection = os.environ.get(binding["connection"], "")
+        if not connection:
+            raise KeyError(f"app setting {binding['connection']} (the queue trigger's connection) is not set")
+        self.function = function.get_user_function()
+        self.options = options or queue_options()
+        if retry_after_seconds is not None:  # tests retry at once instead of after visibilityTimeout
+            self.options = replace(self.options, visibility_timeout_seconds=retry_after_seconds)
+        self.queue = QueueClient.from_connection_string(connection, binding["queueName"])
+        self.poison = QueueClient.from_connection_string(connection, binding["queueName"] + "-poison")
+        self.poll_seconds = poll_seconds
+        self.deliveries: list[Delivery] = []
+        self._pool = ThreadPoolExecutor(max_workers=self.options.batch_size, thread_name_prefix="queue-trigger")
+
+    def run_batch(self) -> list[Delivery]:
+        """Receive up to ``batchSize`` messages and process them in parallel, as one host instance does."""
+        messages = list(self.queue.receive_messages(max_messages=self.options.batch_size,
+                                                    visibility_timeout=IN_FLIGHT_SECONDS))
+        delivered = list(self._pool.map(self._deliver, messages))
+        self.deliveries.extend(delivered)
+        return delivered
+
+    def drain(self, timeout: float = 60.0) -> list[Delivery]:
+        """Process batches until no message is left in the queue (visible or not); returns them all."""
+        deadline = time.monotonic() + timeout
+        delivered: list[Delivery] = []
+        while True:
+            batch = self.run_batch()
+            delivered.extend(batch)
+            if not batch:
+                if self.queue.get_queue_properties().approximate_message_count == 0:
+                    return delivered
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the queue {self.queue.queue_name} still holds messages after {timeout:.0f}s")
+                time.sleep(self.poll_seconds)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.queue.close()
+        self.poison.close()
+
+    def __enter__(self) -> "QueueTriggerRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _deliver(self, message) -> Delivery:
+        if message.dequeue_count > self.options.max_dequeue_count:
+            self._park(message)
+            return Delivery(message.id, message.dequeue_count, PARKED, "dequeued more often than maxDequeueCount")
+        try:
+            body = self._decode(message.content)
+        except (binascii.Error, ValueError):
+            log.error("queue message %s is not valid base64: moved to %s", message.id, self.poison.queue_name)
+            self._park(message)
+            return Delivery(message.id, message.dequeue_count, PARKED, "not valid base64")
+        trigger_message = QueueMessage(
+            id=message.id, body=body, dequeue_count=message.dequeue_count, expiration_time=message.expires_on,
+            insertion_time=message.inserted_on, time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
+        try:
+            self.function(trigger_message)
+        except Exception as exc:  # the host records the failure and decides the message's fate
+            log.warning("queue function failed on message %s (attempt %d): %s", message.id, message.dequeue_count, exc)
+            if message.dequeue_count >= self.options.max_dequeue_count:
+                log.warning("message has reached MaxDequeueCount of %d: moving message %s to queue %s",
+                            self.options.max_dequeue_count, message.id, self.poison.queue_name)
+                self._park(message)
+                return Delivery(message.id, message.dequeue_count, PARKED, str(exc))
+            self.queue.update_message(message, pop_receipt=message.pop_receipt,
+                                      visibility_timeout=int(self.options.visibility_timeout_seconds))
+            return Delivery(message.id, message.dequeue_count, RETRYING, str(exc))
+        self.queue.delete_message(message, pop_receipt=message.pop_receipt)
+        return Delivery(message.id, message.dequeue_count, COMPLETED)
+
+    def _decode(self, content: str) -> bytes:
+        if self.options.message_encoding == "none":
+            return content.encode()
+        return base64.b64decode(content, validate=True)
+
+    def _park(self, message) -> None:
+        """Copy the message, as it is, to the poison queue and delete it (the host's poison handling)."""
+        try:
+            self.poison.create_queue()
+        except ResourceExistsError:
+            pass
+        self.poison.send_message(message.content)
+        self.queue.delete_message(message, pop_receipt=message.pop_receipt)

@@ -1,0 +1,318 @@
+"""Units of work: one account's run, taken from a queue by whichever Functions instance is free.
+
+With ``SYNC_DISPATCH=queue`` the timers do not run the accounts themselves: they put one *unit*
+per configured account on the ``sync-units`` queue, and the Functions runtime spreads the units
+over its instances through the queue trigger. A unit is a small JSON message::
+
+    {"account": "contoso-direct", "mode": "incremental", "requestedAt": "2025-01-01T02:00:00+00:00"}
+
+(plus ``"continues": "<run id>"`` when it carries on a checkpointed reconciliation).
+
+Processing a unit runs that one account (:func:`shared.sync.service.run_accounts`), and what
+happens to the message follows from the run:
+
+- the run finished, checkpointed, or found the account's lease held by another run (which covers
+  this unit): the unit is done and the message is deleted;
+- the run failed: :class:`UnitFailed` is raised, so the runtime makes the message visible again
+  and retries it; after ``maxDequeueCount`` attempts the runtime moves it to ``sync-units-poison``,
+  and the last attempt writes a ``parked`` row in the account's run log first;
+- the message is malformed, or names an account that is not configured: retrying cannot help, so
+  it is put in ``sync-units-poison`` at once with a log line saying why.
+
+Nothing here knows about Azure Functions; the queue trigger and the local runner hand it a body.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
+
+from shared.settings import Settings, SettingsError, get_settings
+from shared.store.runs import RunRecord
+
+from .engine import FULL, INCREMENTAL, RunResult
+from .service import run_accounts, stores_for
+from .stores import SyncStores
+
+log = logging.getLogger(__name__)
+
+UNIT_QUEUE = "sync-units"
+# The name the Functions runtime gives the poison queue of a queue trigger.
+POISON_QUEUE = UNIT_QUEUE + "-poison"
+# The app setting the queue trigger listens through. AzureWebJobsStorage is always set on a
+# Function App, so the trigger never breaks a deployment that keeps SYNC_DISPATCH=inline.
+UNIT_QUEUE_CONNECTION = "AzureWebJobsStorage"
+
+DISPATCH_INLINE = "inline"
+DISPATCH_QUEUE = "queue"
+DISPATCH_MODES = (DISPATCH_INLINE, DISPATCH_QUEUE)
+UNIT_MODES = (INCREMENTAL, FULL)
+# Run-log mode and outcome of the row that records a unit given up after its last attempt.
+PARKED_RUN_MODE = "unit"
+PARKED = "parked"
+# Peek returns at most 32 messages: the Queue service's limit.
+PEEK_LIMIT = 32
+
+_FIELDS = {"account", "mode", "requestedAt", "continues"}
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_MAX_BODY_BYTES = 4096
+
+
+class MalformedUnit(ValueError):
+    """A message that is not a unit; the text names the problem, never the message's values."""
+
+
+class UnitFailed(RuntimeError):
+    """The unit's run failed; raised so the Functions runtime retries the message."""
+
+
+@dataclass(frozen=True)
+class SyncUnit:
+    """One account's run of one mode, requested at a moment."""
+
+    account_id: str
+    mode: str
+    requested_at: datetime
+    continues: str = ""  # the run id of the checkpointed reconciliation this unit carries on
+
+    def to_json(self) -> str:
+        body = {"account": self.account_id, "mode": self.mode, "requestedAt": self.requested_at.isoformat()}
+        if self.continues:
+            body["continues"] = self.continues
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, body: bytes | str) -> "SyncUnit":
+        """The unit in a message body, validated strictly; :class:`MalformedUnit` otherwise."""
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        if len(raw) > _MAX_BODY_BYTES:
+            raise MalformedUnit(f"the message is larger than {_MAX_BODY_BYTES} bytes")
+        try:
+            fields = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise MalformedUnit("the message is not UTF-8 JSON") from None
+        if not isinstance(fields, dict):
+            raise MalformedUnit("the message is not a JSON object")
+        unknown = sorted(set(fields) - _FIELDS)
+        if unknown:
+            raise MalformedUnit(f"unknown field(s) {', '.join(repr(name)[:40] for name in unknown[:5])}")
+        account = fields.get("account")
+        if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
+            raise MalformedUnit("'account' must be an account id (1-64 letters, digits, '-' or '_')")
+        mode = fields.get("mode")
+        if mode not in UNIT_MODES:
+            raise MalformedUnit(f"'mode' must be one of {', '.join(UNIT_MODES)}")
+        requested = fields.get("requestedAt")
+        try:
+            requested_at = datetime.fromisoformat(requested) if isinstance(requested, str) else None
+        except ValueError:
+            requested_at = None
+        if requested_at is None or requested_at.utcoffset() is None:
+            raise MalformedUnit("'requestedAt' must be an ISO 8601 date and time with a UTC offset")
+        continues = fields.get("continues", "")
+        if not isinstance(continues, str) or (continues and not _RUN_ID.match(continues)):
+            raise MalformedUnit("'continues' must be a run id")
+        return cls(account, mode, requested_at.astimezone(timezone.utc), continues)
+
+
+def dispatch_mode(settings: Settings) -> str:
+    """``SYNC_DISPATCH``: ``inline`` (the timers run every account themselves) or ``queue``."""
+    value = settings.environ.get("SYNC_DISPATCH", "").strip().lower() or DISPATCH_INLINE
+    if value not in DISPATCH_MODES:
+        raise SettingsError(f"SYNC_DISPATCH must be one of {', '.join(DISPATCH_MODES)}")
+    return value
+
+
+class UnitQueue:
+    """The ``sync-units`` queue and its poison queue in one storage account.
+
+    Messages are base64 text, the queue trigger's default ``messageEncoding``.
+    """
+
+    def __init__(self, connection_string: str, name: str = UNIT_QUEUE) -> None:
+        self.units = QueueClient.from_connection_string(connection_string, name)
+        self.poison = QueueClient.from_connection_string(connection_string, name + "-poison")
+        self._created: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "UnitQueue":
+        connection = settings.environ.get("AzureWebJobsStorage", "").strip()
+        if not connection or "=" not in connection:
+            raise SettingsError("AzureWebJobsStorage must hold a storage connection string: the sync-units "
+                                "queue lives in that account (the queue trigger listens through it)")
+        return cls(connection)
+
+    def send(self, unit: SyncUnit) -> str:
+        """Put a unit on the queue; returns the message id."""
+        return self._send(self.units, unit.to_json().encode()).id
+
+    def park(self, body: bytes) -> str:
+        """Put a message body in the poison queue, where it stays until an operator removes it."""
+        return self._send(self.poison, body, time_to_live=-1).id
+
+    def peek_parked(self, limit: int = PEEK_LIMIT) -> list:
+        """The oldest parked messages (at most 32), left where they are."""
+        self._create(self.poison)
+        return self.poison.peek_messages(max_messages=min(limit, PEEK_LIMIT))
+
+    def _send(self, queue: QueueClient, body: bytes, **options):
+        self._create(queue)
+        return queue.send_message(base64.b64encode(body).decode("ascii"), **options)
+
+    def _create(self, queue: QueueClient) -> None:
+        if queue.queue_name in self._created:
+            return
+        try:
+            queue.create_queue()
+        except ResourceExistsError:
+            pass
+        self._created.add(queue.queue_name)
+
+
+def enqueue_units(mode: str, *, settings: Settings | None = None, queue: UnitQueue | None = None,
+                  now: datetime | None = None) -> list[SyncUnit]:
+    """One unit of ``mode`` for every configured account; returns the units sent."""
+    if mode not in UNIT_MODES:
+        raise ValueError(f"mode must be one of {', '.join(UNIT_MODES)}")
+    settings = settings or get_settings()
+    queue = queue or UnitQueue.from_settings(settings)
+    for problem in settings.account_errors:
+        log.error("account configuration: %s", problem)
+    requested_at = now or datetime.now(timezone.utc)
+    units = [SyncUnit(account.id, mode, requested_at) for account in settings.accounts]
+    if not units:
+        log.warning("no Partner Center account is configured: no %s units to send", mode)
+    for unit in units:
+        message_id = queue.send(unit)
+        log.info("%s unit for account %s queued as message %s", mode, unit.account_id, message_id)
+    return units
+
+
+RunAccounts = Callable[..., list[RunResult]]
+
+
+def process_unit(body: bytes, *, message_id: str, dequeue_count: int, max_dequeue_count: int,
+                 settings: Settings | None = None, stores: SyncStores | None = None,
+                 queue: UnitQueue | None = None, run: RunAccounts = run_accounts) -> str:
+    """Process one unit; returns what became of it.
+
+    ``"parked"`` (malformed, or for an account that is not configured), ``"covered"`` (a run that
+    started after the unit was requested already completed), or the run's outcome (``succeeded``,
+    ``skipped`` when another run holds the lease, ...). A failed run raises :class:`UnitFailed`.
+    """
+    settings = settings or get_settings()
+    try:
+        unit = SyncUnit.parse(body)
+    except MalformedUnit as exc:
+        return _park(body, message_id, f"malformed unit: {exc}", settings, queue)
+    if unit.account_id not in {account.id for account in settings.accounts}:
+        return _park(body, message_id, f"unit for account {unit.account_id}, which is not configured "
+                     "(or its PARTNER_CENTER_ACCOUNTS entry is invalid)", settings, queue)
+    stores = stores or stores_for(settings)
+    covering = _covering_run(stores, unit)
+    if covering is not None:
+        log.info("%s unit %s for account %s is covered by %s run %s, which started after it was requested",
+                 unit.mode, message_id, unit.account_id, covering.mode, covering.run_id)
+        return "covered"
+    [result] = run(unit.mode, account_id=unit.account_id, settings=settings, stores=stores)
+    if result.outcome == "skipped":
+        # The run holding the lease is doing this account's work now; a second one would wait for it.
+        log.info("%s unit %s for account %s acknowledged: another run holds the account's lease",
+                 unit.mode, message_id, unit.account_id)
+    elif result.outcome == "failed":
+        if dequeue_count >= max_dequeue_count:
+            _record_parked(stores, unit, message_id, dequeue_count, result)
+        raise UnitFailed(f"account {unit.account_id}: {unit.mode} run {result.run_id} failed "
+                         f"(attempt {dequeue_count} of {max_dequeue_count}): {result.error}")
+    elif result.outcome == "checkpointed":
+        # The reconciliation stopped at its time budget: carry on at once, on whichever instance is free.
+        (queue or UnitQueue.from_settings(settings)).send(
+            SyncUnit(unit.account_id, unit.mode, datetime.now(timezone.utc), continues=result.run_id))
+        log.info("account %s: %s run %s checkpointed; a unit continuing it is queued",
+                 unit.account_id, unit.mode, result.run_id)
+    else:
+        log.info("%s unit %s for account %s: run %s %s", unit.mode, message_id, unit.account_id,
+                 result.run_id, result.outcome)
+    return result.outcome
+
+
+def _covering_run(stores: SyncStores, unit: SyncUnit) -> RunRecord | None:
+    """A completed run that started after the unit was requested: it did the unit's work already.
+
+    A full reconciliation reads everything an incremental run would, so it covers both kinds.
+    """
+    modes = (FULL,) if unit.mode == FULL else (INCREMENTAL, FULL)
+    for mode in modes:
+        last = stores.runs.last_completed(unit.account_id, mode)
+        if last is not None and last.started_at >= unit.requested_at:
+            return last
+    return None
+
+
+def _park(body: bytes, message_id: str, reason: str, settings: Settings, queue: UnitQueue | None) -> str:
+    parked_id = (queue or UnitQueue.from_settings(settings)).park(body)
+    log.error("%s: message %s parked in %s as %s (retrying cannot help)", reason, message_id, POISON_QUEUE,
+              parked_id)
+    return PARKED
+
+
+def _record_parked(stores: SyncStores, unit: SyncUnit, message_id: str, attempts: int, result: RunResult) -> None:
+    """The run log says that the unit was given up, next to the failed runs that caused it."""
+    reason = (f"{unit.mode} unit {message_id} (requested {unit.requested_at.isoformat()}) parked in {POISON_QUEUE} "
+              f"after {attempts} failed attempts; last error: {result.error}")
+    record = stores.runs.start(unit.account_id, PARKED_RUN_MODE)
+    stores.runs.finish(record, PARKED, {}, api_calls=0, throttled_calls=0, error=reason)
+    log.error("account %s: %s", unit.account_id, reason)
+
+
+def parked_units(settings: Settings | None = None, *, queue: UnitQueue | None = None,
+                 stores: SyncStores | None = None) -> list[dict]:
+    """The units waiting in the poison queue (the oldest 32), for status pages and operators.
+
+    Each: ``messageId``, ``parkedAt``, and either ``account``, ``mode``, ``requestedAt`` and
+    ``problem`` (the account's last ``parked`` run-log entry) or, for a malformed message, only
+    ``problem`` (what is wrong with it; its content is not repeated).
+    """
+    settings = settings or get_settings()
+    queue = queue or UnitQueue.from_settings(settings)
+    configured = {account.id for account in settings.accounts}
+    parked = []
+    for message in queue.peek_parked():
+        entry = {"messageId": message.id,
+                 "parkedAt": message.inserted_on.isoformat() if message.inserted_on else None}
+        try:
+            unit = SyncUnit.parse(_decoded(message.content))
+        except MalformedUnit as exc:
+            parked.append({**entry, "problem": f"malformed unit: {exc}"})
+            continue
+        if unit.account_id in configured:
+            stores = stores or stores_for(settings)
+            problem = _last_parked_reason(stores, unit.account_id)
+        else:
+            problem = f"account {unit.account_id} is not configured"
+        parked.append({**entry, "account": unit.account_id, "mode": unit.mode,
+                       "requestedAt": unit.requested_at.isoformat(), "problem": problem})
+    return parked
+
+
+def _last_parked_reason(stores: SyncStores, account_id: str) -> str:
+    records: list[RunRecord] = stores.runs.latest(account_id, PARKED_RUN_MODE, limit=1)
+    if records:
+        return records[0].error
+    return "its run failed on every attempt; the account's run log has the errors"
+
+
+def _decoded(content: str) -> bytes:
+    try:
+        return base64.b64decode(content, validate=True)
+    except ValueError:
+        return content.encode()
