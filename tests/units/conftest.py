@@ -10,6 +10,7 @@ import json
 import uuid
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
 from shared.local.queues import QueueTriggerRunner
@@ -30,7 +31,7 @@ def queues(storage_connection):
         client = QueueClient.from_connection_string(storage_connection, name)
         try:
             client.create_queue()
-        except Exception:  # it exists: empty it instead
+        except ResourceExistsError:  # left by an earlier test: empty it instead
             client.clear_messages()
         clients[name] = client
     yield clients
