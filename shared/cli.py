@@ -125,6 +125,8 @@ def format_status(status: dict) -> str:
     lines.append(f"  lag: {status['lag_seconds']} s since the last successful sync")
     lines.append(f"  failing customers: {len(status['failing'])}, quarantined: {len(status['quarantined'])}")
     lines.append(f"  held deletions: {len(status['held'])}")
+    if status.get("parked_units"):
+        lines.append(f"  parked sync units: {len(status['parked_units'])} (see --json)")
     return "\n".join(lines)
 
 

@@ -25,6 +25,20 @@ def run_summary(record: RunRecord | None) -> dict | None:
     }
 
 
+def parked_units_of(account_id: str) -> list[dict]:
+    """Units of this account waiting in the poison queue (queue dispatch only)."""
+    from shared.settings import SettingsError, get_settings
+    from shared.sync.units import DISPATCH_QUEUE, dispatch_mode, parked_units
+
+    try:
+        settings = get_settings()
+        if dispatch_mode(settings) != DISPATCH_QUEUE:
+            return []
+        return [unit for unit in parked_units(settings) if unit.get("account") == account_id]
+    except SettingsError as exc:
+        return [{"problem": f"parked units cannot be read: {exc}"}]
+
+
 def account_status(stores: SyncStores, account_id: str, now: datetime | None = None) -> dict:
     """Last runs, lag since the last successful sync, failing and quarantined customers, held deletions."""
     now = now or datetime.now(timezone.utc)
@@ -51,6 +65,7 @@ def account_status(stores: SyncStores, account_id: str, now: datetime | None = N
              "activeOrganizations": h.active_count, "heldAt": h.held_at.isoformat()}
             for h in stores.held.pending(account_id)
         ],
+        "parked_units": parked_units_of(account_id),
     }
 
 

@@ -12,6 +12,7 @@ from shared.local.queues import COMPLETED, PARKED, RETRYING
 from shared.settings import get_settings, reset_settings
 from shared.sync.engine import FULL, INCREMENTAL
 from shared.sync.service import run_accounts
+from shared.sync.status import account_status
 from shared.sync.units import (
     PARKED_RUN_MODE,
     UNIT_QUEUE,
@@ -80,6 +81,8 @@ def test_a_unit_whose_run_keeps_failing_is_retried_then_parked_and_reported(conf
     [parked] = parked_units()
     assert (parked["account"], parked["mode"]) == (failing, FULL)
     assert "after 5 failed attempts" in parked["problem"] and parked["messageId"] and parked["parkedAt"]
+    assert [u["messageId"] for u in account_status(stores, failing)["parked_units"]] == [parked["messageId"]]
+    assert account_status(stores, good)["parked_units"] == []
     logged = runs(stores, failing)
     assert (logged[0].mode, logged[0].outcome) == (PARKED_RUN_MODE, "parked")
     assert [r.outcome for r in logged[1:]] == ["failed"] * 5
