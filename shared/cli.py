@@ -3,6 +3,7 @@
     sync incremental|full [--account ID] [--json]   run a sync now, as the timers do
     status [--account ID] [--json]                  last runs, lag, failures, held deletions
     serve [--host H] [--port P]                     the HTTP functions on a local socket
+    webhook show|register|test [--account ID]       the account's Partner Center webhook registration
     simulator [--port P] [--customers N] ...        a local Partner Center over HTTPS
     demo [--customers N]                            the whole story on Azurite and the simulator
 """
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         # The port and CA path that local.settings.example.json expects.
         sim.set_defaults(port=8443, state_dir=".local/simulator")
 
+    webhook = commands.add_parser("webhook", help="show, register or test the account's Partner Center webhook")
+    from shared.webhooks.cli import add_arguments as add_webhook_arguments
+
+    add_webhook_arguments(webhook)
+
     serve = commands.add_parser("serve", help="serve the HTTP functions locally, without Core Tools")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7071)
@@ -69,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     from shared.settings import SettingsError
 
     _load_local_settings()
+    if args.command == "webhook":
+        from shared.webhooks.cli import run as run_webhook
+
+        return run_webhook(args)
     if args.command == "serve":
         from shared.local.server import serve
 
@@ -125,6 +135,10 @@ def format_status(status: dict) -> str:
     lines.append(f"  lag: {status['lag_seconds']} s since the last successful sync")
     lines.append(f"  failing customers: {len(status['failing'])}, quarantined: {len(status['quarantined'])}")
     lines.append(f"  held deletions: {len(status['held'])}")
+    events = status.get("webhook_events") or {}
+    if events.get("pending") or events.get("failed"):
+        lines.append(f"  webhook events: {len(events.get('pending', []))} pending, "
+                     f"{len(events.get('failed', []))} failed")
     if status.get("parked_units"):
         lines.append(f"  parked sync units: {len(status['parked_units'])} (see --json)")
     return "\n".join(lines)

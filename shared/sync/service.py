@@ -136,5 +136,13 @@ def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings
             log.error("account %s: %s", account.id, exc)
             results.append(result)
             continue
-        results.append(sync.full() if mode == "full" else sync.incremental())
+        if mode == "full":
+            results.append(sync.full())
+            continue
+        # Webhook events the receiver stored but could not finish are drained first: they are the
+        # customers that most want to be on the Platform now.
+        from shared.webhooks import process_pending_events
+
+        process_pending_events(settings, stores, account_id=account.id, sync_for=lambda _: sync)
+        results.append(sync.incremental())
     return results

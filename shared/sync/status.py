@@ -39,6 +39,18 @@ def parked_units_of(account_id: str) -> list[dict]:
         return [{"problem": f"parked units cannot be read: {exc}"}]
 
 
+def webhook_events_of(account_id: str) -> dict:
+    """The account's pending and failed webhook events."""
+    from shared.settings import SettingsError
+    from shared.webhooks import webhook_status
+
+    try:
+        status = webhook_status(account_id)
+    except SettingsError as exc:
+        return {"problem": f"webhook events cannot be read: {exc}"}
+    return {"pending": status["pending"], "failed": status["failed"]}
+
+
 def account_status(stores: SyncStores, account_id: str, now: datetime | None = None) -> dict:
     """Last runs, lag since the last successful sync, failing and quarantined customers, held deletions."""
     now = now or datetime.now(timezone.utc)
@@ -66,6 +78,7 @@ def account_status(stores: SyncStores, account_id: str, now: datetime | None = N
             for h in stores.held.pending(account_id)
         ],
         "parked_units": parked_units_of(account_id),
+        "webhook_events": webhook_events_of(account_id),
     }
 
 

@@ -126,3 +126,20 @@ def test_a_failed_processing_stays_pending_with_its_error_and_is_retried(receive
 
     assert process_pending_events()["processed"] == 1
     assert receiver.organization(tenant)["Status"] == "active"
+
+
+def test_the_incremental_timer_drains_events_left_pending(receiver, monkeypatch):
+    from shared.local.host import fire_timer
+    from shared.settings import get_settings
+    from shared.sync.service import stores_for
+    from shared.sync.status import account_status
+
+    monkeypatch.setattr(background, "submit", lambda *args: None)
+    tenant = receiver.sim.accept_relationship()
+    receiver.sim.wait_for_webhooks()
+    status = account_status(stores_for(get_settings()), receiver.account_id)
+    assert [e["customerTenantId"] for e in status["webhook_events"]["pending"]] == [tenant]
+
+    fire_timer("incremental_sync")
+    assert receiver.organization(tenant)["Status"] == "active"
+    assert account_status(stores_for(get_settings()), receiver.account_id)["webhook_events"]["pending"] == []
