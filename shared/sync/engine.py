@@ -80,6 +80,9 @@ class SyncOptions:
     deletion_guard_percent: float = 10.0
     deletion_guard_minimum: int = 20
     lease_seconds: int = 900
+    # The default schedules fire the nightly reconciliation and an incremental run at the same
+    # second: the reconciliation waits for the short run's lease instead of missing a night.
+    full_lease_wait_seconds: float = 120.0
 
 
 @dataclass
@@ -173,7 +176,7 @@ class AccountSync:
 
     def full(self) -> RunResult:
         """Full reconciliation, resuming a checkpointed walk when one is pending."""
-        return self._locked(FULL, self._reconcile)
+        return self._locked(FULL, self._reconcile, wait_for_lease=self.options.full_lease_wait_seconds)
 
     def incremental(self) -> RunResult:
         """Incremental sync; then continues a pending full reconciliation with the time left."""
@@ -208,6 +211,19 @@ class AccountSync:
 
     # -- run plumbing ------------------------------------------------------------------------
 
+    def _covered_since(self, mode: str, moment: datetime) -> bool:
+        last = self.stores.runs.last_completed(self.account_id, mode)
+        return last is not None and last.started_at >= moment
+
+    def _acquire_lease(self, wait_seconds: float):
+        owner = uuid.uuid4().hex
+        give_up = time.monotonic() + wait_seconds
+        while True:
+            lease = self.stores.state.acquire(self.account_id, owner, self.options.lease_seconds)
+            if lease is not None or time.monotonic() >= give_up:
+                return lease
+            time.sleep(min(2.0, max(0.0, give_up - time.monotonic())))
+
     def _indirect_sellers(self) -> dict[str, str]:
         """Customer → indirect seller for the whole account: one call per seller, not per customer."""
         sellers = {}
@@ -224,14 +240,18 @@ class AccountSync:
             return replace(customer, indirect_reseller_id=known.indirect_reseller_id)
         return replace(customer, indirect_reseller_id=self.client.get_customer_indirect_reseller(customer.tenant_id))
 
-    def _locked(self, mode: str, body: Callable[["_Run"], None], *, exclusive: bool = True) -> RunResult:
+    def _locked(self, mode: str, body: Callable[["_Run"], None], *, exclusive: bool = True,
+                wait_for_lease: float = 0.0) -> RunResult:
         started = self._clock()
-        lease = self.stores.state.acquire(self.account_id, uuid.uuid4().hex, self.options.lease_seconds) \
-            if exclusive else None
+        lease = self._acquire_lease(wait_for_lease) if exclusive else None
+        if lease is not None and wait_for_lease and self._covered_since(mode, started):
+            # While this run waited, another run of the same mode did the same work.
+            self.stores.state.release(lease)
+            lease = None
         record = self.stores.runs.start(self.account_id, mode)
         result = RunResult(self.account_id, mode, record.run_id, "skipped", started_at=started)
         if exclusive and lease is None:
-            result.error = "another run of this account holds the lease"
+            result.error = "another run of this account holds the lease, or did this run's work meanwhile"
             result.ended_at = self._clock()
             self.stores.runs.finish(record, "skipped", {}, api_calls=0, throttled_calls=0, error=result.error)
             log.info("account %s: %s run skipped, another run is active", self.account_id, mode)

@@ -184,6 +184,22 @@ def test_overlapping_runs_of_one_account_never_run_at_once(make_sync, stores, pc
     assert len(organizations(stores)) == 25
 
 
+def test_a_reconciliation_waits_for_a_short_run_that_holds_the_lease(make_sync, stores):
+    """The default schedules fire the nightly run and an incremental run at the same second."""
+    lease = stores.state.acquire(ACCOUNT, "incremental-run", 60)
+    releaser = threading.Timer(1.0, stores.state.release, args=[lease])
+    releaser.start()
+    result = make_sync(full_lease_wait_seconds=30).full()
+    releaser.join()
+    assert result.outcome == "succeeded" and result.counts.created == 25
+
+
+def test_a_reconciliation_gives_up_waiting_for_the_lease_and_says_so(make_sync, stores):
+    stores.state.acquire(ACCOUNT, "long-run", 60)
+    result = make_sync(full_lease_wait_seconds=1).full()
+    assert result.outcome == "skipped" and "lease" in result.error
+
+
 def test_a_stale_lease_from_a_crashed_run_expires(make_sync, stores):
     stores.state.acquire(ACCOUNT, "crashed-run", 1)
     assert make_sync().full().outcome == "skipped"
