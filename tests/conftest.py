@@ -53,6 +53,17 @@ def _is_ip(host) -> bool:
         return False
 
 
+def pytest_addoption(parser):
+    parser.addoption("--soak", type=int, default=0, metavar="ROUNDS",
+                     help="run the randomized fault-and-crash test for ROUNDS rounds instead of the CI default")
+
+
+@pytest.fixture
+def soak_rounds(request) -> int:
+    """Rounds of randomized faults: a few in CI, as many as asked for with --soak."""
+    return request.config.getoption("--soak") or 8
+
+
 @pytest.fixture(scope="session", autouse=True)
 def loopback_only():
     """Every socket a test opens must stay on 127.0.0.0/8 (SPEC §6)."""

@@ -133,10 +133,13 @@ def test_an_edit_racing_a_run_is_never_overwritten(make_sync, stores, pc):
     assert stores.organizations.get(ACCOUNT, victim)["PrimaryEmail"] != "racing@example.com"
 
 
-def test_randomized_faults_and_crashes_always_converge(make_sync, stores, pc):
-    """Seeded and bounded: crash between pages and inject faults, then check convergence each time."""
+def test_randomized_faults_and_crashes_always_converge(make_sync, stores, pc, soak_rounds):
+    """Seeded and bounded: crash between pages and inject faults, then check convergence each time.
+
+    `pytest tests/reliability --soak 200` runs a longer soak.
+    """
     rng = random.Random(20261123)
-    for round_number in range(8):
+    for round_number in range(soak_rounds):
         # Partner Center changes a little between rounds.
         for _ in range(rng.randint(0, 2)):
             pc.accept_relationship()
