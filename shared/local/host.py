@@ -6,15 +6,12 @@ Azure Functions Core Tools cannot be installed everywhere; this drives the very 
 
 from __future__ import annotations
 
-import os
-import re
 from functools import lru_cache
 from typing import Any
 
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
-_SETTING_REFERENCE = re.compile(r"^%([A-Za-z0-9_]+)%$")
 
 
 @lru_cache(maxsize=1)
@@ -26,18 +23,6 @@ def function_index() -> dict[str, Any]:
     import function_app
 
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
-
-
-def resolve_setting_reference(value: str, defaults: dict[str, str] | None = None) -> str:
-    """`%NAME%` → the app setting's value, as the host resolves binding expressions."""
-    match = _SETTING_REFERENCE.match(value or "")
-    if not match:
-        return value
-    name = match.group(1)
-    resolved = os.environ.get(name) or (defaults or {}).get(name)
-    if not resolved:
-        raise KeyError(f"app setting {name} is not set")
-    return resolved
 
 
 def fire_timer(name: str, *, past_due: bool = False) -> None:

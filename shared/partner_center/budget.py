@@ -64,7 +64,3 @@ class RequestBudget:
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
 
-    def in_last_window(self) -> int:
-        with self._lock:
-            now = self._clock()
-            return sum(1 for start in self._starts if start > now - self.window)

@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -25,7 +25,6 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     CustomerNotFoundError,
-    DeadlineExceeded,
     ForbiddenError,
     MalformedResponseError,
     PartnerCenterError,
@@ -137,32 +136,21 @@ class PartnerCenterClient:
         (with their tenant id when readable), never silently dropped.
         """
         if start is None:
-            params: dict[str, Any] = {"size": page_size}
+            params: dict[str, Any] | None = {"size": page_size}
             if filter is not None:
                 params["filter"] = json.dumps(filter, separators=(",", ":"))
             url, headers = f"{self.api_url}/v1/customers", {}
         else:
             params, url, headers = None, self._resolve(start.uri), dict(start.headers)
-        number = 1
-        seen_links: set[NextLink] = set()
-        while True:
-            where = f"customer list page {number}"
-            body = self._get("list_customers", url, params=params, headers=headers, what=where)
+        pages = self._pages("list_customers", url, params, headers, lambda n: f"customer list page {n}")
+        for number, items, next_link in pages:
             customers, malformed = [], []
-            for index, item in enumerate(items_of(body, where)):
+            for index, item in enumerate(items):
                 try:
                     customers.append(parse_customer(item))
                 except ValueError as exc:
                     malformed.append(MalformedItem(index=index, reason=str(exc), tenant_id=readable_id(item)))
-            next_link = parse_next_link(body, where)
-            if next_link is not None and next_link in seen_links:
-                raise MalformedResponseError(f"{where}: links.next repeats an earlier page (a paging loop)")
             yield CustomerPage(number=number, customers=customers, malformed=malformed, next_link=next_link)
-            if next_link is None:
-                return
-            seen_links.add(next_link)
-            params, url, headers = None, self._resolve(next_link.uri), dict(next_link.headers)
-            number += 1
 
     def iter_customers(self, *, page_size: int = 500, filter: dict | None = None) -> Iterator[Customer]:
         """Every readable customer of the account, page after page."""
@@ -233,36 +221,40 @@ class PartnerCenterClient:
         oldest = (now - timedelta(days=AUDIT_RETENTION_DAYS - 1)).date()
         first_day = max(since.astimezone(timezone.utc).date(), oldest)
         for start_day, end_day in audit_windows(first_day, until.date()):
-            url = f"{self.api_url}/v1/auditrecords"
-            params: dict[str, Any] | None = {
-                "startDate": start_day.isoformat(),
-                "endDate": end_day.isoformat(),
-                "size": page_size,
-            }
-            headers: dict[str, str] = {}
-            number = 1
-            seen_links: set[NextLink] = set()
-            while True:
-                where = f"activity log {start_day}..{end_day} page {number}"
-                body = self._get("audit_records", url, params=params, headers=headers, what=where)
-                for index, item in enumerate(items_of(body, where)):
+            params = {"startDate": start_day.isoformat(), "endDate": end_day.isoformat(), "size": page_size}
+            pages = self._pages("audit_records", f"{self.api_url}/v1/auditrecords", params, {},
+                                lambda n: f"activity log {start_day}..{end_day} page {n}")
+            for number, items, _ in pages:
+                for index, item in enumerate(items):
                     try:
                         record = parse_audit_record(item)
                     except ValueError as exc:
-                        log.warning("skipping unreadable record %d of %s: %s", index, where, exc)
+                        log.warning("skipping unreadable record %d of activity log page %d: %s", index, number, exc)
                         continue
                     if since <= record.operation_date <= until:
                         yield record
-                next_link = parse_next_link(body, where)
-                if next_link is None:
-                    break
-                if next_link in seen_links:
-                    raise MalformedResponseError(f"{where}: links.next repeats an earlier page (a paging loop)")
-                seen_links.add(next_link)
-                params, url, headers = None, self._resolve(next_link.uri), dict(next_link.headers)
-                number += 1
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _pages(self, endpoint: str, url: str, params: dict | None, headers: dict,
+               where: Callable[[int], str]) -> Iterator[tuple[int, list, NextLink | None]]:
+        """Every page of a collection: (page number, items, next link), following ``links.next``
+        with the headers it names (``MS-ContinuationToken``) until there is none."""
+        number = 1
+        seen_links: set[NextLink] = set()
+        while True:
+            page = where(number)
+            body = self._get(endpoint, url, params=params, headers=headers, what=page)
+            items = items_of(body, page)
+            next_link = parse_next_link(body, page)
+            if next_link is not None and next_link in seen_links:
+                raise MalformedResponseError(f"{page}: links.next repeats an earlier page (a paging loop)")
+            yield number, items, next_link
+            if next_link is None:
+                return
+            seen_links.add(next_link)
+            params, url, headers = None, self._resolve(next_link.uri), dict(next_link.headers)
+            number += 1
 
     def _resolve(self, uri: str) -> str:
         """A next-link uri as an absolute URL; older responses omit the ``/v1`` prefix."""
@@ -409,11 +401,3 @@ def _require_guid(tenant_id: str) -> None:
     if not is_guid(tenant_id):
         raise BadRequestError(f"customer tenant id {tenant_id!r} is not a GUID")
 
-
-__all__ = [
-    "PartnerCenterClient",
-    "RetryPolicy",
-    "RequestStats",
-    "audit_windows",
-    "DeadlineExceeded",
-]

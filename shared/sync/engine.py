@@ -18,7 +18,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Callable
 
 from shared.contacts.mapping import (
     CustomerRecord,
@@ -95,10 +95,6 @@ class RunCounts:
     held: int = 0
     excluded_skipped: int = 0
 
-    def add(self, other: "RunCounts") -> None:
-        for name in vars(self):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
 
@@ -117,7 +113,6 @@ class RunResult:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str = ""
-    walk_complete: bool = False
     # The exception that ended a failed run, for callers that answer by its type (not stored).
     failure: BaseException | None = field(default=None, repr=False, compare=False)
     transactions: int = 0
@@ -340,7 +335,6 @@ class AccountSync:
         if state.get_watermark(self.account_id) is None:
             # A first reconciliation covers everything up to its own start.
             state.set_watermark(self.account_id, datetime.fromisoformat(walk_started))
-        run.result.walk_complete = True
         run.result.outcome = "succeeded"
 
     def _incremental(self, run: "_Run") -> None:
@@ -388,7 +382,6 @@ class AccountSync:
                 run.result.error = "time budget spent before the customer list was walked; watermark kept"
                 return
         run.end_missing(snapshot, seen, confirmed=ended)
-        run.result.walk_complete = True
         # Only now is everything up to the run's start stored: the watermark may move.
         next_window = started - self.options.audit_overlap
         state.set_watermark(self.account_id, started, {r: at for r, at in applied.items() if at >= next_window})
@@ -515,13 +508,14 @@ class _Run:
     def _plan_write(self, tenant_id, fields, snapshot, now, writes, changes) -> None:
         counts = self.result.counts
         known = snapshot.get(tenant_id)
+        digest = content_hash(fields)
         if known is None:
             writes.append(OrganizationWrite(tenant_id, CREATE, now, fields))
             changes.append(ChangeEntry(tenant_id, CREATE, now, changed_fields({}, fields)))
             counts.created += 1
         else:
             reactivated = known.status == STATUS_RELATIONSHIP_ENDED
-            if known.content_hash == content_hash(fields) and not reactivated:
+            if known.content_hash == digest and not reactivated:
                 counts.unchanged += 1
                 return
             # Only a changed organization costs a point read: the change log needs its old values.
@@ -531,7 +525,7 @@ class _Run:
             writes.append(OrganizationWrite(tenant_id, UPDATE, now, fields, previous=known))
             changes.append(ChangeEntry(tenant_id, UPDATE, now, diff))
             counts.updated += 1
-        snapshot[tenant_id] = OrganizationState(STATUS_ACTIVE, content_hash(fields), "", fields["IndirectResellerId"])
+        snapshot[tenant_id] = OrganizationState(STATUS_ACTIVE, digest, "", fields["IndirectResellerId"])
 
     def _write(self, writes: list[OrganizationWrite], changes: list[ChangeEntry]) -> None:
         if not writes:

@@ -124,6 +124,9 @@ def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings
     if not accounts:
         log.warning("no Partner Center account is configured: set PARTNER_CENTER_TENANT_ID/CLIENT_ID/"
                     "CLIENT_SECRET or PARTNER_CENTER_ACCOUNTS")
+    # Imported here: the webhook processing builds its syncs with this module.
+    from shared.webhooks import process_pending_events
+
     results = []
     for account in accounts:
         try:
@@ -141,8 +144,6 @@ def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings
             continue
         # Webhook events the receiver stored but could not finish are drained first: they are the
         # customers that most want to be on the Platform now.
-        from shared.webhooks import process_pending_events
-
         process_pending_events(settings, stores, account_id=account.id, sync_for=lambda _: sync)
         results.append(sync.incremental())
     return results

@@ -7,7 +7,7 @@ import threading
 from shared.settings import get_settings
 from shared.sync.engine import FULL, INCREMENTAL
 from shared.sync.service import run_accounts, stores_for
-from tests.http.conftest import account_id, answer, configured, validate, with_partner_center  # noqa: F401
+from tests.http.conftest import answer, validate
 
 
 def test_validation_during_a_sync_always_reads_a_consistent_organization(with_partner_center, configured):
