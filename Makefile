@@ -21,7 +21,7 @@ $(STAMP_NPM): package.json package-lock.json
 	touch $@
 
 demo: setup
-	$(PY) -m shared demo
+	$(PY) -m devstack demo
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -30,7 +30,7 @@ bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
 serve: setup
-	$(PY) -m shared serve
+	$(PY) -m devstack serve
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

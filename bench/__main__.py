@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from shared.local.azurite import Azurite, free_port
+from devstack.local.azurite import Azurite, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ class _Simulator:
 
     def __init__(self, customers: int, latency: float, budget: int, state_dir: str) -> None:
         self.port = free_port()
-        self.command = [sys.executable, "-m", "shared", "simulator", "--port", str(self.port),
+        self.command = [sys.executable, "-m", "devstack", "simulator", "--port", str(self.port),
                         "--customers", str(customers), "--latency", str(latency),
                         "--requests-per-minute", str(budget), "--state-dir", state_dir]
         self.settings: dict[str, str] = {}

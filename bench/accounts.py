@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 
 from bench.__main__ import _Simulator
-from shared.local.azurite import Azurite
+from devstack.local.azurite import Azurite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,7 +147,7 @@ def _worker() -> int:
     from dataclasses import replace
 
     from shared.functions.units import queue_options
-    from shared.local.queues import QueueTriggerRunner
+    from devstack.local.queues import QueueTriggerRunner
     from shared.settings import get_settings
     from shared.sync.service import stores_for
 

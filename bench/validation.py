@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 import azure.functions as func
 
 from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
-from shared.local.azurite import Azurite
-from shared.local.host import call_http
+from devstack.local.azurite import Azurite
+from devstack.local.host import call_http
 from shared.settings import get_settings, reset_settings
 from shared.store import CREATE, OrganizationWrite
 from shared.sync.service import stores_for

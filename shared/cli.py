@@ -2,10 +2,9 @@
 
     sync incremental|full [--account ID] [--json]   run a sync now, as the timers do
     status [--account ID] [--json]                  last runs, lag, failures, held deletions
-    serve [--host H] [--port P]                     the HTTP functions on a local socket
     webhook show|register|test [--account ID]       the account's Partner Center webhook registration
-    simulator [--port P] [--customers N] ...        a local Partner Center over HTTPS
-    demo [--customers N]                            the whole story on Azurite and the simulator
+
+The development stack (simulator, local host, demo) is `python -m devstack`, not deployed.
 """
 
 from __future__ import annotations
@@ -31,28 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--account", help="only this account id")
     status.add_argument("--json", action="store_true", help="print machine-readable status")
 
-    sim = commands.add_parser("simulator", help="run the Partner Center simulator over HTTPS")
-    try:
-        from shared.simulator.cli import add_arguments
-    except ImportError:  # a deployment without the dev requirements has no simulator
-        pass
-    else:
-        add_arguments(sim)
-        # The port and CA path that local.settings.example.json expects.
-        sim.set_defaults(port=8443, state_dir=".local/simulator")
-
     webhook = commands.add_parser("webhook", help="show, register or test the account's Partner Center webhook")
     from shared.webhooks.cli import add_arguments as add_webhook_arguments
 
     add_webhook_arguments(webhook)
-
-    serve = commands.add_parser("serve", help="serve the HTTP functions locally, without Core Tools")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7071)
-
-    demo = commands.add_parser("demo", help="the main job end to end on Azurite and the simulator")
-    demo.add_argument("--customers", type=int, default=40)
-    demo.add_argument("--seed", type=int, default=42)
     return parser
 
 
@@ -62,28 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "simulator":
-        from shared.simulator.cli import run
-
-        run(args)
-        return 0
-    if args.command == "demo":
-        from shared.local.demo import run_demo
-
-        return run_demo(customers=args.customers, seed=args.seed)
-
     from shared.settings import SettingsError
 
-    _load_local_settings()
+    load_local_settings()
     if args.command == "webhook":
         from shared.webhooks.cli import run as run_webhook
 
         return run_webhook(args)
-    if args.command == "serve":
-        from shared.local.server import serve
-
-        serve(args.host, args.port)
-        return 0
     try:
         if args.command == "sync":
             return _sync(args)
@@ -144,7 +110,7 @@ def format_status(status: dict) -> str:
     return "\n".join(lines)
 
 
-def _load_local_settings(path: str = "local.settings.json") -> None:
+def load_local_settings(path: str = "local.settings.json") -> None:
     """Read `local.settings.json` as `func start` does; variables already set win."""
     try:
         with open(path, encoding="utf-8") as handle:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from shared.local.azurite import Azurite
+from devstack.local.azurite import Azurite
 from shared.settings import reset_settings
 
 _real_connect = socket.socket.connect
@@ -97,7 +97,7 @@ def table_prefix() -> str:
 @pytest.fixture
 def simulator(tmp_path_factory):
     """A fresh Partner Center simulator over HTTPS with a small seeded estate."""
-    from shared.simulator import PartnerCenterSimulator
+    from devstack.simulator import PartnerCenterSimulator
 
     with PartnerCenterSimulator(customers=25, seed=7, state_dir=tmp_path_factory.mktemp("sim")) as sim:
         yield sim

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.local.host import function_index
+from devstack.local.host import function_index
 
 ROOT = Path(__file__).resolve().parents[2]
 NCRONTAB_SETTING = re.compile(r"^%[A-Z_]+%$")

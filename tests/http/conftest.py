@@ -14,7 +14,7 @@ import azure.functions as func
 import pytest
 
 from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
-from shared.local.host import call_http
+from devstack.local.host import call_http
 from shared.partner_center import forget_token_providers
 from shared.settings import get_settings, reset_settings
 from shared.store import CREATE, END, EXCLUDE, OrganizationWrite

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from shared.local.server import LocalServer, http_routes
+from devstack.local.server import LocalServer, http_routes
 
 PROBLEM = "application/problem+json"
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.local.host import call_http
+from devstack.local.host import call_http
 from shared.settings import reset_settings
 from shared.sync.operations import background_syncs
 from tests.http.conftest import answer, http_request, is_problem

@@ -21,7 +21,7 @@ from shared.partner_center import (
 
 @pytest.fixture
 def big_simulator(tmp_path_factory, monkeypatch):
-    from shared.simulator import PartnerCenterSimulator
+    from devstack.simulator import PartnerCenterSimulator
 
     with PartnerCenterSimulator(customers=1_203, seed=3, state_dir=tmp_path_factory.mktemp("big")) as sim:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", sim.ca_path)

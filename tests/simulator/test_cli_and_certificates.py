@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 from cryptography import x509
 
-from shared.simulator.certificates import issue_server_certificate
+from devstack.simulator.certificates import issue_server_certificate
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def _settings_from(process: subprocess.Popen, deadline: float) -> dict[str, str]
 
 def test_serve_prints_the_settings_and_stops_on_sigterm(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.simulator.cli", "--port", "0", "--customers", "7", "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "devstack.simulator.cli", "--port", "0", "--customers", "7", "--state-dir", str(tmp_path)],
         cwd=PROJECT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

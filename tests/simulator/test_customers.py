@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.simulator import PartnerCenterSimulator
+from devstack.simulator import PartnerCenterSimulator
 from tests.simulator.conftest import app_token, app_user_token, get, walk
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.simulator.estate import EstateGenerator, merge_billing_profile
-from shared.simulator.resources import billing_profile_resource
-from shared.simulator.state import PartnerCenterState
+from devstack.simulator.estate import EstateGenerator, merge_billing_profile
+from devstack.simulator.resources import billing_profile_resource
+from devstack.simulator.state import PartnerCenterState
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 

@@ -155,7 +155,7 @@ def test_app_only_tokens_cannot_use_app_user_endpoints(simulator):
 
 
 def test_a_token_stops_working_when_its_lifetime_ends(tmp_path):
-    from shared.simulator import PartnerCenterSimulator
+    from devstack.simulator import PartnerCenterSimulator
 
     with PartnerCenterSimulator(customers=1, token_lifetime=1, state_dir=tmp_path) as sim:
         response = request_token(sim)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft4Validator
 
-from shared.simulator import PartnerCenterSimulator
+from devstack.simulator import PartnerCenterSimulator
 from tests.simulator.conftest import app_user_token, get, walk
 
 SWAGGER = Path(__file__).resolve().parent / "swagger"

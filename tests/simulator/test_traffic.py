@@ -77,7 +77,7 @@ def test_token_and_control_requests_are_not_limited(simulator):
 
 
 def test_the_limit_is_a_sliding_window():
-    from shared.simulator.traffic import RequestBudget
+    from devstack.simulator.traffic import RequestBudget
 
     budget = RequestBudget()
     assert [budget.admit(at, 2) for at in (0.0, 10.0)] == [0.0, 0.0]
@@ -196,7 +196,7 @@ def test_counters_count_requests_per_endpoint_and_reset(simulator, token):
 
 
 def test_peak_requests_finds_the_busiest_window():
-    from shared.simulator.traffic import TrafficLog
+    from devstack.simulator.traffic import TrafficLog
 
     log = TrafficLog()
     for at, status in ((0.0, 200), (1.0, 200), (1.5, 429), (2.0, 200), (70.0, 200)):

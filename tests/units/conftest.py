@@ -13,7 +13,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
-from shared.local.queues import QueueTriggerRunner
+from devstack.local.queues import QueueTriggerRunner
 from shared.partner_center import forget_token_providers
 from shared.settings import get_settings, reset_settings
 from shared.sync.service import stores_for

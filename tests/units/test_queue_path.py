@@ -7,8 +7,8 @@ import json
 import logging
 from datetime import datetime, timedelta, timezone
 
-from shared.local.host import fire_timer, function_index
-from shared.local.queues import COMPLETED, PARKED, RETRYING
+from devstack.local.host import fire_timer, function_index
+from devstack.local.queues import COMPLETED, PARKED, RETRYING
 from shared.settings import get_settings, reset_settings
 from shared.sync.engine import FULL, INCREMENTAL
 from shared.sync.service import run_accounts

@@ -14,10 +14,10 @@ from typing import Callable
 
 import pytest
 
-from shared.local.server import LocalServer
+from devstack.local.server import LocalServer
 from shared.partner_center import forget_token_providers
 from shared.settings import get_settings, reset_settings
-from shared.simulator import PartnerCenterSimulator
+from devstack.simulator import PartnerCenterSimulator
 from shared.sync.service import stores_for
 from shared.sync.stores import SyncStores
 from shared.webhooks.processing import background, event_store_for

@@ -129,7 +129,7 @@ def test_a_failed_processing_stays_pending_with_its_error_and_is_retried(receive
 
 
 def test_the_incremental_timer_drains_events_left_pending(receiver, monkeypatch):
-    from shared.local.host import fire_timer
+    from devstack.local.host import fire_timer
     from shared.settings import get_settings
     from shared.sync.service import stores_for
     from shared.sync.status import account_status

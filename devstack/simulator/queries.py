@@ -15,8 +15,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from shared.simulator.accounts import AuditEntry
-from shared.simulator.estate import Customer
+from devstack.simulator.accounts import AuditEntry
+from devstack.simulator.estate import Customer
 
 DEFAULT_PAGE_SIZE = 500
 MAX_AUDIT_SPAN_DAYS = 30

@@ -1,4 +1,4 @@
-"""Run the Partner Center simulator from a shell: `python -m shared simulator --port 8443`.
+"""Run the Partner Center simulator from a shell: `python -m devstack simulator --port 8443`.
 
 `serve` prints the settings a local run needs (in the names the app's settings use) and blocks
 until Ctrl+C or SIGTERM. Scenarios are then scripted over `/_simulator/...` (docs/simulator.md).
@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from shared.simulator.simulator import PartnerCenterSimulator
-from shared.simulator.state import NEXT_LINK_FORMS
+from devstack.simulator.simulator import PartnerCenterSimulator
+from devstack.simulator.state import NEXT_LINK_FORMS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

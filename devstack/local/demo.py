@@ -1,4 +1,4 @@
-"""`python -m shared demo`: the main job, end to end, on Azurite and the Partner Center simulator.
+"""`python -m devstack demo`: the main job, end to end, on Azurite and the Partner Center simulator.
 
 Everything runs on this machine: Azurite in memory, the simulator over HTTPS on loopback, and
 the very timer functions that `function_app.py` registers.
@@ -13,13 +13,13 @@ import time
 
 import azure.functions as func
 
-from shared.local.azurite import Azurite
-from shared.local.host import call_http, fire_timer
+from devstack.local.azurite import Azurite
+from devstack.local.host import call_http, fire_timer
 from shared.settings import get_settings, reset_settings
 
 
 def run_demo(customers: int = 40, seed: int = 42) -> int:
-    from shared.simulator import PartnerCenterSimulator
+    from devstack.simulator import PartnerCenterSimulator
     from shared.sync.stores import SyncStores
 
     with tempfile.TemporaryDirectory(prefix="pc-sync-demo-") as state_dir, Azurite() as azurite, \

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from shared.simulator.app import PartnerCenterApp
-from shared.simulator.certificates import issue_server_certificate
-from shared.simulator.state import PartnerCenterState
+from devstack.simulator.app import PartnerCenterApp
+from devstack.simulator.certificates import issue_server_certificate
+from devstack.simulator.state import PartnerCenterState
 
 # An idle or half-open client must not hold its handler thread forever.
 CONNECTION_TIMEOUT_SECONDS = 30

@@ -3,8 +3,8 @@
 See docs/simulator.md for what it serves, its scenario controls and fault kinds.
 """
 
-from shared.simulator.accounts import Partner, UnknownCustomer
-from shared.simulator.simulator import PartnerCenterSimulator
-from shared.simulator.state import UnknownPartner
+from devstack.simulator.accounts import Partner, UnknownCustomer
+from devstack.simulator.simulator import PartnerCenterSimulator
+from devstack.simulator.state import UnknownPartner
 
 __all__ = ["Partner", "PartnerCenterSimulator", "UnknownCustomer", "UnknownPartner"]

@@ -29,7 +29,7 @@ from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient
 
 from shared.functions.units import QueueOptions, queue_options
-from shared.local.host import function_index
+from devstack.local.host import function_index
 
 log = logging.getLogger(__name__)
 

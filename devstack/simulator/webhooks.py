@@ -23,7 +23,7 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from shared.simulator.certificates import SigningCertificate, issue_signing_certificates
+from devstack.simulator.certificates import SigningCertificate, issue_signing_certificates
 
 RESELLER_RELATIONSHIP_ACCEPTED = "reseller-relationship-accepted-by-customer"
 INDIRECT_RESELLER_RELATIONSHIP_ACCEPTED = "indirect-reseller-relationship-accepted-by-customer"

@@ -12,13 +12,13 @@ import threading
 import uuid
 from typing import Any, Mapping
 
-from shared.simulator.accounts import Partner, PartnerAccount, UnknownCustomer
-from shared.simulator.estate import EstateGenerator
-from shared.simulator.identity import TokenIssuer
-from shared.simulator.queries import ContinuationTokens
-from shared.simulator.resources import billing_profile_resource, customer_list_item
-from shared.simulator.traffic import Fault, FaultPlan, RequestBudget, TrafficLog
-from shared.simulator.webhooks import RESELLER_RELATIONSHIP_ACCEPTED, Delivery, SimulatedWebhooks
+from devstack.simulator.accounts import Partner, PartnerAccount, UnknownCustomer
+from devstack.simulator.estate import EstateGenerator
+from devstack.simulator.identity import TokenIssuer
+from devstack.simulator.queries import ContinuationTokens
+from devstack.simulator.resources import billing_profile_resource, customer_list_item
+from devstack.simulator.traffic import Fault, FaultPlan, RequestBudget, TrafficLog
+from devstack.simulator.webhooks import RESELLER_RELATIONSHIP_ACCEPTED, Delivery, SimulatedWebhooks
 
 # The default partner's credentials are fixed so local settings can name them once and for all.
 DEFAULT_PARTNER_TENANT_ID = "48685b73-3e28-41a8-91a8-f34f4d9c96a6"

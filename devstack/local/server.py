@@ -25,7 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from shared.functions.problems import PROBLEM_JSON, Problem
-from shared.local.host import function_index
+from devstack.local.host import function_index
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class LocalServer:
 
 
 def serve(host: str = "127.0.0.1", port: int = 7071) -> None:
-    """Serve the HTTP functions on ``host:port`` until interrupted (``python -m shared serve``)."""
+    """Serve the HTTP functions on ``host:port`` until interrupted (``python -m devstack serve``)."""
     server = make_server(host, port, FunctionsApp(), threaded=True)
     print(f"serving the HTTP functions on http://{host}:{server.server_address[1]}/{route_prefix()}/ "
           "(function keys are not checked locally)", flush=True)

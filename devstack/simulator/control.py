@@ -13,8 +13,8 @@ from typing import Any, Callable
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from shared.simulator.accounts import Partner, UnknownCustomer
-from shared.simulator.state import PartnerCenterState, UnknownPartner
+from devstack.simulator.accounts import Partner, UnknownCustomer
+from devstack.simulator.state import PartnerCenterState, UnknownPartner
 
 
 class _BadControlRequest(ValueError):

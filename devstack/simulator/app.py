@@ -20,11 +20,11 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from shared.simulator import resources
-from shared.simulator.accounts import PartnerAccount
-from shared.simulator.control import serve_control
-from shared.simulator.estate import Customer
-from shared.simulator.identity import (
+from devstack.simulator import resources
+from devstack.simulator.accounts import PartnerAccount
+from devstack.simulator.control import serve_control
+from devstack.simulator.estate import Customer
+from devstack.simulator.identity import (
     EntraError,
     Grant,
     check_scope,
@@ -33,7 +33,7 @@ from shared.simulator.identity import (
     id_token,
     openid_configuration,
 )
-from shared.simulator.queries import (
+from devstack.simulator.queries import (
     AuditFilter,
     BadQuery,
     CustomerFilter,
@@ -42,10 +42,10 @@ from shared.simulator.queries import (
     customer_filter,
     page_size,
 )
-from shared.simulator.state import PartnerCenterState
-from shared.simulator.traffic import API_ENDPOINTS, ENTRA_ENDPOINTS, Fault
-from shared.simulator.webhooks import EVENT_NAMES as WEBHOOK_EVENT_NAMES
-from shared.simulator.webhooks import RegistrationError
+from devstack.simulator.state import PartnerCenterState
+from devstack.simulator.traffic import API_ENDPOINTS, ENTRA_ENDPOINTS, Fault
+from devstack.simulator.webhooks import EVENT_NAMES as WEBHOOK_EVENT_NAMES
+from devstack.simulator.webhooks import RegistrationError
 
 CONTROL_PREFIX = "/_simulator"
 # Partner Center accepts only the canonical GUID form in customer URLs.

@@ -11,8 +11,8 @@ import datetime
 import json
 from typing import Any, Iterable, Mapping
 
-from shared.simulator.accounts import AuditEntry, Partner
-from shared.simulator.estate import Customer, Reseller
+from devstack.simulator.accounts import AuditEntry, Partner
+from devstack.simulator.estate import Customer, Reseller
 
 RELATIONSHIP_INDIRECT_PROVIDER_OF = "is_indirect_cloud_solution_provider_of"
 RELATIONSHIP_INDIRECT_RESELLER_OF = "is_indirect_reseller_of"

@@ -15,7 +15,7 @@ import datetime
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping
 
-from shared.simulator.estate import Customer, EstateGenerator, Reseller, merge_billing_profile, new_etag, new_guid
+from devstack.simulator.estate import Customer, EstateGenerator, Reseller, merge_billing_profile, new_etag, new_guid
 
 # How far back the seeded estate's add_customer records go.
 SEEDED_HISTORY = datetime.timedelta(days=20)
