@@ -102,6 +102,8 @@ def format_status(status: dict) -> str:
     lines.append(f"  lag: {status['lag_seconds']} s since the last successful sync")
     lines.append(f"  failing customers: {len(status['failing'])}, quarantined: {len(status['quarantined'])}")
     lines.append(f"  held deletions: {len(status['held'])}")
+    if status.get("abandoned_runs"):
+        lines.append(f"  abandoned runs (process stopped mid-run): {len(status['abandoned_runs'])} (see --json)")
     events = status.get("webhook_events") or {}
     if events.get("pending") or events.get("failed"):
         lines.append(f"  webhook events: {len(events.get('pending', []))} pending, "
