@@ -145,14 +145,20 @@ class LeaseKeeper:
         self._interval = max(0.5, min(10.0, seconds / 6))
         self._lock = threading.Lock()
         self._lease = lease
-        self._valid_until = time.monotonic() + seconds
+        self._renewed_at = time.monotonic()
+        self._valid_until = self._renewed_at + seconds
         self._lost: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{lease.account_id}", daemon=True)
         self._thread.start()
 
     def check(self) -> None:
+        """Raise :class:`LeaseLost` unless the lease is still ours, proven by renewing it on the spot
+        (an ETag-guarded write): a write never rests on a stale belief. Called before each page's
+        writes and checkpoint, so it costs a write or two per page of up to 500 customers."""
         with self._lock:
+            if self._lost is None:
+                self._renew_locked()
             if self._lost is None and time.monotonic() > self._valid_until - self._interval:
                 self._lost = "the lease could not be renewed in time"
             if self._lost is not None:
@@ -174,20 +180,22 @@ class LeaseKeeper:
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):
             with self._lock:
-                lease = self._lease
-            started = time.monotonic()
-            try:
-                renewed = self._state.renew(lease, self._seconds)
-            except LeaseLost as exc:
-                with self._lock:
-                    self._lost = str(exc)
-                return
-            except Exception:  # storage hiccup: try again next beat; check() stops writes if it lasts
-                log.warning("account %s: lease renewal failed; retrying", lease.account_id, exc_info=True)
-                continue
-            with self._lock:
-                self._lease = renewed
-                self._valid_until = started + self._seconds
+                if self._lost is not None:
+                    return
+                self._renew_locked()
+
+    def _renew_locked(self) -> None:
+        started = time.monotonic()
+        try:
+            self._lease = self._state.renew(self._lease, self._seconds)
+        except LeaseLost as exc:
+            self._lost = str(exc)
+            return
+        except Exception:  # storage hiccup: try again next beat; check() stops writes if it lasts
+            log.warning("account %s: lease renewal failed; retrying", self._lease.account_id, exc_info=True)
+            return
+        self._renewed_at = started
+        self._valid_until = started + self._seconds
 
 
 def acquire_lease(sync: "AccountSync", budget: TimeBudget, wait_seconds: float) -> Lease | None:
