@@ -9,6 +9,7 @@ The work itself lives beside it: :mod:`.reconciliation` (full walk), :mod:`.incr
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from datetime import datetime
 from typing import Callable
@@ -97,10 +98,13 @@ class AccountSync:
                 continue_approvals(run)
                 run.result.outcome = RunOutcome.SUCCEEDED
 
+        began = time.monotonic()
         result = self._run(INCREMENTAL, body, budget)
+        # A pending walk goes on with the time left, but only until shortly before the next tick.
+        until_next_tick = TimeBudget(min(budget.deadline, began + 0.8 * self.options.incremental_interval_seconds))
         if result.outcome in (RunOutcome.SUCCEEDED, RunOutcome.SUCCEEDED_WITH_FAILURES) \
-                and state.get_checkpoint(self.account_id) is not None and budget.left() > 30:
-            self.full(budget)
+                and state.get_checkpoint(self.account_id) is not None and until_next_tick.left() > 30:
+            self.full(until_next_tick)
         return result
 
     def customer(self, tenant_id: str, budget: TimeBudget | None = None) -> tuple[RunResult, dict | None]:
@@ -151,7 +155,7 @@ class AccountSync:
         started = self.clock()
         keeper = None
         if exclusive:
-            lease = acquire_lease(self, budget, wait_for_lease)
+            lease = acquire_lease(self, mode, budget, wait_for_lease)
             if lease is not None and wait_for_lease and self._covered_since(mode, started):
                 # While this run waited, another run of the same mode did the same work.
                 self.stores.state.release(lease)
@@ -160,7 +164,7 @@ class AccountSync:
                 keeper = LeaseKeeper(self.stores.state, lease, self.options.lease_seconds)
         try:
             if keeper is not None:
-                close_abandoned_runs(self, started)
+                close_abandoned_runs(self, mode, started)
             record = self.stores.runs.start(self.account_id, mode)
             result = RunResult(self.account_id, mode, record.run_id, RunOutcome.SKIPPED, started_at=started)
             if exclusive and keeper is None:

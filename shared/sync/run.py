@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from shared.partner_center import RelationshipEndedError
 from shared.store import Lease, LeaseLost, RunRecord, SyncState
 from shared.store.runs import RunOutcome
+from shared.store.state import RUN_LEASE, WALK_LEASE
 
 if TYPE_CHECKING:
     from .engine import AccountSync
@@ -30,8 +31,10 @@ FULL = "full"
 INCREMENTAL = "incremental"
 CUSTOMER = "customer"
 HELD = "held_approval"
-# Modes that hold the account's lease while they run; an on-demand customer sync runs beside them.
-EXCLUSIVE_MODES = (FULL, INCREMENTAL, HELD)
+# The lease each exclusive mode takes: a walk and an incremental run of one account may run side by
+# side, never two of one kind. An on-demand customer sync takes none (its writes are ETag-guarded).
+LEASE_OF_MODE = {FULL: WALK_LEASE, INCREMENTAL: RUN_LEASE, HELD: RUN_LEASE}
+EXCLUSIVE_MODES = tuple(LEASE_OF_MODE)
 # A non-exclusive run still "running" after this long died with its process (an HTTP invocation
 # is cut off at functionTimeout, 10 minutes at most here).
 _STALE_UNLEASED_RUN = timedelta(minutes=15)
@@ -50,6 +53,9 @@ class SyncOptions:
     # The default schedules fire the nightly reconciliation and an incremental run at the same
     # second: the reconciliation waits for the short run's lease instead of missing a night.
     full_lease_wait_seconds: float = 120.0
+    # The incremental timer's interval: a walk continued inside an incremental invocation stops in
+    # time for the next tick (a timer never overlaps itself, so a long invocation delays the next).
+    incremental_interval_seconds: float = 300.0
     # Which relationshipToPartner kinds become organizations (PARTNER_CENTER_RELATIONSHIP_KINDS).
     relationship_kinds: frozenset[str] = frozenset({"reseller"})
     # Instances' clocks differ a little (Azure keeps them within milliseconds by NTP): a row written
@@ -198,23 +204,25 @@ class LeaseKeeper:
         self._valid_until = started + self._seconds
 
 
-def acquire_lease(sync: "AccountSync", budget: TimeBudget, wait_seconds: float) -> Lease | None:
-    """Take the account's lease, waiting at most ``wait_seconds`` and never past the budget."""
+def acquire_lease(sync: "AccountSync", mode: str, budget: TimeBudget, wait_seconds: float) -> Lease | None:
+    """Take the mode's lease of the account, waiting at most ``wait_seconds`` and never past the budget."""
     owner = uuid.uuid4().hex
     give_up = min(time.monotonic() + wait_seconds, budget.deadline)
     while True:
-        lease = sync.stores.state.acquire(sync.account_id, owner, sync.options.lease_seconds)
+        lease = sync.stores.state.acquire(sync.account_id, owner, sync.options.lease_seconds, LEASE_OF_MODE[mode])
         if lease is not None or time.monotonic() >= give_up:
             return lease
         time.sleep(min(1.0, max(0.0, give_up - time.monotonic())))
 
 
-def close_abandoned_runs(sync: "AccountSync", now: datetime) -> int:
-    """Runs left ``running`` by a crashed process are closed as abandoned. Call holding the lease:
-    no other exclusive run of the account can be alive then."""
+def close_abandoned_runs(sync: "AccountSync", mode: str, now: datetime) -> int:
+    """Runs left ``running`` by a crashed process are closed as abandoned. Call holding the mode's
+    lease: no other run under that lease can be alive then."""
     closed = 0
+    lease = LEASE_OF_MODE[mode]
     for record in sync.stores.runs.running(sync.account_id):
-        if record.mode in EXCLUSIVE_MODES or now - record.started_at > _STALE_UNLEASED_RUN:
+        if LEASE_OF_MODE.get(record.mode) == lease or (
+                record.mode not in LEASE_OF_MODE and now - record.started_at > _STALE_UNLEASED_RUN):
             sync.stores.runs.abandon(record, "the run never finished: its process stopped (crash, scale-in or "
                                              "recycling) and its lease expired; the next run carried on")
             closed += 1

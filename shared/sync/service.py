@@ -60,7 +60,25 @@ def sync_options(settings: Settings) -> SyncOptions:
         deletion_guard_minimum=settings.deletion_guard_minimum,
         lease_seconds=settings.lease_seconds,
         relationship_kinds=frozenset(getattr(settings, "relationship_kinds", None) or {"reseller"}),
+        incremental_interval_seconds=schedule_interval_seconds(settings.incremental_schedule),
     )
+
+
+def schedule_interval_seconds(schedule: str, default: float = 300.0) -> float:
+    """The interval of a simple repeating NCRONTAB schedule ("0 */5 * * * *" is 300 s); ``default``
+    for anything else (a fixed time of day, lists, ranges)."""
+    fields = schedule.split()
+    if len(fields) != 6:
+        return default
+    units = (1, 60, 3600)
+    for position, unit in enumerate(units):
+        field, rest = fields[position], fields[position + 1:3]
+        if field.startswith("*/") and field[2:].isdigit() and all(f == "*" for f in rest) \
+                and all(f.isdigit() for f in fields[:position]):
+            return max(1, int(field[2:])) * unit
+        if field == "*" and all(f == "*" for f in rest) and all(f.isdigit() for f in fields[:position]):
+            return unit
+    return default
 
 
 def client_for(account: Account, settings: Settings, stores: SyncStores) -> PartnerCenterClient:

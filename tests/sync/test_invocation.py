@@ -15,6 +15,7 @@ from devstack.local.host import fire_timer
 from shared.host_config import check_time_budget, function_timeout_seconds
 from shared.settings import Settings, SettingsError
 from shared.store import TableNames
+from shared.store.state import WALK_LEASE
 from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
 from shared.sync.service import RunsFailed, raise_if_failed, run_accounts
 from shared.sync.stores import SyncStores
@@ -116,15 +117,13 @@ def test_a_run_longer_than_its_lease_keeps_the_lease_alive(make_sync, stores, pc
     holders = []
 
     def watch(page: int) -> None:
-        holders.append(stores.state.lease_holder(ACCOUNT))
+        holders.append(stores.state.lease_holder(ACCOUNT, WALK_LEASE))
 
     # 3 pages at ~1.5 s each with a 2 s lease: without the heartbeat the lease would lapse.
     result = make_sync(lease_seconds=2, concurrency=1, after_page=watch).full()
     assert result.outcome == "succeeded"
     assert len({h.lease_id for h in holders}) == 1
-    assert stores.state.lease_holder(ACCOUNT) is None  # released at the end
-    blocked = make_sync(lease_seconds=2)
-    assert blocked.incremental().outcome != "skipped"
+    assert stores.state.lease_holder(ACCOUNT, WALK_LEASE) is None  # released at the end
 
 
 def test_a_run_that_lost_its_lease_stops_before_its_next_write(make_sync, stores, pc):
@@ -135,8 +134,8 @@ def test_a_run_that_lost_its_lease_stops_before_its_next_write(make_sync, stores
     def someone_takes_over(page: int) -> None:
         if page == 1:
             # The lease expires (the instance was frozen) and another run takes it.
-            lease = stores.state.lease_holder(ACCOUNT)
-            stores.tables.sync_state.update_entity({"PartitionKey": ACCOUNT, "RowKey": "lease", "Owner": "other",
+            lease = stores.state.lease_holder(ACCOUNT, WALK_LEASE)
+            stores.tables.sync_state.update_entity({"PartitionKey": ACCOUNT, "RowKey": WALK_LEASE, "Owner": "other",
                                                     "LeaseId": "other", "ExpiresAt": lease.expires_at})
             taken.set()
 
@@ -145,4 +144,4 @@ def test_a_run_that_lost_its_lease_stops_before_its_next_write(make_sync, stores
     assert stores.organizations.get(ACCOUNT, pc.customers()[15]["id"])["PrimaryEmail"] != "late@example.com"
     assert stores.state.get_checkpoint(ACCOUNT).data["page"] == 1
     # The new holder's lease is left alone: the run that lost it does not release it.
-    assert stores.state.lease_holder(ACCOUNT).owner == "other"
+    assert stores.state.lease_holder(ACCOUNT, WALK_LEASE).owner == "other"
