@@ -132,21 +132,26 @@ def resolve(name: str, environ: Mapping[str, str], *, string_setting: str | None
     """
     string_setting = string_setting or name
     string = environ.get(string_setting, "").strip()
-    properties = _properties(name, environ)
+    found = _properties(name, environ)
+    properties = {key: value for key, (_, value) in found.items()}
+
+    def named(keys) -> str:  # the settings as the user spelt them, for messages
+        return ", ".join(found[key][0] for key in sorted(keys))
+
     if not string and not properties:
         return None
     if string:
         if properties:
-            raise SettingsError(f"{string_setting} holds a connection string and {_setting(name, properties)} "
+            raise SettingsError(f"{string_setting} holds a connection string and {named(properties)} "
                                 "is set too: use one or the other")
         return StorageConnection(name, connection_string=string)
     for key in properties:
         if key in _DEVELOPER_IDENTITY:
-            raise SettingsError(f"{_setting(name, {key: ''})} is not supported: this app reaches storage with "
-                                f"a managed identity ({name}__credential=managedidentity) or a connection string")
+            raise SettingsError(f"{named([key])} is not supported: this app reaches storage with a managed "
+                                f"identity ({name}__credential=managedidentity) or a connection string")
         if key not in _KNOWN:
-            raise SettingsError(f"{_setting(name, {key: ''})} is not a storage connection setting (known: "
-                                "accountName, tableServiceUri, queueServiceUri, blobServiceUri, credential, clientId)")
+            raise SettingsError(f"{named([key])} is not a storage connection setting (known: accountName, "
+                                "tableServiceUri, queueServiceUri, blobServiceUri, credential, clientId)")
     credential = properties.get("credential", "")
     if credential and credential.lower() != MANAGED_IDENTITY:
         raise SettingsError(f"{name}__credential must be managedidentity, got {credential!r}")
@@ -154,58 +159,45 @@ def resolve(name: str, environ: Mapping[str, str], *, string_setting: str | None
     if client_id and not credential:
         raise SettingsError(f"{name}__clientId needs {name}__credential=managedidentity: without it the Functions "
                             "host uses the system-assigned identity and ignores the client id")
-    uris = {service: _service_uri(name, key, value, service)
+    uris = {service: _service_uri(found[key][0], value, service)
             for key, value in properties.items() if (service := _SERVICE_URIS.get(key))}
     account = properties.get("accountname", "")
     if account:
         if uris:
-            raise SettingsError(f"{name}__accountName and {_setting(name, {k: '' for k in properties if k in _SERVICE_URIS})} "
+            raise SettingsError(f"{named(['accountname'])} and {named(k for k in properties if k in _SERVICE_URIS)} "
                                 "are both set: use the account name or the service URIs, not both")
         if not (3 <= len(account) <= 24 and set(account) <= _ACCOUNT_NAME_CHARS):
-            raise SettingsError(f"{name}__accountName must be a storage account name (3-24 lowercase letters "
-                                f"and digits), got {account!r}")
+            raise SettingsError(f"{named(['accountname'])} must be a storage account name (3-24 lowercase "
+                                f"letters and digits), got {account!r}")
         uris = {service: f"https://{account}.{service}.core.windows.net" for service in ("table", "queue", "blob")}
     if not uris:
-        raise SettingsError(f"{_setting(name, properties)} is set but neither {name}__accountName nor "
+        raise SettingsError(f"{named(properties)} is set but neither {name}__accountName nor "
                             f"{name}__tableServiceUri / {name}__queueServiceUri: the account is unknown")
     return StorageConnection(name, table_service_uri=uris.get("table", ""), queue_service_uri=uris.get("queue", ""),
                              client_id=client_id)
 
 
-def _properties(name: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """``NAME__property`` settings with a value, by lowercased property (app settings ignore case)."""
+def _properties(name: str, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """``NAME__property`` settings with a value: lowercased property → (setting, value); app settings ignore case."""
     prefix = name.lower() + "__"
     found = {}
     for key, value in environ.items():
         if key.lower().startswith(prefix) and value.strip():
-            found[key[len(prefix):].lower()] = value.strip()
+            found[key[len(prefix):].lower()] = (key, value.strip())
     return found
 
 
-_SPELLING = {"accountname": "accountName", "tableserviceuri": "tableServiceUri", "queueserviceuri": "queueServiceUri",
-             "blobserviceuri": "blobServiceUri", "serviceuri": "serviceUri", "credential": "credential",
-             "clientid": "clientId", "tenantid": "tenantId", "clientsecret": "clientSecret",
-             "certificate": "certificate"}
-
-
-def _setting(name: str, properties: Mapping[str, str]) -> str:
-    """The settings' names as the docs spell them, for messages."""
-    return ", ".join(f"{name}__{_SPELLING.get(key, key)}" for key in sorted(properties))
-
-
-def _service_uri(name: str, key: str, value: str, service: str) -> str:
-    setting = _setting(name, {key: ""})
+def _service_uri(setting: str, value: str, service: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise SettingsError(f"{setting} must be an https URI such as https://<account>.{service}.core.windows.net, "
                             f"got {value!r}")
     if parts.scheme == "http":
-        if not _is_loopback(parts.hostname):
-            raise SettingsError(f"{setting} must use https: a managed identity's token is never sent over plain "
-                                f"http to {parts.hostname}")
-        # Azure SDKs and Azurite both refuse bearer tokens without TLS, even on loopback.
-        raise SettingsError(f"{setting} must use https: bearer tokens need TLS, also on loopback (start Azurite "
-                            "with --oauth basic --cert --key, or use a connection string)")
+        # azure-core and Azurite both refuse bearer tokens without TLS, so http never works, even on loopback.
+        where = ("bearer tokens need TLS, also on loopback (start Azurite with --oauth basic --cert --key, "
+                 "or use a connection string)") if _is_loopback(parts.hostname) else \
+            f"a managed identity's token is never sent over plain http to {parts.hostname}"
+        raise SettingsError(f"{setting} must use https: {where}")
     if parts.query or parts.fragment:
         raise SettingsError(f"{setting} must be a service URI without query or fragment (no SAS token)")
     return value.rstrip("/")
