@@ -42,7 +42,9 @@ _SERVICE_URIS = {"tableserviceuri": "table", "queueserviceuri": "queue", "blobse
                  "serviceuri": "blob"}  # the host's blob alias
 # The host's developer-identity properties: this app reaches storage with a managed identity only.
 _DEVELOPER_IDENTITY = {"tenantid", "clientsecret", "certificate"}
-_KNOWN = {"accountname", "credential", "clientid", *_SERVICE_URIS}
+# The properties a connection may have, as the Functions docs spell them.
+PROPERTIES = ("accountName", "tableServiceUri", "queueServiceUri", "blobServiceUri", "credential", "clientId")
+_KNOWN = {name.lower() for name in PROPERTIES} | set(_SERVICE_URIS)
 _ACCOUNT_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
@@ -150,8 +152,8 @@ def resolve(name: str, environ: Mapping[str, str], *, string_setting: str | None
             raise SettingsError(f"{named([key])} is not supported: this app reaches storage with a managed "
                                 f"identity ({name}__credential=managedidentity) or a connection string")
         if key not in _KNOWN:
-            raise SettingsError(f"{named([key])} is not a storage connection setting (known: accountName, "
-                                "tableServiceUri, queueServiceUri, blobServiceUri, credential, clientId)")
+            raise SettingsError(f"{named([key])} is not a storage connection setting (known: "
+                                f"{', '.join(PROPERTIES)})")
     credential = properties.get("credential", "")
     if credential and credential.lower() != MANAGED_IDENTITY:
         raise SettingsError(f"{name}__credential must be managedidentity, got {credential!r}")
