@@ -13,12 +13,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
 
 from devstack.local.azurite import Azurite
 from devstack.simulator.certificates import ServerCertificate, issue_server_certificate
 from shared.partner_center import forget_token_providers
 from shared.settings import reset_settings
-from shared.store.connections import HOST_STORAGE, SYNC_STORAGE, SYNC_STORAGE_CONNECTION, StorageConnection
+from shared.store.connections import (HOST_STORAGE, SYNC_STORAGE, SYNC_STORAGE_CONNECTION, StorageConnection,
+                                      binding_storage)
 from shared.sync.units import POISON_QUEUE, UNIT_QUEUE
 
 from .identity_endpoint import IdentityEndpoint
@@ -115,8 +117,7 @@ def identity_app(identity_storage, trusted, simulator, monkeypatch, tmp_path):
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", simulator.client_secret)
     monkeypatch.setenv("SYNC_DISPATCH", "queue")
     monkeypatch.chdir(tmp_path)  # the CLI would read a developer's local.settings.json from the work tree
-    _empty_unit_queues(StorageConnection(HOST_STORAGE, queue_service_uri=identity_storage[f"{HOST_STORAGE}__queueServiceUri"],
-                                         client_id=identity_storage[f"{HOST_STORAGE}__clientId"]))
+    _empty_unit_queues(binding_storage(HOST_STORAGE, os.environ))
     reset_settings()
     forget_token_providers()
     yield account_id
@@ -124,8 +125,6 @@ def identity_app(identity_storage, trusted, simulator, monkeypatch, tmp_path):
 
 
 def _empty_unit_queues(connection: StorageConnection) -> None:
-    from azure.core.exceptions import ResourceExistsError
-
     for name in (UNIT_QUEUE, POISON_QUEUE):
         with connection.queue(name) as queue:
             try:

@@ -1,18 +1,24 @@
 """The whole app with only identity-based storage settings (no connection string, no key), against
 Azurite in OAuth mode through ManagedIdentityCredential and the loopback identity endpoint:
-a full sync, an incremental run dispatched through the queue, status, and the HTTP routes."""
+a full sync, an incremental run dispatched through the queue, status, the HTTP routes (sync now
+and a signed webhook event among them)."""
 
 from __future__ import annotations
 
 import json
 import os
 
+import pytest
+
 from devstack.local.host import call_http, fire_timer
 from devstack.local.queues import COMPLETED, QueueTriggerRunner
+from devstack.local.server import LocalServer
 from shared.cli import main as cli
-from shared.settings import get_settings
+from shared.settings import get_settings, reset_settings
 from shared.sync.engine import FULL, INCREMENTAL
+from shared.sync.operations import background_syncs
 from shared.sync.service import stores_for
+from shared.webhooks.processing import background, event_store_for
 from tests.http.conftest import answer, http_request
 
 from .identity_endpoint import STORAGE_RESOURCE
@@ -84,3 +90,38 @@ def test_status_from_the_command_line_and_the_http_routes(identity_app, simulato
     assert validated.status_code == 200
     verdict = answer(validated)
     assert verdict["microsoftCustomer"] is True and verdict["allowed"] is False, stored
+
+
+def test_sync_now_over_http_runs_on_identity_storage(identity_app):
+    route = {"accountId": identity_app}
+    accepted = call_http("sync_now", http_request("POST", f"ops/accounts/{identity_app}/sync", route_params=route,
+                                                  params={"mode": "full"}))
+    assert accepted.status_code == 202
+    assert background_syncs.wait(60)
+    [run] = stores_for(get_settings()).runs.latest(identity_app, limit=5)
+    assert (run.mode, run.outcome) == (FULL, "succeeded")
+
+
+@pytest.fixture
+def functions_server():
+    with LocalServer() as server:
+        yield server
+
+
+def test_a_webhook_event_is_stored_and_synced_on_identity_storage(identity_app, simulator, functions_server,
+                                                                   monkeypatch):
+    monkeypatch.setenv("WEBHOOK_CERTIFICATE_HOSTS", f"127.0.0.1:{simulator.port}")
+    monkeypatch.setenv("WEBHOOK_TRUST_ANCHORS", simulator.ca_path)
+    monkeypatch.setenv("WEBHOOK_CERTIFICATE_ISSUER", "Partner Center Simulator")
+    reset_settings()
+    simulator.set_webhook_delivery(attempts=3, backoff=0.05)
+    simulator.register_webhook(f"{functions_server.url}/api/partner-center/events/{identity_app}")
+    tenant = simulator.accept_relationship(company_name="Webhook Identity Ltd")
+    assert simulator.wait_for_webhooks(30) and background.wait(30)
+    assert [d.status for d in simulator.webhook_deliveries()] == [200]
+    organization = stores_for(get_settings()).organizations.get(identity_app, tenant)
+    assert organization["CompanyName"] == "Webhook Identity Ltd"
+    events = event_store_for(get_settings())
+    rows = list(events.service.get_table_client(events.table_name).query_entities(
+        "PartitionKey eq @pk", parameters={"pk": identity_app}))
+    assert [row["Status"] for row in rows] == ["processed"]
