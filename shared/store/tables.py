@@ -9,12 +9,10 @@ from typing import Iterable, Sequence
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 
-_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+# DEFAULT_RETRY is re-exported: the retry policy belongs to the client factory now.
+from .connections import DEFAULT_RETRY, StorageConnection, as_connection  # noqa: F401
 
-# Bounded retries for transient failures (408, 429, 500, 502, 503, 504 and connection errors),
-# done by azure-core's retry policy inside the SDK pipeline. It also retries a transaction's POST
-# on 500/503/504, which is safe: a transaction is atomic and our operations are idempotent.
-DEFAULT_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 
 MAX_BATCH = 100  # Table Storage's limit of operations per transaction
 # A transaction's body must stay under 4 MiB; leave room for the multipart framing.
@@ -81,10 +79,10 @@ class TableNames:
 class Tables:
     """One :class:`TableServiceClient` for the sync's tables, handing out a client per table."""
 
-    def __init__(self, connection_string: str, names: TableNames | None = None, **client_options) -> None:
+    def __init__(self, connection: StorageConnection | str, names: TableNames | None = None, **client_options) -> None:
+        """``connection``: a :class:`StorageConnection` or a connection string; ``client_options`` go to azure-core."""
         self.names = names or TableNames()
-        options = {**DEFAULT_RETRY, **client_options}
-        self.service = TableServiceClient.from_connection_string(connection_string, **options)
+        self.service: TableServiceClient = as_connection(connection).table_service(**client_options)
         self._clients: dict[str, TableClient] = {}
 
     def client(self, name: str) -> TableClient:

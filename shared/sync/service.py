@@ -40,7 +40,7 @@ def request_budget(account_id: str, per_minute: int) -> RequestBudget:
 
 
 def stores_for(settings: Settings) -> SyncStores:
-    """The stores for the configured storage, opened (and tables created) once per process."""
+    """The stores for the configured storage connection, opened (and tables created) once per process."""
     connection = settings.require_storage()
     with _budgets_lock:
         stores = _stores.get(connection)
