@@ -38,11 +38,11 @@ param fullSyncSchedule string = ''
 param syncSettings object = {}
 
 @secure()
-@description('Single-account Partner Center client secret, stored in Key Vault as PARTNER-CENTER-CLIENT-SECRET; empty: not stored here.')
+@description('Single-account Partner Center client secret, stored in Key Vault as PARTNER-CENTER-CLIENT-SECRET; empty: the vault\'s secret is left as it is.')
 param partnerCenterClientSecret string = ''
 
 @secure()
-@description('SYNC_TOKEN_ENCRYPTION_KEY (a Fernet key), stored in Key Vault as SYNC-TOKEN-ENCRYPTION-KEY; empty: not stored here.')
+@description('SYNC_TOKEN_ENCRYPTION_KEY (a Fernet key), stored in Key Vault as SYNC-TOKEN-ENCRYPTION-KEY; empty: the vault\'s secret is left as it is.')
 param syncTokenEncryptionKey string = ''
 
 @description('Comma-separated app setting names that PARTNER_CENTER_ACCOUNTS names (clientSecretSetting, refreshTokenSetting); each becomes a Key Vault reference to the secret of that name with \'_\' -> \'-\', which you set in the vault.')
@@ -158,13 +158,13 @@ var scheduleSettings = {
   INCREMENTAL_SYNC_SCHEDULE: empty(incrementalSyncSchedule) ? '0 */5 * * * *' : incrementalSyncSchedule
   FULL_SYNC_SCHEDULE: empty(fullSyncSchedule) ? '0 0 2 * * *' : fullSyncSchedule
 }
-var clientSecretSetting = empty(partnerCenterClientSecret) ? {} : {
+// Secrets are Key Vault references, set whether or not this deployment carries a value: a run
+// without the secret parameters must not drop the references (app settings are replaced whole).
+var secretSettings = {
   PARTNER_CENTER_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.clientSecretUri})'
-}
-var tokenKeySetting = empty(syncTokenEncryptionKey) ? {} : {
   SYNC_TOKEN_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenKeyUri})'
 }
-var appSettings = union(syncSettings, scheduleSettings, clientSecretSetting, tokenKeySetting, syncStorageSettings, hostSettings)
+var appSettings = union(syncSettings, scheduleSettings, secretSettings, syncStorageSettings, hostSettings)
 
 module functionApp 'app/function.bicep' = {
   name: 'function-app'
@@ -180,7 +180,7 @@ module functionApp 'app/function.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     appSettings: appSettings
     keyVaultSecretSettings: empty(accountSecretSettings) ? [] : split(replace(accountSecretSettings, ' ', ''), ',')
-    keyVaultName: keyVault.outputs.name
+    keyVaultUri: keyVault.outputs.uri
   }
   // Key Vault references and identity-based storage resolve at start-up: grant the roles first.
   dependsOn: [

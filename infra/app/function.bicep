@@ -27,8 +27,8 @@ param appSettings object
 @description('Names of further app settings whose values are Key Vault secrets of the same name with \'_\' -> \'-\' (the settings PARTNER_CENTER_ACCOUNTS names in clientSecretSetting and refreshTokenSetting).')
 param keyVaultSecretSettings array = []
 
-@description('Name of the Key Vault that holds those secrets.')
-param keyVaultName string
+@description('URI of the Key Vault that holds those secrets (https://<name>.vault.azure.net/).')
+param keyVaultUri string
 
 var plainSettings = [for setting in items(appSettings): {
   name: setting.key
@@ -36,7 +36,7 @@ var plainSettings = [for setting in items(appSettings): {
 }]
 var secretReferenceSettings = [for settingName in keyVaultSecretSettings: {
   name: settingName
-  value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${replace(settingName, '_', '-')})'
+  value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${replace(settingName, '_', '-')})'
 }]
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {

@@ -1,6 +1,7 @@
 // Key Vault in RBAC mode holding the Partner Center client secret and SYNC_TOKEN_ENCRYPTION_KEY.
-// App settings reference the secrets (@Microsoft.KeyVault(SecretUri=...)); the values never sit in
-// an app setting. A secret left empty here is not created: set it later with `az keyvault secret set`.
+// App settings reference the secrets by URI (@Microsoft.KeyVault(SecretUri=...)), so the values never
+// sit in an app setting. A value left empty here leaves the vault's secret as it is (a deployment
+// without it changes nothing); set or rotate it with `az keyvault secret set` (docs/deploy.md).
 
 @description('Name of the Key Vault (3-24 letters, digits and dashes).')
 param name string
@@ -68,5 +69,6 @@ resource tokenKey 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(sy
 output id string = vault.id
 output name string = vault.name
 output uri string = vault.properties.vaultUri
-output clientSecretUri string = empty(partnerCenterClientSecret) ? '' : '${vault.properties.vaultUri}secrets/${clientSecretName}'
-output tokenKeyUri string = empty(syncTokenEncryptionKey) ? '' : '${vault.properties.vaultUri}secrets/${tokenKeyName}'
+// Versionless URIs: a reference follows the secret's latest version.
+output clientSecretUri string = '${vault.properties.vaultUri}secrets/${clientSecretName}'
+output tokenKeyUri string = '${vault.properties.vaultUri}secrets/${tokenKeyName}'

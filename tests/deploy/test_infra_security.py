@@ -141,7 +141,7 @@ def test_account_secrets_are_key_vault_references_by_name():
     references = infra.resolve(FUNCTION, "secretReferenceSettings")
     assert references["loop_type"]["detail"]["array_name"] == "keyVaultSecretSettings"
     value = references["config"]["value"]
-    assert value.startswith("@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=")
+    assert value.startswith("@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/")
 
 
 def test_the_parameters_file_holds_azd_references_only():
