@@ -161,8 +161,8 @@ var scheduleSettings = {
 // Secrets are Key Vault references, set whether or not this deployment carries a value: a run
 // without the secret parameters must not drop the references (app settings are replaced whole).
 var secretSettings = {
-  PARTNER_CENTER_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.clientSecretUri})'
-  SYNC_TOKEN_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenKeyUri})'
+  PARTNER_CENTER_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.clientCredentialUri})'
+  SYNC_TOKEN_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenEncryptionUri})'
 }
 var appSettings = union(syncSettings, scheduleSettings, secretSettings, syncStorageSettings, hostSettings)
 

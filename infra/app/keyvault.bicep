@@ -69,6 +69,6 @@ resource tokenKey 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(sy
 output id string = vault.id
 output name string = vault.name
 output uri string = vault.properties.vaultUri
-// Versionless URIs: a reference follows the secret's latest version.
-output clientSecretUri string = '${vault.properties.vaultUri}secrets/${clientSecretName}'
-output tokenKeyUri string = '${vault.properties.vaultUri}secrets/${tokenKeyName}'
+// Versionless URIs (addresses, not values): a reference follows the secret's latest version.
+output clientCredentialUri string = '${vault.properties.vaultUri}secrets/${clientSecretName}'
+output tokenEncryptionUri string = '${vault.properties.vaultUri}secrets/${tokenKeyName}'
