@@ -6,14 +6,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PIP := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+# Infrastructure scanners (checkov, check-jsonschema) live in their own venv: their pins clash with ours.
+TOOLS := .venv-tools
+STAMP_TOOLS := $(TOOLS)/.installed
 
 .PHONY: setup demo test bench serve clean
 
-setup: $(STAMP_PIP) $(STAMP_NPM)
+setup: $(STAMP_PIP) $(STAMP_NPM) $(STAMP_TOOLS)
 
 $(STAMP_PIP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(STAMP_TOOLS): requirements-tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	touch $@
 
 $(STAMP_NPM): package.json package-lock.json
@@ -33,4 +41,4 @@ serve: setup
 	$(PY) -m devstack serve
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache
