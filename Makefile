@@ -28,16 +28,16 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: setup
+demo: $(STAMP_PIP) $(STAMP_NPM)
 	$(PY) -m devstack demo
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: $(STAMP_PIP) $(STAMP_NPM)
 	$(PY) -m bench $(BENCH_ARGS)
 
-serve: setup
+serve: $(STAMP_PIP) $(STAMP_NPM)
 	$(PY) -m devstack serve
 
 clean:
