@@ -102,9 +102,9 @@ def format_status(status: dict) -> str:
     lines.append(f"  failing customers: {len(status['failing'])}, quarantined: {len(status['quarantined'])}")
     lines.append(f"  held deletions: {len(status['held'])}")
     events = status.get("webhook_events") or {}
-    if events.get("pending") or events.get("failed"):
+    if events.get("pending") or events.get("failed") or events.get("poisoned"):
         lines.append(f"  webhook events: {len(events.get('pending', []))} pending, "
-                     f"{len(events.get('failed', []))} failed")
+                     f"{len(events.get('failed', []))} failed, {len(events.get('poisoned', []))} poisoned")
     if status.get("parked_units"):
         lines.append(f"  parked sync units: {len(status['parked_units'])} (see --json)")
     return "\n".join(lines)

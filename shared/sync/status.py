@@ -40,15 +40,25 @@ def parked_units_of(account_id: str) -> list[dict]:
 
 
 def webhook_events_of(account_id: str) -> dict:
-    """The account's pending and failed webhook events."""
-    from shared.settings import SettingsError
-    from shared.webhooks import webhook_status
+    """The account's pending, failed and poisoned webhook events, with their counts.
+
+    ``poisoned``: messages the ``webhook-events`` queue trigger gave up on (in
+    ``webhook-events-poison``); their events stay pending for the incremental run.
+    """
+    from shared.settings import SettingsError, get_settings
+    from shared.webhooks import poisoned_events, webhook_status
 
     try:
         status = webhook_status(account_id)
     except SettingsError as exc:
         return {"problem": f"webhook events cannot be read: {exc}"}
-    return {"pending": status["pending"], "failed": status["failed"]}
+    events = {"pending": status["pending"], "failed": status["failed"]}
+    try:
+        events["poisoned"] = [entry for entry in poisoned_events(get_settings()) if entry.get("account") == account_id]
+    except SettingsError as exc:
+        events["poisoned"] = [{"problem": f"poisoned webhook events cannot be read: {exc}"}]
+    events["counts"] = {name: len(events[name]) for name in ("pending", "failed", "poisoned")}
+    return events
 
 
 def account_status(stores: SyncStores, account_id: str, now: datetime | None = None) -> dict:
