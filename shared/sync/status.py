@@ -45,6 +45,8 @@ def webhook_events_of(account_id: str) -> dict:
     ``poisoned``: messages the ``webhook-events`` queue trigger gave up on (in
     ``webhook-events-poison``); their events stay pending for the incremental run.
     """
+    from azure.core.exceptions import AzureError
+
     from shared.settings import SettingsError, get_settings
     from shared.webhooks import poisoned_events, webhook_status
 
@@ -55,9 +57,10 @@ def webhook_events_of(account_id: str) -> dict:
     events = {"pending": status["pending"], "failed": status["failed"]}
     try:
         events["poisoned"] = [entry for entry in poisoned_events(get_settings()) if entry.get("account") == account_id]
-    except SettingsError as exc:
-        events["poisoned"] = [{"problem": f"poisoned webhook events cannot be read: {exc}"}]
-    events["counts"] = {name: len(events[name]) for name in ("pending", "failed", "poisoned")}
+    except (SettingsError, AzureError) as exc:  # the queue's account is not the tables': status still answers
+        events["poisoned"] = [{"problem": f"poisoned webhook events cannot be read: {str(exc).splitlines()[0]}"}]
+    events["counts"] = {"pending": len(events["pending"]), "failed": len(events["failed"]),
+                        "poisoned": sum("messageId" in entry for entry in events["poisoned"])}
     return events
 
 
