@@ -209,7 +209,7 @@ class QueueListener:
             if found:
                 wait = MIN_POLLING_SECONDS
                 continue
-            self._stop.wait(wait * random.uniform(0.8, 1.2))
+            self._stop.wait(min(wait * random.uniform(0.8, 1.2), longest))  # jittered, never beyond the cap
             wait = min(wait * 2, longest)
 
 
