@@ -26,17 +26,16 @@ def run_summary(record: RunRecord | None) -> dict | None:
 
 
 def parked_units_of(account_id: str) -> list[dict]:
-    """Units of this account waiting in the poison queue (queue dispatch only)."""
+    """Units of this account waiting in the poison queue: from queue dispatch, or a "sync now"."""
+    from azure.core.exceptions import AzureError
+
     from shared.settings import SettingsError, get_settings
-    from shared.sync.units import DISPATCH_QUEUE, dispatch_mode, parked_units
+    from shared.sync.units import parked_units
 
     try:
-        settings = get_settings()
-        if dispatch_mode(settings) != DISPATCH_QUEUE:
-            return []
-        return [unit for unit in parked_units(settings) if unit.get("account") == account_id]
-    except SettingsError as exc:
-        return [{"problem": f"parked units cannot be read: {exc}"}]
+        return [unit for unit in parked_units(get_settings()) if unit.get("account") == account_id]
+    except (SettingsError, AzureError) as exc:
+        return [{"problem": f"parked units cannot be read: {str(exc).splitlines()[0]}"}]
 
 
 def webhook_events_of(account_id: str) -> dict:
