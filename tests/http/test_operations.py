@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-import base64
-import json
 
 from devstack.local.host import call_http
 from devstack.local.queues import COMPLETED, QueueTriggerRunner
