@@ -76,7 +76,7 @@ class Settings:
     deletion_guard_percent: float = 10.0
     deletion_guard_minimum: int = 20
     quarantine_after_failures: int = 5
-    lease_seconds: int = 900
+    lease_seconds: int = 60
     sync_now_cooldown_seconds: int = 120
     token_encryption_key: str = field(default="", repr=False)
     webhook_certificate_hosts: tuple[str, ...] = DEFAULT_WEBHOOK_CERTIFICATE_HOSTS
@@ -106,7 +106,7 @@ class Settings:
             deletion_guard_percent=_float(env, "SYNC_DELETION_GUARD_PERCENT", 10.0, minimum=0.0),
             deletion_guard_minimum=_int(env, "SYNC_DELETION_GUARD_MINIMUM", 20, minimum=0),
             quarantine_after_failures=_int(env, "SYNC_QUARANTINE_AFTER_FAILURES", 5, minimum=1),
-            lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 900, minimum=1),
+            lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 60, minimum=5),
             sync_now_cooldown_seconds=_int(env, "SYNC_NOW_COOLDOWN_SECONDS", 120, minimum=0),
             token_encryption_key=env.get("SYNC_TOKEN_ENCRYPTION_KEY", "").strip(),
             webhook_certificate_hosts=_list(env, "WEBHOOK_CERTIFICATE_HOSTS", DEFAULT_WEBHOOK_CERTIFICATE_HOSTS,

@@ -154,14 +154,14 @@ def submit_batches(table: TableClient, partition: str, operations: Sequence[tupl
     :class:`StoreError` naming the batch and the blamed row; the batches before it stay written.
     """
     transactions = written = 0
-    for batch in _batches(operations):
+    for batch in batches(operations):
         try:
             table.submit_transaction(batch)
         except TableTransactionError as exc:
             row = batch[exc.index][1]["RowKey"] if 0 <= exc.index < len(batch) else None
-            raise _store_error(table, partition, transactions, exc, written, row) from exc
+            raise store_error(table, partition, transactions, exc, written, row) from exc
         except AzureError as exc:
-            raise _store_error(table, partition, transactions, exc, written, None) from exc
+            raise store_error(table, partition, transactions, exc, written, None) from exc
         transactions += 1
         written += len(batch)
     return transactions, written
@@ -188,7 +188,8 @@ def row_keys(table: TableClient, partition: str) -> list[str]:
     return [entity["RowKey"] for entity in query]
 
 
-def _batches(operations: Sequence[tuple]) -> Iterable[list[tuple]]:
+def batches(operations: Sequence[tuple]) -> Iterable[list[tuple]]:
+    """``operations`` cut into transactions: at most 100 operations and 3 MiB each, in order."""
     batch: list[tuple] = []
     size = 0
     for operation in operations:
@@ -207,7 +208,7 @@ def _estimated_bytes(entity: dict) -> int:
     return 512 + sum(len(str(name)) + 3 * len(str(value)) for name, value in entity.items())
 
 
-def _store_error(table, partition, batch, exc, written, row) -> StoreError:
+def store_error(table, partition, batch, exc, written, row) -> StoreError:
     status = exc.status_code if isinstance(exc, HttpResponseError) else None
     reason = getattr(exc, "error_code", None) or type(exc).__name__
     blamed = f", row {row}" if row else ""
