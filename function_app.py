@@ -10,6 +10,7 @@ from shared.functions import timers
 from shared.functions import contacts, operations
 from shared.functions import webhooks
 from shared.functions import units
+from shared.functions import webhook_events
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(timers.bp)
@@ -17,3 +18,4 @@ app.register_functions(contacts.bp)
 app.register_functions(operations.bp)
 app.register_functions(webhooks.bp)
 app.register_functions(units.bp)
+app.register_functions(webhook_events.bp)

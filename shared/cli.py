@@ -105,9 +105,9 @@ def format_status(status: dict) -> str:
     if status.get("abandoned_runs"):
         lines.append(f"  abandoned runs (process stopped mid-run): {len(status['abandoned_runs'])} (see --json)")
     events = status.get("webhook_events") or {}
-    if events.get("pending") or events.get("failed"):
+    if events.get("pending") or events.get("failed") or events.get("poisoned"):
         lines.append(f"  webhook events: {len(events.get('pending', []))} pending, "
-                     f"{len(events.get('failed', []))} failed")
+                     f"{len(events.get('failed', []))} failed, {len(events.get('poisoned', []))} poisoned")
     if status.get("parked_units"):
         lines.append(f"  parked sync units: {len(status['parked_units'])} (see --json)")
     return "\n".join(lines)

@@ -84,6 +84,8 @@ class Settings:
     webhook_certificate_hosts: tuple[str, ...] = DEFAULT_WEBHOOK_CERTIFICATE_HOSTS
     webhook_trust_anchors: tuple[str, ...] = ()
     webhook_certificate_issuer: str = DEFAULT_WEBHOOK_CERTIFICATE_ISSUER
+    # Set by App Service when Authentication (Easy Auth) is on: only then is the caller's name trusted.
+    app_service_auth_enabled: bool = False
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -113,6 +115,7 @@ class Settings:
             webhook_trust_anchors=_list(env, "WEBHOOK_TRUST_ANCHORS", ()),
             webhook_certificate_issuer=(env.get("WEBHOOK_CERTIFICATE_ISSUER", "").strip()
                                         or DEFAULT_WEBHOOK_CERTIFICATE_ISSUER),
+            app_service_auth_enabled=env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true",
             environ=env,
         )
 

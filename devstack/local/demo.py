@@ -1,21 +1,30 @@
 """`python -m devstack demo`: the main job, end to end, on Azurite and the Partner Center simulator.
 
 Everything runs on this machine: Azurite in memory, the simulator over HTTPS on loopback, and
-the very timer functions that `function_app.py` registers.
+the very functions that `function_app.py` registers: the timers fired as the host fires them, the
+HTTP routes on a local socket, and the queue triggers listening on Azurite's queues, so a webhook
+event and a "sync now" go through their queues as they do in the cloud.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
 
 import azure.functions as func
+import requests
 
 from devstack.local.azurite import Azurite
 from devstack.local.host import call_http, fire_timer
+from devstack.local.queues import QueueListeners
+from devstack.local.server import LocalServer
 from shared.settings import get_settings, reset_settings
+
+# How long the demo waits for work handed to a queue trigger.
+QUEUE_WAIT_SECONDS = 60
 
 
 def run_demo(customers: int = 40, seed: int = 42) -> int:
@@ -25,6 +34,7 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
     with tempfile.TemporaryDirectory(prefix="pc-sync-demo-") as state_dir, Azurite() as azurite, \
             PartnerCenterSimulator(customers=customers, seed=seed, state_dir=state_dir) as sim:
         os.environ.update({
+            "AzureWebJobsStorage": azurite.connection_string,  # where the queue triggers listen
             "SYNC_STORAGE_CONNECTION": azurite.connection_string,
             "PARTNER_CENTER_API_URL": sim.url,
             "PARTNER_CENTER_AUTHORITY_URL": sim.url,
@@ -33,50 +43,61 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
             "PARTNER_CENTER_CLIENT_SECRET": sim.client_secret,
             "PARTNER_CENTER_ACCOUNT_ID": "demo",
             "REQUESTS_CA_BUNDLE": sim.ca_path,
+            # The simulator signs its webhook events with a certificate from its own CA.
+            "WEBHOOK_CERTIFICATE_HOSTS": f"127.0.0.1:{sim.port}",
+            "WEBHOOK_TRUST_ANCHORS": sim.ca_path,
+            "WEBHOOK_CERTIFICATE_ISSUER": "Partner Center Simulator",
         })
         reset_settings()
         stores = SyncStores.open(get_settings().require_storage())
-        story = _Story(stores, sim)
-        print(f"Azurite (in memory) on 127.0.0.1:{azurite.table_port}; Partner Center simulator at {sim.url} "
-              f"with {customers} customers\n")
-
-        story.step("1. Nightly full reconciliation brings the whole estate in", "full_reconciliation")
-        story.show_organization(sim.customers()[0]["id"])
-
-        tenant = sim.accept_relationship(
-            company_name="Fabrikam Ltd", domain="fabrikamltd.onmicrosoft.com",
-            billing_profile={"firstName": "Siân", "lastName": "Pritchard", "email": "sian.pritchard@fabrikam.example",
-                             "culture": "en-GB", "language": "en",
-                             "defaultAddress": {"country": "GB", "city": "Cardiff", "postalCode": "CF10 1EP",
-                                                "addressLine1": "1 Bute Street", "phoneNumber": "+44 29 2000 0000"}},
-        )
-        story.step("2. Fabrikam accepts the reseller relationship; the next incremental run picks it up",
-                   "incremental_sync")
-        story.show_organization(tenant)
-
-        sim.update_billing_profile(tenant, {"email": "accounts@fabrikam.example",
-                                            "defaultAddress": {"city": "Leeds", "postalCode": "LS1 4AP"}})
-        story.step("3. Fabrikam's billing contact changes in Partner Center", "incremental_sync")
-        story.show_organization(tenant)
-        story.show_changes(tenant)
-
-        leaving = sim.customers()[1]["id"]
-        sim.remove_relationship(leaving)
-        story.step("4. A partner removes a reseller relationship", "incremental_sync")
-        story.show_organization(leaving)
-
-        story.step("5. Nothing changed in Partner Center: the next run writes nothing", "incremental_sync")
-        story.ask_before_edit("6. A partner tries to change Fabrikam's billing contact on the Platform", tenant,
-                              {"billingContact": {"email": "someone.else@fabrikam.example"}})
-        story.summary()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log lines in the story
+        with LocalServer() as server, QueueListeners():
+            story = _Story(stores, sim, server.url)
+            print(f"Azurite (in memory) on 127.0.0.1:{azurite.table_port}; Partner Center simulator at {sim.url} "
+                  f"with {customers} customers; the functions on {server.url}\n")
+            _tell(story, sim)
     return 0 if story.ok else 1
 
 
+def _tell(story: "_Story", sim) -> None:
+    story.step("1. Nightly full reconciliation brings the whole estate in", "full_reconciliation")
+    story.show_organization(sim.customers()[0]["id"])
+
+    sim.register_webhook(f"{story.functions_url}/api/partner-center/events/{story.account}")
+    story.webhook("2. Fabrikam accepts the reseller relationship; Partner Center's webhook brings it in", dict(
+        company_name="Fabrikam Ltd", domain="fabrikamltd.onmicrosoft.com",
+        billing_profile={"firstName": "Siân", "lastName": "Pritchard", "email": "sian.pritchard@fabrikam.example",
+                         "culture": "en-GB", "language": "en",
+                         "defaultAddress": {"country": "GB", "city": "Cardiff", "postalCode": "CF10 1EP",
+                                            "addressLine1": "1 Bute Street", "phoneNumber": "+44 29 2000 0000"}},
+    ))
+    tenant = story.last_tenant
+
+    sim.update_billing_profile(tenant, {"email": "accounts@fabrikam.example",
+                                        "defaultAddress": {"city": "Leeds", "postalCode": "LS1 4AP"}})
+    story.step("3. Fabrikam's billing contact changes in Partner Center; the incremental timer picks it up",
+               "incremental_sync")
+    story.show_organization(tenant)
+    story.show_changes(tenant)
+
+    leaving = sim.customers()[1]["id"]
+    sim.remove_relationship(leaving)
+    story.step("4. A partner removes a reseller relationship", "incremental_sync")
+    story.show_organization(leaving)
+
+    story.sync_now("5. An operator asks for a sync now; nothing changed in Partner Center, so it writes nothing")
+    story.ask_before_edit("6. A partner tries to change Fabrikam's billing contact on the Platform", tenant,
+                          {"billingContact": {"email": "someone.else@fabrikam.example"}})
+    story.summary()
+
+
 class _Story:
-    def __init__(self, stores, sim) -> None:
+    def __init__(self, stores, sim, functions_url: str) -> None:
         self.stores = stores
         self.sim = sim
+        self.functions_url = functions_url
         self.account = get_settings().accounts[0].id
+        self.last_tenant = ""
         self.ok = True
 
     def step(self, title: str, timer: str) -> None:
@@ -84,16 +105,67 @@ class _Story:
         calls_before = self.sim.counters()
         started = time.monotonic()
         fire_timer(timer)
+        self._report_run(self.stores.runs.latest(self.account, limit=1)[0], time.monotonic() - started, calls_before)
+
+    def webhook(self, title: str, customer: dict) -> None:
+        """A customer accepts; the event goes receiver -> WebhookEvents -> webhook-events -> queue trigger."""
+        print(title)
+        calls_before = self.sim.counters()
+        started = time.monotonic()
+        tenant = self.last_tenant = self.sim.accept_relationship(**customer)
+        organization = self._wait(lambda: self.stores.organizations.get(self.account, tenant))
         elapsed = time.monotonic() - started
-        run = self.stores.runs.latest(self.account, limit=1)[0]
+        deliveries = self.sim.webhook_deliveries()
+        answered = deliveries[-1].status if deliveries else "no delivery"
+        print(f"   webhook delivered (HTTP {answered}), stored, queued on webhook-events, and synced by the queue "
+              f"trigger: an organization {elapsed:.1f}s after the acceptance")
+        self._print_calls(calls_before)
+        if organization is None:
+            self.ok = False
+            print("   error: the organization did not appear\n")
+            return
+        self.show_organization(tenant)
+
+    def sync_now(self, title: str) -> None:
+        """POST .../sync answers 202 at once; the sync-units queue trigger runs the sync."""
+        print(title)
+        calls_before = self.sim.counters()
+        previous = {r.run_id for r in self.stores.runs.latest(self.account, limit=20)}
+        started = time.monotonic()
+        response = requests.post(f"{self.functions_url}/api/ops/accounts/{self.account}/sync", timeout=30)
+        answered = time.monotonic() - started
+        print(f"   POST /api/ops/accounts/{self.account}/sync -> {response.status_code} in {answered * 1000:.0f} ms "
+              f"(queued on {response.json().get('queue')})")
+        run = self._wait(lambda: next((r for r in self.stores.runs.latest(self.account, limit=20)
+                                       if r.run_id not in previous and r.finished_at), None))
+        if response.status_code != 202 or run is None:
+            self.ok = False
+            print("   error: the queued sync did not run\n")
+            return
+        self._report_run(run, time.monotonic() - started, calls_before)
+
+    def _report_run(self, run, elapsed: float, calls_before: dict) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v)
-        calls = {k: v - calls_before.get(k, 0) for k, v in self.sim.counters().items() if v - calls_before.get(k, 0)}
         print(f"   {run.mode} run {run.outcome} in {elapsed:.1f}s: {counts or 'no changes'}")
-        print(f"   Partner Center calls: {', '.join(f'{k} {v}' for k, v in sorted(calls.items())) or 'none'}")
+        self._print_calls(calls_before)
         if not run.outcome.startswith("succeeded"):
             self.ok = False
             print(f"   error: {run.error}")
         print()
+
+    def _print_calls(self, calls_before: dict) -> None:
+        calls = {k: v - calls_before.get(k, 0) for k, v in self.sim.counters().items() if v - calls_before.get(k, 0)}
+        print(f"   Partner Center calls: {', '.join(f'{k} {v}' for k, v in sorted(calls.items())) or 'none'}")
+
+    @staticmethod
+    def _wait(check):
+        deadline = time.monotonic() + QUEUE_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(0.02)
+        return None
 
     def show_organization(self, tenant_id: str) -> None:
         org = self.stores.organizations.get(self.account, tenant_id)

@@ -1,4 +1,5 @@
-"""Serve the registered HTTP functions locally, without Azure Functions Core Tools.
+"""Serve the registered HTTP functions locally, without Azure Functions Core Tools (and, in
+``serve``, the queue triggers beside them: ``devstack/local/queues.py``).
 
 A small WSGI app (run by werkzeug on a real socket) that does what the Functions host does for
 HTTP triggers: match the route under host.json's ``routePrefix`` (``{name}`` and
@@ -178,16 +179,25 @@ class LocalServer:
 
 
 def serve(host: str = "127.0.0.1", port: int = 7071) -> None:
-    """Serve the HTTP functions on ``host:port`` until interrupted (``python -m devstack serve``)."""
+    """Serve the HTTP functions on ``host:port``, with every queue trigger listening on its queue,
+    until interrupted (``python -m devstack serve``)."""
+    from devstack.local.queues import QueueListeners
+
     server = make_server(host, port, FunctionsApp(), threaded=True)
     print(f"serving the HTTP functions on http://{host}:{server.server_address[1]}/{route_prefix()}/ "
           "(function keys are not checked locally)", flush=True)
     for route in http_routes():
         print(f"  {'/'.join(route.methods):>6} /{route_prefix()}/{route.route}  [{route.function_name}, {route.auth_level}]",
               flush=True)
+    # Like the host, the queue triggers listen beside the HTTP routes: "sync now" and webhook
+    # events are processed from their queues, not after the answer.
+    listeners = QueueListeners().start()
+    for listener in listeners.listeners:
+        print(f"  queue  {listener.runner.queue.queue_name}  [{listener.function_name}]", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        listeners.stop()

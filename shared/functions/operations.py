@@ -17,15 +17,19 @@ from shared.settings import Settings, get_settings
 from shared.store import InvalidKey, account_key, tenant_key
 from shared.store.keys import token_key
 from shared.sync import operations
-from shared.sync.service import account_sync, run_accounts, stores_for
+from shared.sync.service import account_sync, stores_for
 from shared.sync.status import account_status
+from shared.sync.units import UNIT_QUEUE, SyncUnit, UnitQueue
 
 from .problems import Problem, answers_with_problems, json_response
 
 bp = func.Blueprint()
 
-# App Service Authentication puts the signed-in operator here; without it actions are anonymous.
+# App Service Authentication (Easy Auth) puts the signed-in operator here and strips any value a
+# caller sent; without it the header is whatever the caller wrote, so it is never trusted then.
 OPERATOR_HEADER = "X-MS-CLIENT-PRINCIPAL-NAME"
+# Who an action is recorded as when only a function (or admin) key vouches for the caller.
+FUNCTION_KEY_CALLER = "function-key"
 
 
 def _refusals(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
@@ -92,17 +96,18 @@ def sync_now(req: func.HttpRequest) -> func.HttpResponse:
     if mode not in operations.SYNC_NOW_MODES:
         raise Problem(400, "invalid-request", f"mode must be one of {', '.join(operations.SYNC_NOW_MODES)}, got {mode!r}")
     stores = stores_for(settings)
+    queue = UnitQueue.from_settings(settings)
 
-    def start() -> None:
-        operations.background_syncs.start(
-            f"sync-now-{account_id}",
-            lambda: run_accounts(mode, account_id=account_id, settings=settings, stores=stores),
-        )
+    def start(now) -> str:
+        # The unit runs in a queue-trigger invocation: nothing is left running after this answer.
+        return queue.send(SyncUnit(account_id, mode, now))
 
-    accepted = operations.request_sync_now(stores, account_id, operations.sync_now_cooldown(settings), start)
+    accepted, message_id = operations.request_sync_now(stores, account_id, operations.sync_now_cooldown(settings),
+                                                       start)
     status_url = f"/api/ops/accounts/{account_id}/status"
     return json_response(
-        {"account": account_id, "mode": mode, "acceptedAt": accepted, "status": status_url},
+        {"account": account_id, "mode": mode, "acceptedAt": accepted, "status": status_url,
+         "queue": UNIT_QUEUE, "messageId": message_id},
         status=202, headers={"Location": status_url},
     )
 
@@ -196,7 +201,12 @@ def _account(req: func.HttpRequest) -> tuple[Settings, str]:
 
 
 def _operator(req: func.HttpRequest) -> str:
-    return (req.headers.get(OPERATOR_HEADER) or "").strip()
+    """Who is acting: the signed-in principal under App Service Authentication, else the key holder."""
+    if get_settings().app_service_auth_enabled:
+        name = (req.headers.get(OPERATOR_HEADER) or "").strip()
+        if name:
+            return name[:200]
+    return FUNCTION_KEY_CALLER
 
 
 def _organization_response(account_id: str, stored: dict, **extra) -> func.HttpResponse:

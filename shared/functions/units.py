@@ -39,6 +39,8 @@ class QueueOptions:
     max_dequeue_count: int = 5
     visibility_timeout_seconds: float = 0.0  # how long a failed message stays hidden before its retry
     message_encoding: str = "base64"
+    # The longest wait between two polls of an empty queue (the host backs off up to it).
+    max_polling_interval_seconds: float = 60.0
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +53,7 @@ def queue_options(path: Path = HOST_JSON) -> QueueOptions:
         max_dequeue_count=int(queues.get("maxDequeueCount", defaults.max_dequeue_count)),
         visibility_timeout_seconds=_seconds(queues.get("visibilityTimeout", "00:00:00")),
         message_encoding=queues.get("messageEncoding", defaults.message_encoding),
+        max_polling_interval_seconds=_seconds(queues.get("maxPollingInterval", "00:01:00")),
     )
 
 

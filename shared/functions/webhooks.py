@@ -1,18 +1,24 @@
 """Partner Center webhook receiver (F7): ``POST /api/partner-center/events/{accountId}``.
 
 Anonymous at the Functions level: authenticity comes from the event's signature. The trigger
-hands the raw body to :func:`shared.webhooks.receiver.receive_event`, answers 200 once the event
-is stored, and leaves the processing to a background worker (and to the incremental run).
+hands the raw body to :func:`shared.webhooks.receiver.receive_event`, puts a message naming the
+stored event on the ``webhook-events`` queue, and answers 200. The queue trigger
+(``webhook_events.py``) does the processing inside an invocation of its own; nothing runs here
+after the answer.
 """
 
 from __future__ import annotations
 
-import azure.functions as func
+import logging
 
-from shared.settings import get_settings
+import azure.functions as func
+from azure.core.exceptions import AzureError
+
+from shared.settings import Settings, SettingsError, get_settings
 from shared.webhooks import signature
 from shared.webhooks.events import InvalidEvent
-from shared.webhooks.processing import background, event_store_for
+from shared.webhooks.processing import event_store_for
+from shared.webhooks.queue import EventMessage, event_queue_for
 from shared.webhooks.receiver import EventTooLarge, receive_event, verifier_for
 from shared.webhooks.signature import SignatureRejected
 from shared.webhooks.store import PENDING
@@ -20,6 +26,7 @@ from shared.webhooks.store import PENDING
 from .problems import TYPE_PREFIX, Problem, answers_with_problems, json_response
 
 bp = func.Blueprint()
+log = logging.getLogger(__name__)
 
 # Each refusal: HTTP status and title. The reason names are the problem types' last segment.
 _REFUSALS = {
@@ -70,8 +77,24 @@ def receive_partner_center_event(req: func.HttpRequest) -> func.HttpResponse:
         if exc.not_json:
             raise Problem(400, "invalid-json", str(exc)) from None
         raise EventProblem("invalid-event", str(exc), errors=[{"pointer": exc.pointer, "detail": str(exc)}]) from None
+    queued = False
     if stored.status == PENDING:
         # Also for a repeated delivery of a pending event: the sender's retry is a retry for us too.
-        background.submit(settings, account_id, stored.key)
+        queued = _enqueue(settings, account_id, stored.key)
     return json_response({"event": stored.key, "eventName": stored.event_name, "status": stored.status,
-                          "duplicate": not new})
+                          "duplicate": not new, "queued": queued})
+
+
+def _enqueue(settings: Settings, account_id: str, key: str) -> bool:
+    """Queue the stored event for the trigger; False (logged) when the queue cannot take it.
+
+    The event is already stored, so the sender gets its 200 either way: the incremental run's
+    drain of pending events picks up what the queue missed.
+    """
+    try:
+        event_queue_for(settings).send(EventMessage(account_id, key))
+    except (AzureError, SettingsError) as exc:
+        log.error("webhook event %s/%s is stored but could not be queued (the incremental run will process it): %s",
+                  account_id, key, exc)
+        return False
+    return True

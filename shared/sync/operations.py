@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -108,57 +107,24 @@ def sync_now_cooldown(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.sync_now_cooldown_seconds)
 
 
-class BackgroundSyncs:
-    """Runs "sync now" work on threads that outlive the HTTP answer, and can wait for them."""
-
-    def __init__(self) -> None:
-        self._threads: set[threading.Thread] = set()
-        self._lock = threading.Lock()
-
-    def start(self, name: str, work: Callable[[], object]) -> threading.Thread:
-        def run() -> None:
-            try:
-                work()
-            except Exception:  # the thread's only reporter is the log (the run log has the rest)
-                log.exception("background %s failed", name)
-            finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
-
-        thread = threading.Thread(target=run, name=name, daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-        return thread
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until every started sync finished; False if some still run after ``timeout``."""
-        with self._lock:
-            running = list(self._threads)
-        for thread in running:
-            thread.join(timeout)
-        return not any(thread.is_alive() for thread in running)
-
-
-background_syncs = BackgroundSyncs()
-
-
 def request_sync_now(stores: SyncStores, account_id: str, cooldown: timedelta,
-                     start: Callable[[], object], now: datetime | None = None) -> datetime:
+                     start: Callable[[datetime], object], now: datetime | None = None) -> tuple[datetime, object]:
     """Accept "sync now" for an account unless one was accepted within ``cooldown``.
 
-    Records the request (the cool-down lives in SyncState, so it holds across instances), then
-    calls ``start`` to begin the work. Raises :class:`CoolingDown`. Two requests racing past the
-    check both start a run; the account lease lets only one of them sync.
+    Calls ``start(now)`` to hand the work on (the trigger queues a sync unit), then records the
+    request (the cool-down lives in SyncState, so it holds across instances); returns the moment
+    and what ``start`` returned. Raises :class:`CoolingDown`. A ``start`` that fails records
+    nothing, so the caller may try again at once. Two requests racing past the check both queue
+    a unit; the account lease lets only one of them sync.
     """
     now = now or datetime.now(timezone.utc)
     last = stores.state.last_manual_request(account_id)
     if last is not None and now - last < cooldown:
         remaining = (last + cooldown - now).total_seconds()
         raise CoolingDown(max(1, math.ceil(remaining)))
+    started = start(now)
     stores.state.record_manual_request(account_id, now)
-    start()
-    return now
+    return now, started
 
 
 def sync_customer(sync: AccountSync, tenant_id: str) -> tuple[RunResult, dict]:

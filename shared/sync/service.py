@@ -15,6 +15,7 @@ from shared.partner_center import (
     app_token_provider,
 )
 from shared.store.refresh_tokens import RefreshTokenStore
+from shared.webhooks.processing import process_pending_events
 from shared.settings import Account, Settings, get_settings
 
 from shared.host_config import check_time_budget
@@ -173,9 +174,6 @@ def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings
     if not accounts:
         log.warning("no Partner Center account is configured: set PARTNER_CENTER_TENANT_ID/CLIENT_ID/"
                     "CLIENT_SECRET or PARTNER_CENTER_ACCOUNTS")
-    # Imported here: the webhook processing builds its syncs with this module.
-    from shared.webhooks import process_pending_events
-
     results = []
     minimum_turn = min(_MINIMUM_TURN_SECONDS, settings.time_budget_seconds / 4)
     for account in accounts:

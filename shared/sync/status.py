@@ -26,29 +26,41 @@ def run_summary(record: RunRecord | None) -> dict | None:
 
 
 def parked_units_of(account_id: str) -> list[dict]:
-    """Units of this account waiting in the poison queue (queue dispatch only)."""
+    """Units of this account waiting in the poison queue: from queue dispatch, or a "sync now"."""
+    from azure.core.exceptions import AzureError
+
     from shared.settings import SettingsError, get_settings
-    from shared.sync.units import DISPATCH_QUEUE, dispatch_mode, parked_units
+    from shared.sync.units import parked_units
 
     try:
-        settings = get_settings()
-        if dispatch_mode(settings) != DISPATCH_QUEUE:
-            return []
-        return [unit for unit in parked_units(settings) if unit.get("account") == account_id]
-    except SettingsError as exc:
-        return [{"problem": f"parked units cannot be read: {exc}"}]
+        return [unit for unit in parked_units(get_settings()) if unit.get("account") == account_id]
+    except (SettingsError, AzureError) as exc:
+        return [{"problem": f"parked units cannot be read: {str(exc).splitlines()[0]}"}]
 
 
 def webhook_events_of(account_id: str) -> dict:
-    """The account's pending and failed webhook events."""
-    from shared.settings import SettingsError
-    from shared.webhooks import webhook_status
+    """The account's pending, failed and poisoned webhook events, with their counts.
+
+    ``poisoned``: messages the ``webhook-events`` queue trigger gave up on (in
+    ``webhook-events-poison``); their events stay pending for the incremental run.
+    """
+    from azure.core.exceptions import AzureError
+
+    from shared.settings import SettingsError, get_settings
+    from shared.webhooks import poisoned_events, webhook_status
 
     try:
         status = webhook_status(account_id)
     except SettingsError as exc:
         return {"problem": f"webhook events cannot be read: {exc}"}
-    return {"pending": status["pending"], "failed": status["failed"]}
+    events = {"pending": status["pending"], "failed": status["failed"]}
+    try:
+        events["poisoned"] = [entry for entry in poisoned_events(get_settings()) if entry.get("account") == account_id]
+    except (SettingsError, AzureError) as exc:  # the queue's account is not the tables': status still answers
+        events["poisoned"] = [{"problem": f"poisoned webhook events cannot be read: {str(exc).splitlines()[0]}"}]
+    events["counts"] = {"pending": len(events["pending"]), "failed": len(events["failed"]),
+                        "poisoned": sum("messageId" in entry for entry in events["poisoned"])}
+    return events
 
 
 def account_status(stores: SyncStores, account_id: str, now: datetime | None = None) -> dict:

@@ -1,6 +1,6 @@
 """Partner Center webhooks (F7): verify and store events, sync their customers, manage the
 registration. docs/webhooks.md tells the whole story."""
 
-from .processing import process_pending_events, webhook_status
+from .processing import poisoned_events, process_pending_events, webhook_status
 
-__all__ = ["process_pending_events", "webhook_status"]
+__all__ = ["poisoned_events", "process_pending_events", "webhook_status"]

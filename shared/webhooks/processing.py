@@ -1,9 +1,12 @@
-"""Turning stored webhook events into organizations: at once after they arrive, and again from
-the incremental run for anything left pending.
+"""Turning stored webhook events into organizations: from the ``webhook-events`` queue trigger
+at once, and from the incremental run for anything left pending.
 
 Processing an event is the on-demand sync of its customer (one Partner Center call that also
 brings the billing profile and the indirect reseller, ETag-guarded and idempotent), so running
 it twice for one event, or for two events about one customer, writes the organization once.
+
+Nothing here builds a sync: the triggers (the composition) hand in ``sync_for(account_id)``, so
+this module and the sync service do not import each other.
 """
 
 from __future__ import annotations
@@ -11,22 +14,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from shared.partner_center import AuthenticationError
 from shared.settings import Settings, get_settings
 from shared.sync.engine import AccountSync
-from shared.sync.service import account_sync, stores_for
 from shared.sync.stores import SyncStores
 
+from .queue import POISON_QUEUE, EventMessage, EventQueue, MalformedEventMessage, decoded
 from .store import FAILED, MAX_ATTEMPTS, PENDING, PROCESSED, StoredEvent, WebhookEventStore
 
 log = logging.getLogger(__name__)
 
+SyncFor = Callable[[str], AccountSync]
+PARKED = "parked"
 _STATUS_LIMIT = 50
 _stores: dict[str, WebhookEventStore] = {}
 _stores_lock = threading.Lock()
+
+
+class EventProcessingFailed(RuntimeError):
+    """The event's sync failed; raised so the Functions runtime retries the message."""
 
 
 def event_store_for(settings: Settings) -> WebhookEventStore:
@@ -67,17 +75,77 @@ def _attempt_failed(events: WebhookEventStore, event: StoredEvent, error: str) -
     return FAILED if event.attempts + 1 >= MAX_ATTEMPTS else PENDING
 
 
+def process_queued_event(body: bytes, *, message_id: str, dequeue_count: int, max_dequeue_count: int,
+                         sync_for: SyncFor, settings: Settings | None = None,
+                         events: WebhookEventStore | None = None, queue: EventQueue | None = None) -> str:
+    """Process one ``webhook-events`` message; returns what became of it.
+
+    ``"parked"`` (malformed, for an account that is not configured, or naming no stored event:
+    retrying cannot help, so it goes to ``webhook-events-poison`` at once with a log line saying
+    why), ``"processed"``, or the event's status when it was no longer pending (a redelivery, or
+    the drain got there first: nothing to do). A failed sync raises :class:`EventProcessingFailed`
+    so the runtime retries the message; after ``maxDequeueCount`` attempts the runtime poisons it,
+    and the event stays pending in the table for the incremental run's drain.
+    """
+    settings = settings or get_settings()
+    try:
+        message = EventMessage.parse(body)
+    except MalformedEventMessage as exc:
+        return _park(body, message_id, f"malformed event message: {exc}", settings, queue)
+    if message.account_id not in {account.id for account in settings.accounts}:
+        return _park(body, message_id, f"event message for account {message.account_id}, which is not configured",
+                     settings, queue)
+    events = events or event_store_for(settings)
+    event = events.get(message.account_id, message.event_key)
+    if event is None:
+        return _park(body, message_id, f"event message for account {message.account_id} names no stored event",
+                     settings, queue)
+    if event.status != PENDING:
+        log.info("webhook event %s/%s is already %s: message %s acknowledged", event.account_id, event.key,
+                 event.status, message_id)
+        return event.status
+    try:
+        sync = sync_for(message.account_id)
+    except AuthenticationError as exc:
+        raise EventProcessingFailed(f"webhook event {event.account_id}/{event.key}: {exc}") from exc
+    status = process_event(events, sync, event)
+    if status in (PROCESSED, FAILED):  # failed: gave up after MAX_ATTEMPTS; the reconciliation covers it
+        return status
+    current = events.get(event.account_id, event.key)
+    error = current.last_error if current else "the event was deleted meanwhile"
+    last = dequeue_count >= max_dequeue_count
+    if last:
+        log.error("webhook event %s/%s: message %s failed %d times and goes to %s; the event stays %s for the "
+                  "incremental run: %s", event.account_id, event.key, message_id, dequeue_count, POISON_QUEUE,
+                  current.status if current else "gone", error)
+    raise EventProcessingFailed(f"webhook event {event.account_id}/{event.key} (customer {event.customer_tenant_id}): "
+                                f"attempt {dequeue_count} of {max_dequeue_count} failed: {error}")
+
+
+def _park(body: bytes, message_id: str, reason: str, settings: Settings, queue: EventQueue | None) -> str:
+    parked_id = (queue or EventQueue.from_settings(settings)).park(body)
+    log.error("%s: message %s parked in %s as %s (retrying cannot help)", reason, message_id, POISON_QUEUE,
+              parked_id)
+    return PARKED
+
+
 def process_pending_events(settings: Settings | None = None, stores: SyncStores | None = None, *,
                            events: WebhookEventStore | None = None, account_id: str | None = None,
-                           sync_for: Callable[[str], AccountSync] | None = None,
-                           deadline: float | None = None) -> dict[str, int]:
+                           sync_for: SyncFor | None = None, deadline: float | None = None) -> dict[str, int]:
     """Process every pending webhook event of every configured account (or one); the
-    incremental run calls this to drain what the receiver could not finish.
+    incremental run calls this to drain what the queue trigger could not finish.
+
+    ``sync_for(account_id)`` builds the account's sync (required: the caller composes it; the
+    syncs carry their own stores, so ``stores`` is not used here). ``deadline``, a
+    ``time.monotonic()`` value, stops the drain from taking further events once it is reached,
+    so the run after it keeps its time budget; what is left stays pending.
 
     Returns counts: ``processed``, ``failed`` (attempts that failed this time), ``pending``
-    (still pending afterwards), ``skipped`` (events of accounts whose credentials are missing).
-    ``deadline`` (a ``time.monotonic()`` value): no event is started after it; the rest wait.
+    (still pending afterwards, including events left at the deadline), ``skipped`` (events of
+    accounts whose credentials are missing).
     """
+    if sync_for is None:
+        raise TypeError("process_pending_events needs sync_for(account_id): the caller builds the syncs")
     settings = settings or get_settings()
     events = events or event_store_for(settings)
     counts = {"processed": 0, "failed": 0, "pending": 0, "skipped": 0}
@@ -86,17 +154,22 @@ def process_pending_events(settings: Settings | None = None, stores: SyncStores 
         pending = list(events.with_status(account.id, PENDING))
         if not pending:
             continue
+        if _past(deadline):
+            counts["pending"] += len(pending)
+            continue
         try:
-            sync = sync_for(account.id) if sync_for else account_sync(account, settings, stores or stores_for(settings))
+            sync = sync_for(account.id)
         except AuthenticationError as exc:
             log.error("account %s: %d webhook events wait: %s", account.id, len(pending), exc)
             counts["skipped"] += len(pending)
             continue
-        for event in pending:
-            if deadline is not None and time.monotonic() >= deadline:
-                counts["pending"] += 1
-                continue
-            current = events.get(account.id, event.key)  # the receiver may have finished it meanwhile
+        for index, event in enumerate(pending):
+            if _past(deadline):
+                left = len(pending) - index
+                counts["pending"] += left
+                log.info("account %s: drain reached its deadline; %d webhook events stay pending", account.id, left)
+                break
+            current = events.get(account.id, event.key)  # the queue trigger may have finished it meanwhile
             if current is None or current.status != PENDING:
                 continue
             status = process_event(events, sync, current)
@@ -106,6 +179,10 @@ def process_pending_events(settings: Settings | None = None, stores: SyncStores 
                 counts["failed"] += 1
                 counts["pending"] += status == PENDING
     return counts
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def webhook_status(account_id: str, settings: Settings | None = None,
@@ -120,55 +197,39 @@ def webhook_status(account_id: str, settings: Settings | None = None,
     }
 
 
-class BackgroundProcessing:
-    """Processes just-accepted events on a few worker threads, so the sender gets its answer at
-    once. Work lost to a recycled instance stays pending in the table for the next drain."""
+def poisoned_events(settings: Settings | None = None, *, queue: EventQueue | None = None,
+                    events: WebhookEventStore | None = None) -> list[dict]:
+    """The messages waiting in ``webhook-events-poison`` (the oldest 32), for status pages.
 
-    def __init__(self, workers: int = 4) -> None:
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-        self._in_flight: set[tuple[str, str]] = set()
-        self._futures: set = set()
-        self._lock = threading.Lock()
-
-    def submit(self, settings: Settings, account_id: str, key: str) -> None:
-        """Process the stored event ``key`` of ``account_id`` soon (once, even if submitted twice)."""
-        with self._lock:
-            if (account_id, key) in self._in_flight:
-                return
-            self._in_flight.add((account_id, key))
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="webhook-event")
-            future = self._pool.submit(self._process, settings, account_id, key)
-            self._futures.add(future)
-        future.add_done_callback(self._forget)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the work submitted so far; False if some is still running after ``timeout``."""
-        with self._lock:
-            futures = list(self._futures)
-        for future in futures:
-            try:
-                future.result(timeout)
-            except Exception:
-                return False
-        return True
-
-    def _process(self, settings: Settings, account_id: str, key: str) -> None:
+    Each: ``messageId``, ``poisonedAt``, and either ``account``, ``event`` and ``problem`` (the
+    event's last error, or what else is wrong) or, for a malformed message, only ``problem``
+    (what is wrong with it; its content is not repeated).
+    """
+    settings = settings or get_settings()
+    queue = queue or EventQueue.from_settings(settings)
+    configured = {account.id for account in settings.accounts}
+    poisoned = []
+    for message in queue.peek_poisoned():
+        entry = {"messageId": message.id,
+                 "poisonedAt": message.inserted_on.isoformat() if message.inserted_on else None}
         try:
-            events = event_store_for(settings)
-            event = events.get(account_id, key)
-            if event is not None and event.status == PENDING:
-                process_event(events, account_sync(settings.account(account_id), settings, stores_for(settings)), event)
-        except Exception:  # the event stays pending; process_pending_events retries it
-            log.exception("webhook event %s/%s: background processing failed", account_id, key)
-        finally:
-            with self._lock:
-                self._in_flight.discard((account_id, key))
-
-    def _forget(self, future) -> None:
-        with self._lock:
-            self._futures.discard(future)
+            parsed = EventMessage.parse(decoded(message.content))
+        except MalformedEventMessage as exc:
+            poisoned.append({**entry, "problem": f"malformed event message: {exc}"})
+            continue
+        if parsed.account_id not in configured:
+            problem = f"account {parsed.account_id} is not configured"
+        else:
+            event = (events or event_store_for(settings)).get(parsed.account_id, parsed.event_key)
+            problem = _poison_reason(event)
+        poisoned.append({**entry, "account": parsed.account_id, "event": parsed.event_key, "problem": problem})
+    return poisoned
 
 
-background = BackgroundProcessing()
+def _poison_reason(event: StoredEvent | None) -> str:
+    if event is None:
+        return "no such stored event"
+    if event.status == PENDING:
+        return (f"its sync failed on every attempt ({event.attempts} so far; the incremental run retries it): "
+                f"{event.last_error}")
+    return f"the event is {event.status} now: {event.last_error or 'nothing left to do'}"

@@ -12,14 +12,16 @@ from datetime import datetime, timezone
 
 import azure.functions as func
 import pytest
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
 
 from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
 from devstack.local.host import call_http
 from shared.partner_center import forget_token_providers
 from shared.settings import get_settings, reset_settings
 from shared.store import CREATE, END, EXCLUDE, OrganizationWrite
-from shared.sync.operations import background_syncs
 from shared.sync.service import stores_for
+from shared.sync.units import POISON_QUEUE, UNIT_QUEUE
 
 STORED_CONTACT = Contact(
     first_name="Ada", last_name="Lovelace", email="Ada.Lovelace@Contoso.com", phone="+44 20 7946 0000",
@@ -37,9 +39,10 @@ def account_id() -> str:
 def configured(monkeypatch, storage_connection, account_id):
     """The app configured for one account on Azurite (credentials unused unless a test syncs)."""
     for name in ("PARTNER_CENTER_ACCOUNTS", "PARTNER_CENTER_API_URL", "PARTNER_CENTER_AUTHORITY_URL",
-                 "AzureWebJobsStorage", "SYNC_NOW_COOLDOWN_SECONDS"):
+                 "SYNC_NOW_COOLDOWN_SECONDS", "WEBSITE_AUTH_ENABLED"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SYNC_STORAGE_CONNECTION", storage_connection)
+    monkeypatch.setenv("AzureWebJobsStorage", storage_connection)  # where the sync-units queue lives
     monkeypatch.setenv("PARTNER_CENTER_ACCOUNT_ID", account_id)
     monkeypatch.setenv("PARTNER_CENTER_TENANT_ID", str(uuid.uuid4()))
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", str(uuid.uuid4()))
@@ -61,9 +64,21 @@ def with_partner_center(configured, simulator, monkeypatch):
     reset_settings()
     forget_token_providers()
     yield simulator
-    # A "sync now" thread must not outlive the simulator it talks to.
-    assert background_syncs.wait(60)
     forget_token_providers()
+
+
+@pytest.fixture
+def unit_queue(storage_connection):
+    """The ``sync-units`` queue, emptied of what earlier tests left (its poison queue too)."""
+    clients = [QueueClient.from_connection_string(storage_connection, name) for name in (UNIT_QUEUE, POISON_QUEUE)]
+    for client in clients:
+        try:
+            client.create_queue()
+        except ResourceExistsError:
+            client.clear_messages()
+    yield clients[0]
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture

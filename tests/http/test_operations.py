@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from devstack.local.host import call_http
+from devstack.local.queues import COMPLETED, QueueTriggerRunner
 from shared.settings import reset_settings
-from shared.sync.operations import background_syncs
 from tests.http.conftest import answer, http_request, is_problem
 
 
@@ -161,12 +163,38 @@ def test_a_partner_center_outage_during_a_customer_sync_is_a_503_with_retry_afte
 
 # -- sync now ----------------------------------------------------------------------------------
 
-def test_sync_now_answers_202_and_the_run_finishes_in_the_background(with_partner_center, configured, stores):
+def test_sync_now_answers_202_and_a_queued_unit_runs_the_sync_in_a_queue_trigger(with_partner_center, configured,
+                                                                                    stores, unit_queue):
     response = sync_now(configured)
+    body = answer(response)
     assert response.status_code == 202 and response.headers["Location"].endswith(f"/{configured}/status")
-    assert background_syncs.wait(60)
-    [run] = stores.runs.latest(configured, limit=1)
-    assert run.outcome == "succeeded" and run.counts["created"] == 25
+    assert body["queue"] == "sync-units" and body["messageId"]
+    assert stores.runs.latest(configured, limit=1) == []  # nothing ran while answering
+
+    [message] = unit_queue.peek_messages(max_messages=32)
+    unit = json.loads(base64.b64decode(message.content))
+    assert message.id == body["messageId"]
+    assert (unit["account"], unit["mode"]) == (configured, "incremental")
+    with QueueTriggerRunner("process_sync_unit") as runner:
+        [delivery] = runner.drain(timeout=60)
+    assert delivery.result == COMPLETED
+    [run] = stores.runs.latest(configured, limit=1)  # (an account's first run is a full one)
+    assert (run.outcome, run.counts["created"]) == ("succeeded", 25)
+
+
+def test_sync_now_of_a_full_reconciliation_queues_a_full_unit(configured, unit_queue):
+    assert sync_now(configured, mode="full").status_code == 202
+    [message] = unit_queue.peek_messages(max_messages=32)
+    assert json.loads(base64.b64decode(message.content))["mode"] == "full"
+
+
+def test_sync_now_without_a_queue_connection_is_a_503_naming_the_setting_and_starts_no_cool_down(
+        configured, stores, monkeypatch):
+    monkeypatch.delenv("AzureWebJobsStorage")
+    reset_settings()
+    response = sync_now(configured)
+    assert response.status_code == 503 and "AzureWebJobsStorage" in answer(response)["detail"]
+    assert stores.state.last_manual_request(configured) is None
 
 
 def test_sync_now_within_the_cool_down_is_a_429_with_retry_after(configured, stores, monkeypatch):
@@ -178,7 +206,7 @@ def test_sync_now_within_the_cool_down_is_a_429_with_retry_after(configured, sto
     assert 495 <= int(response.headers["Retry-After"]) <= 500
 
 
-def test_sync_now_after_the_cool_down_is_accepted(with_partner_center, configured, stores, monkeypatch):
+def test_sync_now_after_the_cool_down_is_accepted(configured, stores, monkeypatch, unit_queue):
     monkeypatch.setenv("SYNC_NOW_COOLDOWN_SECONDS", "60")
     reset_settings()
     stores.state.record_manual_request(configured, datetime.now(timezone.utc) - timedelta(seconds=61))
@@ -208,9 +236,17 @@ def held(with_partner_center, configured, seed, stores):
     return stores.held.hold(configured, run.run_id, tenants, active_count=3), tenants
 
 
-def decide(decision: str, account: str, held_id: str):
+def decide(decision: str, account: str, held_id: str, principal: str | None = "operator@example.com"):
+    headers = {"X-MS-CLIENT-PRINCIPAL-NAME": principal} if principal is not None else {}
     return ops(f"{decision}_held_deletion", "POST", f"ops/x/held/y/{decision}", account=account, held=held_id,
-               headers={"X-MS-CLIENT-PRINCIPAL-NAME": "operator@example.com"})
+               headers=headers)
+
+
+@pytest.fixture
+def app_service_auth(monkeypatch):
+    """App Service Authentication (Easy Auth) is on, as App Service announces it."""
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    reset_settings()
 
 
 def test_an_approved_held_deletion_ends_its_organizations(configured, held, stores):
@@ -218,7 +254,40 @@ def test_an_approved_held_deletion_ends_its_organizations(configured, held, stor
     response = decide("approve", configured, held_id)
     assert response.status_code == 200 and answer(response)["run"]["counts"]["ended"] == 3
     assert {stores.organizations.get(configured, t)["Status"] for t in tenants} == {"relationship_ended"}
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_without_app_service_authentication_a_decision_is_recorded_as_the_function_key_caller(
+        configured, held, stores, decision):
+    held_id, _ = held
+    # Any caller can write this header when nothing in front of the app strips it: never trusted then.
+    assert decide(decision, configured, held_id, principal="ceo@example.com").status_code == 200
+    assert stores.held.get(configured, held_id).decided_by == "function-key"
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_with_app_service_authentication_a_decision_records_the_signed_in_operator(
+        configured, held, stores, app_service_auth, decision):
+    held_id, _ = held
+    assert decide(decision, configured, held_id).status_code == 200
     assert stores.held.get(configured, held_id).decided_by == "operator@example.com"
+
+
+def test_with_app_service_authentication_but_no_principal_a_decision_is_the_function_key_callers(
+        configured, held, stores, app_service_auth):
+    held_id, _ = held
+    assert decide("reject", configured, held_id, principal=None).status_code == 200
+    assert stores.held.get(configured, held_id).decided_by == "function-key"
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "False", "1", ""])
+def test_only_website_auth_enabled_true_in_any_case_turns_trust_on(configured, held, stores, monkeypatch, value):
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", value)
+    reset_settings()
+    held_id, _ = held
+    decide("reject", configured, held_id)
+    expected = "operator@example.com" if value.lower() == "true" else "function-key"
+    assert stores.held.get(configured, held_id).decided_by == expected
 
 
 def test_a_rejected_held_deletion_leaves_its_organizations_active(configured, held, stores):

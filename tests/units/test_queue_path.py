@@ -152,3 +152,28 @@ def test_a_reconciliation_that_checkpoints_carries_on_in_follow_up_units(configu
     assert outcomes == ["checkpointed", "checkpointed", "succeeded"]
     assert len(deliveries) == 3 and all(d.result == COMPLETED for d in deliveries)
     assert organization_ids(stores, account) == customer_ids(app, 0)
+
+
+def test_the_local_runner_reads_max_polling_interval_from_host_json():
+    from shared.functions.units import queue_options
+
+    assert queue_options().max_polling_interval_seconds == 1
+
+
+def test_a_listening_trigger_backs_off_no_further_than_max_polling_interval(app, queues):
+    import time
+    from dataclasses import replace
+
+    from devstack.local.queues import QueueListeners
+    from shared.functions.units import queue_options
+
+    options = replace(queue_options(), max_polling_interval_seconds=0.5)
+    with QueueListeners(["process_sync_unit"], options=options) as listeners:
+        time.sleep(3)  # idle long enough to back off all the way
+        sent = time.monotonic()
+        queues[UNIT_QUEUE].send_message(base64.b64encode(b"not a unit").decode())  # parked at once
+        while not listeners.deliveries() and time.monotonic() - sent < 10:
+            time.sleep(0.01)
+        waited = time.monotonic() - sent
+        assert [d.result for d in listeners.deliveries()] == [COMPLETED]
+    assert waited < 0.5 + 1.0, f"picked up after {waited:.2f} s"

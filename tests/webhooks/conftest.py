@@ -7,20 +7,27 @@ its organizations and webhook events sit in their own partitions.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
 
+from devstack.local.queues import QueueListeners
 from devstack.local.server import LocalServer
+from devstack.simulator import PartnerCenterSimulator
+from shared.functions.units import queue_options
 from shared.partner_center import forget_token_providers
 from shared.settings import get_settings, reset_settings
-from devstack.simulator import PartnerCenterSimulator
 from shared.sync.service import stores_for
 from shared.sync.stores import SyncStores
-from shared.webhooks.processing import background, event_store_for
+from shared.webhooks.processing import event_store_for
+from shared.webhooks.queue import EVENT_QUEUE, POISON_QUEUE
 from shared.webhooks.store import WebhookEventStore
 
 
@@ -33,6 +40,12 @@ class Receiver:
     url: str
     stores: SyncStores
     events: WebhookEventStore
+    queue: QueueClient
+    poison: QueueClient
+
+    def queued(self) -> list[dict]:
+        """The messages waiting in ``webhook-events`` (visible ones), decoded."""
+        return [json.loads(base64.b64decode(m.content)) for m in self.queue.peek_messages(max_messages=32)]
 
     def organization(self, tenant_id: str) -> dict | None:
         return self.stores.organizations.get(self.account_id, tenant_id)
@@ -53,13 +66,28 @@ def functions_server():
 
 
 @pytest.fixture
-def receiver(simulator, functions_server, storage_connection, monkeypatch) -> Receiver:
+def event_queues(storage_connection):
+    """``webhook-events`` and its poison queue, emptied of what earlier tests left."""
+    clients = [QueueClient.from_connection_string(storage_connection, name) for name in (EVENT_QUEUE, POISON_QUEUE)]
+    for client in clients:
+        try:
+            client.create_queue()
+        except ResourceExistsError:
+            client.clear_messages()
+    yield clients
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def receiver(simulator, functions_server, storage_connection, event_queues, monkeypatch) -> Receiver:
     """The app configured for the simulator's partner, trusting the simulator's CA for webhooks,
-    with the partner's webhook registered at the receiver's URL."""
+    with the partner's webhook registered at the receiver's URL. No queue trigger listens yet
+    (see ``listening``): as if the instance that stored the event died before processing it."""
     account_id = "acct-" + uuid.uuid4().hex[:12]
-    for name in ("PARTNER_CENTER_ACCOUNTS", "AzureWebJobsStorage"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("PARTNER_CENTER_ACCOUNTS", raising=False)
     settings = {
+        "AzureWebJobsStorage": storage_connection,
         "SYNC_STORAGE_CONNECTION": storage_connection,
         "PARTNER_CENTER_ACCOUNT_ID": account_id,
         "PARTNER_CENTER_API_URL": simulator.url,
@@ -80,11 +108,20 @@ def receiver(simulator, functions_server, storage_connection, monkeypatch) -> Re
     url = f"{functions_server.url}/api/partner-center/events/{account_id}"
     simulator.register_webhook(url)
     app_settings = get_settings()
-    yield Receiver(simulator, account_id, url, stores_for(app_settings), event_store_for(app_settings))
+    yield Receiver(simulator, account_id, url, stores_for(app_settings), event_store_for(app_settings),
+                   *event_queues)
     # Nothing may keep talking to a simulator that is about to stop.
     assert simulator.wait_for_webhooks(30)
-    assert background.wait(30)
     forget_token_providers()
+
+
+@pytest.fixture
+def listening(receiver):
+    """The webhook-events queue trigger listening, as on a running host; a failed message is
+    retried after 1 s instead of host.json's visibilityTimeout."""
+    options = replace(queue_options(), visibility_timeout_seconds=1)
+    with QueueListeners(["process_webhook_event"], options=options) as listeners:
+        yield listeners
 
 
 def eventually(check: Callable[[], object], timeout: float = 10.0) -> object:

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from shared.settings import reset_settings
+from devstack.local.queues import COMPLETED, RETRYING
+from shared.functions.webhook_events import syncs_for
+from shared.settings import get_settings, reset_settings
 from shared.webhooks import process_pending_events, webhook_status
-from shared.webhooks.processing import background
 from tests.webhooks.conftest import eventually
 
 
@@ -19,15 +20,26 @@ def refused(delivery, status: int, problem_type: str) -> bool:
             and body["type"].endswith(":" + problem_type) and body["title"] and body["detail"])
 
 
-def test_a_relationship_accepted_in_partner_center_is_an_organization_within_seconds(receiver):
+def test_a_relationship_accepted_in_partner_center_is_an_organization_within_seconds(receiver, listening):
     tenant = receiver.sim.accept_relationship(company_name="Webhook Works Ltd")
     organization = eventually(lambda: receiver.organization(tenant))
     assert organization["CompanyName"] == "Webhook Works Ltd" and organization["Status"] == "active"
-    assert [d.status for d in receiver.sim.webhook_deliveries()] == [200]
+    [delivery] = receiver.sim.webhook_deliveries()
+    assert delivery.status == 200 and json.loads(delivery.response_body)["queued"] is True
     eventually(lambda: [e["Status"] for e in receiver.stored_events()] == ["processed"])
+    eventually(lambda: [d.result for d in listening.deliveries()] == [COMPLETED])  # through the queue trigger
 
 
-def test_an_indirect_relationship_event_brings_the_customer_with_its_reseller(receiver, monkeypatch):
+def test_an_accepted_event_is_stored_and_queued_before_the_answer(receiver):
+    tenant = receiver.sim.accept_relationship()
+    receiver.sim.wait_for_webhooks()
+    [event] = receiver.stored_events()
+    assert (event["Status"], event["CustomerTenantId"]) == ("pending", tenant)
+    assert receiver.queued() == [{"account": receiver.account_id, "event": event["RowKey"], "traceContext": {}}]
+    assert receiver.organization(tenant) is None  # no trigger listens: nothing ran after the answer
+
+
+def test_an_indirect_relationship_event_brings_the_customer_with_its_reseller(receiver, listening, monkeypatch):
     provider = receiver.sim.add_partner(resellers=1, customers=0)  # an indirect provider with one reseller
     monkeypatch.setenv("PARTNER_CENTER_TENANT_ID", provider.tenant_id)
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", provider.client_id)
@@ -41,7 +53,7 @@ def test_an_indirect_relationship_event_brings_the_customer_with_its_reseller(re
     assert receiver.sim.webhook_deliveries()[-1].event_name == "indirect-reseller-relationship-accepted-by-customer"
 
 
-def test_the_signature_may_come_in_the_x_ms_signature_header(receiver):
+def test_the_signature_may_come_in_the_x_ms_signature_header(receiver, listening):
     receiver.sim.register_webhook(receiver.url, ms_signature_header=True)
     tenant = receiver.sim.accept_relationship()
     eventually(lambda: receiver.organization(tenant))
@@ -65,8 +77,8 @@ def test_an_event_that_is_not_authentic_or_not_well_formed_is_refused_and_nothin
     tenant = receiver.sim.accept_relationship()
     delivery = receiver.sim.send_webhook_event(variant, tenant_id=tenant)
     assert refused(delivery, status, problem_type), delivery.response_body
-    assert background.wait(10)
-    assert receiver.stored_events() == [] and receiver.organization(tenant) is None
+    assert receiver.stored_events() == [] and receiver.queued() == []
+    assert receiver.organization(tenant) is None
 
 
 def test_a_signed_event_naming_a_customer_by_something_other_than_a_guid_is_refused(receiver):
@@ -84,57 +96,65 @@ def test_an_event_for_an_account_that_is_not_configured_is_a_404(receiver):
 def test_an_event_we_do_not_act_on_is_acknowledged_and_ignored(receiver):
     delivery = receiver.sim.send_webhook_event(event_name="subscription-updated")
     assert delivery.status == 200 and json.loads(delivery.response_body)["status"] == "ignored"
-    assert [e["Status"] for e in receiver.stored_events()] == ["ignored"]
+    assert [e["Status"] for e in receiver.stored_events()] == ["ignored"] and receiver.queued() == []
     assert receiver.stored_organizations() == []
 
 
-def test_a_duplicate_delivery_writes_the_organization_once(receiver):
+def test_a_duplicate_delivery_writes_the_organization_once(receiver, listening):
     tenant = receiver.sim.accept_relationship()
     first = eventually(lambda: receiver.organization(tenant))
     eventually(lambda: [e["Status"] for e in receiver.stored_events()] == ["processed"])
     receiver.sim.reset_counters()
     again = receiver.sim.replay_webhook_event()
-    assert again.status == 200 and json.loads(again.response_body)["duplicate"] is True
-    assert background.wait(10)
+    answered = json.loads(again.response_body)
+    assert again.status == 200 and answered["duplicate"] is True and answered["queued"] is False
     assert receiver.organization(tenant).metadata["etag"] == first.metadata["etag"]
     assert receiver.sim.counters()["get_customer"] == 0
     assert len(receiver.stored_events()) == 1
 
 
-def test_a_crash_between_storing_and_processing_is_recovered_by_the_next_run(receiver, monkeypatch):
-    # The instance dies right after the event is stored and answered: nothing processes it.
-    monkeypatch.setattr(background, "submit", lambda *args: None)
+def test_a_crash_between_storing_and_processing_is_recovered_by_the_next_run(receiver):
+    # The instance dies right after the event is stored, queued and answered: no trigger runs.
     tenant = receiver.sim.accept_relationship()
     receiver.sim.wait_for_webhooks()
     assert [d.status for d in receiver.sim.webhook_deliveries()] == [200]
     assert receiver.organization(tenant) is None
     assert [e["customerTenantId"] for e in webhook_status(receiver.account_id)["pending"]] == [tenant]
 
-    counts = process_pending_events()
+    counts = process_pending_events(sync_for=syncs_for(get_settings()))
     assert counts == {"processed": 1, "failed": 0, "pending": 0, "skipped": 0}
     assert receiver.organization(tenant)["Status"] == "active"
     assert webhook_status(receiver.account_id)["pending"] == []
 
 
-def test_a_failed_processing_stays_pending_with_its_error_and_is_retried(receiver):
+def test_a_failed_processing_is_retried_from_the_queue(receiver, listening):
     receiver.sim.inject("get_customer", "status", status=400, times=1)
     tenant = receiver.sim.accept_relationship()
-    pending = eventually(lambda: webhook_status(receiver.account_id)["pending"])
-    eventually(lambda: webhook_status(receiver.account_id)["pending"][0]["attempts"] == 1)
-    assert receiver.organization(tenant) is None and pending[0]["customerTenantId"] == tenant
-    assert webhook_status(receiver.account_id)["pending"][0]["lastError"]
+    organization = eventually(lambda: receiver.organization(tenant), timeout=15)
+    assert organization["Status"] == "active"
+    eventually(lambda: [(e["Status"], e["Attempts"]) for e in receiver.stored_events()] == [("processed", 2)])
+    eventually(lambda: [(d.dequeue_count, d.result) for d in listening.deliveries()] == [(1, RETRYING), (2, COMPLETED)])
 
-    assert process_pending_events()["processed"] == 1
+
+def test_a_failed_drain_attempt_stays_pending_with_its_error_and_is_retried(receiver):
+    receiver.sim.inject("get_customer", "status", status=400, times=1)
+    tenant = receiver.sim.accept_relationship()
+    receiver.sim.wait_for_webhooks()
+    sync_for = syncs_for(get_settings())
+    assert process_pending_events(sync_for=sync_for) == {"processed": 0, "failed": 1, "pending": 1, "skipped": 0}
+    [pending] = webhook_status(receiver.account_id)["pending"]
+    assert pending["customerTenantId"] == tenant and pending["attempts"] == 1 and pending["lastError"]
+    assert receiver.organization(tenant) is None
+
+    assert process_pending_events(sync_for=sync_for)["processed"] == 1
     assert receiver.organization(tenant)["Status"] == "active"
 
 
-def test_the_incremental_timer_drains_events_left_pending(receiver, monkeypatch):
+def test_the_incremental_timer_drains_events_left_pending(receiver):
     from devstack.local.host import fire_timer
-    from shared.settings import get_settings
     from shared.sync.service import stores_for
     from shared.sync.status import account_status
 
-    monkeypatch.setattr(background, "submit", lambda *args: None)
     tenant = receiver.sim.accept_relationship()
     receiver.sim.wait_for_webhooks()
     status = account_status(stores_for(get_settings()), receiver.account_id)

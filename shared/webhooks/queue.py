@@ -1,0 +1,153 @@
+"""The ``webhook-events`` queue: one small message per stored event, for the queue trigger.
+
+The receiver stores an event in ``WebhookEvents`` first and then puts a message naming it here;
+the queue trigger (``shared/functions/webhook_events.py``) syncs the event's customer inside an
+invocation of its own, so no work runs after the HTTP answer. A message is JSON::
+
+    {"account": "contoso-direct", "event": "<64 hex digits>", "traceContext": {"traceparent": "..."}}
+
+``traceContext`` carries a W3C trace-context carrier (``traceparent``, ``tracestate``) from the
+receiver to the trigger; it is an empty object until telemetry fills it. The message holds no
+customer data: the trigger reads the event from the table, which stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
+
+from shared.settings import Settings
+from shared.store.connections import binding_storage
+
+EVENT_QUEUE = "webhook-events"
+# The name the Functions runtime gives the poison queue of a queue trigger.
+POISON_QUEUE = EVENT_QUEUE + "-poison"
+# The app setting the queue trigger listens through (always set on a Function App).
+EVENT_QUEUE_CONNECTION = "AzureWebJobsStorage"
+# Peek returns at most 32 messages: the Queue service's limit.
+PEEK_LIMIT = 32
+
+_FIELDS = {"account", "event", "traceContext"}
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_EVENT_KEY = re.compile(r"^[0-9a-f]{64}$")
+_MAX_BODY_BYTES = 4096
+_MAX_TRACE_ENTRIES = 8
+_MAX_TRACE_CHARS = 512
+
+
+class MalformedEventMessage(ValueError):
+    """A message that is not an event message; the text names the problem, never the values."""
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """A stored webhook event to process: its account and key, and the trace it belongs to."""
+
+    account_id: str
+    event_key: str
+    trace_context: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"account": self.account_id, "event": self.event_key,
+                           "traceContext": dict(self.trace_context)}, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, body: bytes | str) -> "EventMessage":
+        """The message in a queue body, validated strictly; :class:`MalformedEventMessage` otherwise."""
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        if len(raw) > _MAX_BODY_BYTES:
+            raise MalformedEventMessage(f"the message is larger than {_MAX_BODY_BYTES} bytes")
+        try:
+            fields = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise MalformedEventMessage("the message is not UTF-8 JSON") from None
+        if not isinstance(fields, dict):
+            raise MalformedEventMessage("the message is not a JSON object")
+        unknown = sorted(set(fields) - _FIELDS)
+        if unknown:
+            raise MalformedEventMessage(f"unknown field(s) {', '.join(repr(name)[:40] for name in unknown[:5])}")
+        account = fields.get("account")
+        if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
+            raise MalformedEventMessage("'account' must be an account id (1-64 letters, digits, '-' or '_')")
+        event = fields.get("event")
+        if not isinstance(event, str) or not _EVENT_KEY.match(event):
+            raise MalformedEventMessage("'event' must be a stored event's key (64 lowercase hex digits)")
+        trace = fields.get("traceContext", {})
+        if (not isinstance(trace, dict) or len(trace) > _MAX_TRACE_ENTRIES
+                or not all(isinstance(k, str) and isinstance(v, str) and len(k) + len(v) <= _MAX_TRACE_CHARS
+                           for k, v in trace.items())):
+            raise MalformedEventMessage(f"'traceContext' must be an object of at most {_MAX_TRACE_ENTRIES} "
+                                        "short string entries")
+        return cls(account, event, dict(trace))
+
+
+def decoded(content: str) -> bytes:
+    """A queue message's text as the trigger sees it (base64, the host's ``messageEncoding``)."""
+    try:
+        return base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        return content.encode("utf-8", "replace")
+
+
+class EventQueue:
+    """The ``webhook-events`` queue and its poison queue; messages are base64 text."""
+
+    def __init__(self, events: QueueClient, poison: QueueClient) -> None:
+        self.events = events
+        self.poison = poison
+        self._created: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "EventQueue":
+        """The queues in the ``AzureWebJobsStorage`` account, where the queue trigger listens, read
+        from the settings the host reads (a connection string or an identity-based connection)."""
+        storage = binding_storage(EVENT_QUEUE_CONNECTION, settings.environ)
+        return cls(storage.queue(EVENT_QUEUE), storage.queue(POISON_QUEUE))
+
+    def send(self, message: EventMessage) -> str:
+        """Put an event message on the queue; returns the message id."""
+        return self._send(self.events, message.to_json().encode()).id
+
+    def park(self, body: bytes) -> str:
+        """Put a message body in the poison queue, where it stays until an operator removes it."""
+        return self._send(self.poison, body, time_to_live=-1).id
+
+    def peek_poisoned(self, limit: int = PEEK_LIMIT) -> list:
+        """The oldest poisoned messages (at most 32), left where they are."""
+        self._create(self.poison)
+        return self.poison.peek_messages(max_messages=min(limit, PEEK_LIMIT))
+
+    def _send(self, queue: QueueClient, body: bytes, **options):
+        self._create(queue)
+        return queue.send_message(base64.b64encode(body).decode("ascii"), **options)
+
+    def _create(self, queue: QueueClient) -> None:
+        if queue.queue_name in self._created:
+            return
+        try:
+            queue.create_queue()
+        except ResourceExistsError:
+            pass
+        self._created.add(queue.queue_name)
+
+
+_queues: dict[str, EventQueue] = {}
+_queues_lock = threading.Lock()
+
+
+def event_queue_for(settings: Settings) -> EventQueue:
+    """The event queue of the configured ``AzureWebJobsStorage``, opened once per process
+    (so the receiver does not ask for the queue to be created on every delivery)."""
+    connection = settings.environ.get(EVENT_QUEUE_CONNECTION, "").strip()
+    with _queues_lock:
+        queue = _queues.get(connection)
+        if queue is None:
+            queue = _queues[connection] = EventQueue.from_settings(settings)
+        return queue
