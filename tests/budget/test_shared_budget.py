@@ -37,8 +37,7 @@ def test_instances_share_one_limit(make_budget):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(map(len, taken)) == 60
-    assert all(taken), "every instance got a share"
+    assert sum(map(len, taken)) == 60  # which instance got how many is a race; the total is not
 
 
 def test_one_storage_operation_buys_many_calls(make_budget):
