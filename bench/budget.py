@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                               interactive_every=args.interactive_every)
         served = requests.get(f"{sim.url}/_simulator/counters", verify=sim.ca_path, timeout=10).json()
         peak = requests.get(f"{sim.url}/_simulator/peak-requests", verify=sim.ca_path, timeout=10).json()
-        report(results, throttled=served["throttled"], peak=peak["peakRequests"], limit=args.limit, budget=budget)
+        times = [entry["time"] for entry in
+                 requests.get(f"{sim.url}/_simulator/request-log", verify=sim.ca_path, timeout=30).json()]
+        report(results, throttled=served["throttled"], peak=peak["peakRequests"], limit=args.limit, budget=budget,
+               span=max(times) - min(times) if times else 0.0)
     return 0
 
 
@@ -105,7 +108,7 @@ def run_workers(env: dict, *, processes: int, seconds: float, threads: int = 4, 
                 process.wait()
 
 
-def report(results: list[dict], *, throttled: int, peak: int, limit: int, budget: int) -> None:
+def report(results: list[dict], *, throttled: int, peak: int, limit: int, budget: int, span: float) -> None:
     """Print the figures, one per line."""
     calls = sum(r["calls"] for r in results)
     background = [r for r in results if r["lane"] == "background"]
@@ -113,11 +116,14 @@ def report(results: list[dict], *, throttled: int, peak: int, limit: int, budget
     ops = sum(r["budget"]["storage_operations"] for r in results)
     background_calls = sum(r["calls"] for r in background)
     background_ops = sum(r["budget"]["storage_operations"] for r in background)
-    print(f"throttled calls (429 provoked at the simulator): {throttled}")
+    errors = sorted({error for r in results for error in r["errors"]})
+    print(f"throttled calls (429 provoked at the simulator): {throttled}; errors seen by the workers: "
+          f"{', '.join(errors) or 'none'}")
     print(f"most requests admitted in any minute: {peak} vs limit {limit} (budget {budget})")
     print(f"Partner Center calls: {calls} ({background_calls} background by {len(background)} processes, "
           f"{calls - background_calls} interactive); per background process "
-          f"{', '.join(str(r['calls']) for r in background)}")
+          f"{', '.join(str(r['calls']) for r in background)}; {span:.0f} s from the first call "
+          f"to the last")
     print(f"storage operations per Partner Center call: {ops / max(1, calls):.3f} overall ({ops} operations, "
           f"{sum(r['budget']['conflicts'] for r in results)} ETag conflicts); "
           f"background {background_ops / max(1, background_calls):.3f}")
@@ -172,7 +178,7 @@ def worker(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from shared.partner_center import PartnerCenterClient, app_token_provider
-    from shared.partner_center.errors import PartnerCenterError
+    from shared.partner_center.errors import DeadlineExceeded, PartnerCenterError
     from shared.settings import Settings
     from shared.store import TableNames, Tables
     from shared.store.request_budget import shared_request_budget
@@ -191,6 +197,8 @@ def worker(argv: list[str]) -> int:
     start_at = float(sys.stdin.readline())
     time.sleep(max(0.0, start_at - time.time()))
     until = start_at + args.seconds
+    # No call starts after the run: a slice booked for later ends in DeadlineExceeded instead.
+    client.deadline = time.monotonic() + (until - time.time())
     errors: list[str] = []
     waits: list[float] = []
     totals: list[float] = []
@@ -201,6 +209,8 @@ def worker(argv: list[str]) -> int:
         while time.time() < until:
             try:
                 client.get_billing_profile(customers[index % len(customers)])
+            except DeadlineExceeded:
+                return
             except PartnerCenterError as exc:
                 errors.append(type(exc).__name__)
             index += args.threads
@@ -220,6 +230,8 @@ def worker(argv: list[str]) -> int:
             try:
                 client.get_customer(tenant)
                 client.get_billing_profile(tenant)
+            except DeadlineExceeded:
+                break
             except PartnerCenterError as exc:
                 errors.append(type(exc).__name__)
             totals.append(time.monotonic() - started)

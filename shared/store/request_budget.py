@@ -276,7 +276,7 @@ class SharedRequestBudget:
                             self._record(lane, now)
                             self.stats.fallback_calls += 1
                             return
-                        ready_at = now + wait
+                        ready_at = min(now + wait, self._storage_down_until)  # storage may be back first
                     elif not self._claiming:
                         self._claiming = claim = True
                     else:
@@ -419,6 +419,8 @@ class SharedRequestBudget:
             self._paused_until = max(self._paused_until, until)
             if until <= self._published_pause + 0.5:
                 return  # another thread of this process already told the others
+            if self._storage_down_until > self._clock():
+                return  # no storage to tell them through: the others will see their own 429s
             self._published_pause = until
         for attempt in range(CLAIM_ATTEMPTS):
             try:
