@@ -150,3 +150,21 @@ def test_the_factory_gives_one_budget_per_account_and_process(tables):
 def test_a_bad_budget_setting_is_named(name, value, problem):
     with pytest.raises(SettingsError, match=f"{name} {problem}|{name} must be {problem}|{name}.*{problem}"):
         Settings.from_env({name: value})
+
+
+def test_storage_that_accepts_but_never_answers_falls_back_after_its_timeouts(make_budget):
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts connections; nobody ever reads or answers
+        port = silent.getsockname()[1]
+        connection = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                      f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+        with Tables(connection) as stalled:
+            budget = make_budget(40, table=stalled.client("RequestBudget"), fallback_instances=4,
+                                 interactive_reserve_percent=0)
+            started = time.monotonic()
+            budget.lane("background").acquire()
+            assert time.monotonic() - started < 8  # the 5 s read timeout, not the SDK's retries
+            assert budget.using_fallback and budget.stats.fallback_calls == 1
