@@ -71,6 +71,8 @@ class Settings:
     incremental_schedule: str = DEFAULT_INCREMENTAL_SCHEDULE
     full_schedule: str = DEFAULT_FULL_SCHEDULE
     max_requests_per_minute: int = 450
+    interactive_reserve_percent: float = 10.0
+    budget_fallback_instances: int = 4
     page_size: int = 500
     concurrency: int = 8
     time_budget_seconds: float = 480.0
@@ -100,6 +102,10 @@ class Settings:
             incremental_schedule=env.get("INCREMENTAL_SYNC_SCHEDULE") or DEFAULT_INCREMENTAL_SCHEDULE,
             full_schedule=env.get("FULL_SYNC_SCHEDULE") or DEFAULT_FULL_SCHEDULE,
             max_requests_per_minute=_int(env, "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE", 450, minimum=1),
+            interactive_reserve_percent=_float(env, "PARTNER_CENTER_INTERACTIVE_RESERVE_PERCENT", 10.0,
+                                               minimum=0.0, maximum=50.0),
+            budget_fallback_instances=_int(env, "PARTNER_CENTER_BUDGET_FALLBACK_INSTANCES", 4, minimum=1,
+                                           maximum=1000),
             page_size=_int(env, "PARTNER_CENTER_PAGE_SIZE", 500, minimum=1),
             concurrency=_int(env, "SYNC_CONCURRENCY", 8, minimum=1),
             time_budget_seconds=_float(env, "SYNC_TIME_BUDGET_SECONDS", 480.0, minimum=1.0),
@@ -135,7 +141,7 @@ class Settings:
         raise SettingsError(f"no Partner Center account with id {account_id!r} is configured")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -145,10 +151,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float,
+           maximum: float | None = None) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -156,8 +165,10 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float)
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
+    if not minimum <= value:  # also refuses nan
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and not value <= maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 

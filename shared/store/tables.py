@@ -61,6 +61,7 @@ class TableNames:
     failures: str = "CustomerFailures"
     held: str = "HeldChanges"
     walk: str = "ReconciliationWalk"
+    request_budget: str = "RequestBudget"  # the account's Partner Center request budget, shared by every instance
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -1,0 +1,85 @@
+"""Real processes sharing one account's budget through Azurite, against the simulator's per-tenant limit.
+
+The simulator's window is a real minute, so the saturating run lasts a little over one window
+(75 s): long enough for the first minute's calls to leave the window and the next to come in.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from bench.budget import percentile, run_workers
+from devstack.simulator import PartnerCenterSimulator
+
+LIMIT = 600
+BUDGET = 570  # 95 % of the limit
+
+
+def worker_env(sim, storage_connection: str, per_minute: int) -> dict:
+    import os
+
+    return {**os.environ, "PARTNER_CENTER_API_URL": sim.url, "PARTNER_CENTER_AUTHORITY_URL": sim.url,
+            "REQUESTS_CA_BUNDLE": sim.ca_path, "PARTNER_CENTER_TENANT_ID": sim.partner_tenant_id,
+            "PARTNER_CENTER_CLIENT_ID": sim.client_id, "PARTNER_CENTER_CLIENT_SECRET": sim.client_secret,
+            "PARTNER_CENTER_ACCOUNTS": "", "SYNC_STORAGE_CONNECTION": storage_connection,
+            "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE": str(per_minute)}
+
+
+@pytest.fixture(scope="module")
+def saturated(azurite, tmp_path_factory):
+    """4 processes hammer one account at 95 % of the limit while a 5th makes on-demand syncs."""
+    with PartnerCenterSimulator(customers=20, seed=3, latency=0.02, requests_per_minute=LIMIT,
+                                state_dir=tmp_path_factory.mktemp("sim")) as sim:
+        env = worker_env(sim, azurite.connection_string, BUDGET)
+        sim.reset_counters()
+        results = run_workers(env, processes=4, seconds=75, threads=3, interactive_every=2.0,
+                              table_prefix="t" + uuid.uuid4().hex[:12])
+        yield {"results": results, "counters": sim.counters(), "peak": sim.peak_requests(60.0)}
+
+
+def test_four_processes_at_95_percent_of_the_limit_provoke_no_429(saturated):
+    assert saturated["counters"]["throttled"] == 0
+    assert all(r["throttled"] == 0 and not r["errors"] for r in saturated["results"])
+
+
+def test_no_minute_holds_more_than_the_budget_and_the_budget_is_used(saturated):
+    assert saturated["peak"] <= BUDGET
+    assert saturated["peak"] >= 0.8 * BUDGET, "the processes did saturate the budget"
+    background = [r["calls"] for r in saturated["results"] if r["lane"] == "background"]
+    assert sum(background) > BUDGET, "calls went on after the first minute's left the window"
+    assert min(background) > 0.5 * max(background), "no process starves"
+
+
+def test_one_storage_operation_buys_about_ten_calls(saturated):
+    background = [r for r in saturated["results"] if r["lane"] == "background"]
+    operations = sum(r["budget"]["storage_operations"] for r in background)
+    assert operations <= sum(r["calls"] for r in background) / 10
+
+
+def test_an_on_demand_sync_gets_its_calls_within_seconds_while_the_reconciliation_saturates(saturated):
+    (interactive,) = [r for r in saturated["results"] if r["lane"] == "interactive"]
+    assert len(interactive["waits"]) >= 20
+    assert percentile(sorted(interactive["waits"]), 95) < 2.0
+
+
+def test_a_429_seen_by_one_process_pauses_every_process(azurite, tmp_path_factory):
+    with PartnerCenterSimulator(customers=20, seed=3, latency=0.05, state_dir=tmp_path_factory.mktemp("sim")) as sim:
+        env = worker_env(sim, azurite.connection_string, 6000)
+
+        def throttle_once(start_at: float) -> None:
+            time.sleep(max(0.0, start_at + 3 - time.time()))
+            sim.inject("billing_profile", "status", times=1, status=429, retry_after=8)
+
+        results = run_workers(env, processes=2, seconds=15, threads=2, during=throttle_once,
+                              table_prefix="t" + uuid.uuid4().hex[:12])
+        log = sim.request_log()
+    (throttled_at,) = [at for at, _, _, status in log if status == 429]
+    admitted = [at for at, _, endpoint, status in log if status != 429 and endpoint == "billing_profile"]
+    # Within about one slice (2-3 s of a process's calls) everyone has stopped, until Retry-After ends.
+    assert not [at for at in admitted if throttled_at + 4 < at < throttled_at + 7.9]
+    assert [at for at in admitted if throttled_at + 8 <= at < throttled_at + 11], "calls resumed after the pause"
+    assert all(r["calls"] > 50 for r in results)
+    assert sim.counters()["throttled"] == 0

@@ -1,0 +1,170 @@
+"""The storage-backed budget against Azurite: instances share one limit, a 429 pauses them all,
+the interactive lane keeps its reserve, and an outage falls back to a bounded local share."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from shared.partner_center import DeadlineExceeded
+from shared.settings import Settings, SettingsError
+from shared.store import TableNames, Tables
+from shared.store.request_budget import Ledger, ROW_KEY, forget_shared_budgets, shared_request_budget
+
+
+def take_all(lane, seconds: float = 0.5) -> list[float]:
+    """Acquire until the budget makes the lane wait; the times it was let through."""
+    starts = []
+    while True:
+        try:
+            lane.acquire(time.monotonic() + seconds)
+        except DeadlineExceeded:
+            return starts
+        starts.append(time.time())
+
+
+def test_instances_share_one_limit(make_budget):
+    instances = [make_budget(60, interactive_reserve_percent=0, min_slice={"background": 5}) for _ in range(3)]
+    taken: list[list[float]] = [[] for _ in instances]
+
+    def run(index: int) -> None:
+        taken[index] = take_all(instances[index].lane("background"), 0.3)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(instances))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(map(len, taken)) == 60  # which instance got how many is a race; the total is not
+
+
+def test_one_storage_operation_buys_many_calls(make_budget):
+    budget = make_budget(600)
+    lane = budget.lane("background")
+    for _ in range(300):
+        lane.acquire()
+    assert budget.stats.storage_operations <= 300 / 10
+
+
+def test_a_pause_seen_by_one_instance_holds_every_instance(make_budget, tables):
+    first, second = make_budget(600), make_budget(600)
+    first.lane("background").acquire()
+    first.lane("background").pause(2.0)
+    row = Ledger.from_entity(tables.client(tables.names.request_budget).get_entity("acct", ROW_KEY))
+    assert row.paused_until == pytest.approx(time.time() + 2.0, abs=0.5)
+    started = time.time()
+    second.lane("interactive").acquire()
+    assert time.time() - started >= 1.5
+
+
+def test_the_interactive_lane_keeps_its_reserve_under_a_saturating_background(make_budget):
+    reconciliation, webhooks = make_budget(100), make_budget(100)
+    background = take_all(reconciliation.lane("background"))
+    assert len(background) == 90  # 10 % is reserved
+    started = time.monotonic()
+    for _ in range(10):
+        webhooks.lane("interactive").acquire(time.monotonic() + 2)
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(DeadlineExceeded):
+        reconciliation.lane("background").acquire(time.monotonic() + 0.5)
+
+
+def test_the_interactive_lane_borrows_what_the_background_leaves(make_budget):
+    budget = make_budget(100)
+    assert len(take_all(budget.lane("interactive"))) == 100
+
+
+def test_a_crashed_instance_frees_its_slice_after_the_window(make_budget):
+    crashed = make_budget(20, window=2.0, slice_seconds=1.0, min_slice={"background": 20},
+                          interactive_reserve_percent=0)
+    crashed.lane("background").acquire()  # books all 20, uses 1, never comes back
+    survivor = make_budget(20, window=2.0, slice_seconds=1.0, interactive_reserve_percent=0,
+                           min_slice={"background": 5})
+    started = time.monotonic()
+    survivor.lane("background").acquire(time.monotonic() + 5)
+    assert 2.5 <= time.monotonic() - started < 4.5  # the slice's end (1 s) plus the window (2 s)
+
+
+def test_without_storage_an_instance_uses_a_bounded_share_and_returns_when_storage_does(
+        relay, relayed_connection, tables):
+    names = TableNames(request_budget=tables.names.request_budget)
+    with Tables(relayed_connection, names) as through_relay:
+        from shared.store.request_budget import SharedRequestBudget
+
+        budget = SharedRequestBudget(through_relay.client(names.request_budget), "acct", 80,
+                                     interactive_reserve_percent=0, fallback_instances=4,
+                                     min_slice={"background": 5}, retry_storage_seconds=1.0)
+        lane = budget.lane("background")
+        for _ in range(5):
+            lane.acquire()
+        assert budget.stats.claims == 1 and not budget.using_fallback
+        relay.down()
+        # 80 / 4 instances = 20 calls a window, the 5 already made included; then it waits.
+        assert len(take_all(lane, 0.5)) == 15
+        assert budget.using_fallback and budget.stats.fallback_calls == 15
+        relay.up()
+        time.sleep(1.1)
+        started = time.monotonic()
+        lane.acquire(time.monotonic() + 3)
+        assert time.monotonic() - started < 1.0 and not budget.using_fallback
+    row = Ledger.from_entity(tables.client(tables.names.request_budget).get_entity("acct", ROW_KEY))
+    assert sum(row.released.values()) == 20, "the calls made without storage are booked once it is back"
+
+
+def test_unreachable_storage_never_blocks_longer_than_its_timeouts(make_budget, tables):
+    from socket import socket
+
+    with socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: connections are refused
+        connection = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                      f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+        with Tables(connection) as nowhere:
+            budget = make_budget(40, table=nowhere.client("RequestBudget"), fallback_instances=2,
+                                 interactive_reserve_percent=0)
+            started = time.monotonic()
+            assert len(take_all(budget.lane("background"), 0.3)) == 20
+            assert time.monotonic() - started < 3
+
+
+def test_the_factory_gives_one_budget_per_account_and_process(tables):
+    forget_shared_budgets()
+    settings = Settings.from_env({"PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE": "300"})
+    background = shared_request_budget(tables, "acct", settings)
+    interactive = shared_request_budget(tables, "acct", settings, lane="interactive")
+    assert background.budget is interactive.budget and background.per_minute == 300
+    assert shared_request_budget(tables, "other", settings).budget is not background.budget
+    with pytest.raises(ValueError, match="unknown lane"):
+        shared_request_budget(tables, "acct", settings, lane="urgent")
+    forget_shared_budgets()
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("PARTNER_CENTER_INTERACTIVE_RESERVE_PERCENT", "60", "at most 50"),
+    ("PARTNER_CENTER_INTERACTIVE_RESERVE_PERCENT", "ten", "must be a number"),
+    ("PARTNER_CENTER_BUDGET_FALLBACK_INSTANCES", "0", "at least 1"),
+    ("PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE", "0", "at least 1"),
+])
+def test_a_bad_budget_setting_is_named(name, value, problem):
+    with pytest.raises(SettingsError, match=f"{name} {problem}|{name} must be {problem}|{name}.*{problem}"):
+        Settings.from_env({name: value})
+
+
+def test_storage_that_accepts_but_never_answers_falls_back_after_its_timeouts(make_budget):
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts connections; nobody ever reads or answers
+        port = silent.getsockname()[1]
+        connection = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                      f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+        with Tables(connection) as stalled:
+            budget = make_budget(40, table=stalled.client("RequestBudget"), fallback_instances=4,
+                                 interactive_reserve_percent=0)
+            started = time.monotonic()
+            budget.lane("background").acquire()
+            assert time.monotonic() - started < 8  # the 5 s read timeout, not the SDK's retries
+            assert budget.using_fallback and budget.stats.fallback_calls == 1
