@@ -21,6 +21,8 @@ APP_SETTINGS = frozenset({
     "INCREMENTAL_SYNC_SCHEDULE",
     "FULL_SYNC_SCHEDULE",
     "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE",
+    "PARTNER_CENTER_INTERACTIVE_RESERVE_PERCENT",
+    "PARTNER_CENTER_BUDGET_FALLBACK_INSTANCES",
     "PARTNER_CENTER_PAGE_SIZE",
     "SYNC_CONCURRENCY",
     "SYNC_TIME_BUDGET_SECONDS",
@@ -35,6 +37,8 @@ APP_SETTINGS = frozenset({
     "WEBHOOK_CERTIFICATE_HOSTS",
     "WEBHOOK_TRUST_ANCHORS",
     "WEBHOOK_CERTIFICATE_ISSUER",
+    # Set by App Service when Authentication (Easy Auth) is on: only then is the operator's name trusted.
+    "WEBSITE_AUTH_ENABLED",
     # Read by requests itself: the trust store for a local or test Partner Center.
     "REQUESTS_CA_BUNDLE",
 })

@@ -17,7 +17,7 @@ from shared.settings import Settings, get_settings
 from shared.store import InvalidKey, account_key, tenant_key
 from shared.store.keys import token_key
 from shared.sync import operations
-from shared.sync.service import account_sync, stores_for
+from shared.sync.service import INTERACTIVE, account_sync, stores_for
 from shared.sync.status import account_status
 from shared.sync.units import UNIT_QUEUE, SyncUnit, UnitQueue
 
@@ -136,7 +136,8 @@ def sync_customer(req: func.HttpRequest) -> func.HttpResponse:
     """Sync one customer from Partner Center now and answer with its organization."""
     settings, account_id = _account(req)
     tenant_id = tenant_key(req.route_params.get("customerTenantId"))
-    sync = account_sync(operations.configured_account(settings, account_id), settings, stores_for(settings))
+    sync = account_sync(operations.configured_account(settings, account_id), settings, stores_for(settings),
+                        lane=INTERACTIVE)  # someone waits for the answer: never behind a reconciliation
     result, stored = operations.sync_customer(sync, tenant_id)
     return _organization_response(account_id, stored, run=result.as_dict())
 

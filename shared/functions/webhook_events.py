@@ -11,7 +11,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.settings import Settings, get_settings
-from shared.sync.service import account_sync, stores_for
+from shared.sync.service import INTERACTIVE, account_sync, stores_for
 from shared.webhooks.processing import SyncFor, process_queued_event
 from shared.webhooks.queue import EVENT_QUEUE, EVENT_QUEUE_CONNECTION
 
@@ -32,4 +32,6 @@ def process_webhook_event(message: func.QueueMessage) -> None:
 
 def syncs_for(settings: Settings) -> SyncFor:
     """Composition: builds an account's sync from settings; the processing only uses what it is given."""
-    return lambda account_id: account_sync(settings.account(account_id), settings, stores_for(settings))
+    # A customer who just accepted is waiting: the interactive lane, never behind a reconciliation.
+    return lambda account_id: account_sync(settings.account(account_id), settings, stores_for(settings),
+                                           lane=INTERACTIVE)

@@ -7,43 +7,31 @@ import logging
 import threading
 from datetime import timedelta
 
-from shared.partner_center import (
-    AuthenticationError,
-    PartnerCenterClient,
-    RequestBudget,
-    UserTokenProvider,
-    app_token_provider,
-)
-from shared.store.refresh_tokens import RefreshTokenStore
-from shared.webhooks.processing import process_pending_events
-from shared.settings import Account, Settings, get_settings
-
 from shared.host_config import check_time_budget
+from shared.partner_center import AuthenticationError, PartnerCenterClient, UserTokenProvider, app_token_provider
+from shared.settings import Account, Settings, get_settings
+from shared.store.refresh_tokens import RefreshTokenStore
+from shared.store.request_budget import shared_request_budget
 from shared.store.runs import RunOutcome
+from shared.webhooks.processing import process_pending_events
 
 from .engine import AccountSync, RunResult, SyncOptions, TimeBudget, utcnow
 from .stores import SyncStores
 
 log = logging.getLogger(__name__)
 
-_budgets: dict[str, RequestBudget] = {}
-_stores: dict[str, SyncStores] = {}
-_budgets_lock = threading.Lock()
+# Runs of a whole account draw on the background lane; a single customer someone is waiting for
+# (on-demand sync, a webhook event) on the interactive lane, which a reconciliation cannot starve.
+BACKGROUND, INTERACTIVE = "background", "interactive"
 
-
-def request_budget(account_id: str, per_minute: int) -> RequestBudget:
-    """One budget per account in this process, shared by every run and thread of that account."""
-    with _budgets_lock:
-        budget = _budgets.get(account_id)
-        if budget is None or budget.per_minute != per_minute:
-            budget = _budgets[account_id] = RequestBudget(per_minute)
-        return budget
+_stores: dict = {}
+_lock = threading.Lock()
 
 
 def stores_for(settings: Settings) -> SyncStores:
     """The stores for the configured storage connection, opened (and tables created) once per process."""
     connection = settings.require_storage()
-    with _budgets_lock:
+    with _lock:
         stores = _stores.get(connection)
         if stores is None:
             stores = SyncStores.open(connection, quarantine_after=settings.quarantine_after_failures)
@@ -82,8 +70,9 @@ def schedule_interval_seconds(schedule: str, default: float = 300.0) -> float:
     return default
 
 
-def client_for(account: Account, settings: Settings, stores: SyncStores) -> PartnerCenterClient:
-    """The account's client: app+user tokens when it has a refresh token, app-only otherwise."""
+def client_for(account: Account, settings: Settings, stores: SyncStores, lane: str = BACKGROUND) -> PartnerCenterClient:
+    """The account's client: app+user tokens when it has a refresh token, app-only otherwise; its
+    calls drawn from the account's request budget shared by every instance, on ``lane``."""
     secret = account.client_secret(settings.environ)
     if not secret:
         raise AuthenticationError(
@@ -97,7 +86,7 @@ def client_for(account: Account, settings: Settings, stores: SyncStores) -> Part
     return PartnerCenterClient(
         settings.api_url,
         tokens,
-        request_budget(account.id, settings.max_requests_per_minute),
+        shared_request_budget(stores.tables, account.id, settings, lane=lane),
         pool_size=max(4, settings.concurrency * 2),
     )
 
@@ -115,7 +104,7 @@ def _user_token_provider(account: Account, settings: Settings, stores: SyncStore
         raise AuthenticationError(f"account {account.id}: SYNC_TOKEN_ENCRYPTION_KEY is not set, so its rotated "
                                   "refresh token cannot be stored safely")
     key = (account.id, hashlib.sha256(f"{configured}|{secret}|{settings.authority_url}".encode()).hexdigest())
-    with _budgets_lock:
+    with _lock:
         provider = _user_tokens.get(key)
         if provider is None:
             try:
@@ -127,8 +116,9 @@ def _user_token_provider(account: Account, settings: Settings, stores: SyncStore
         return provider
 
 
-def account_sync(account: Account, settings: Settings, stores: SyncStores) -> AccountSync:
-    return AccountSync(account.id, client_for(account, settings, stores), stores, sync_options(settings),
+def account_sync(account: Account, settings: Settings, stores: SyncStores, lane: str = BACKGROUND) -> AccountSync:
+    """The account's sync; ``lane`` is :data:`INTERACTIVE` for work someone is waiting for."""
+    return AccountSync(account.id, client_for(account, settings, stores, lane), stores, sync_options(settings),
                        indirect_provider=account.is_indirect_provider)
 
 

@@ -16,9 +16,8 @@ from devstack.local.server import LocalServer
 from shared.cli import main as cli
 from shared.settings import get_settings, reset_settings
 from shared.sync.engine import FULL, INCREMENTAL
-from shared.sync.operations import background_syncs
 from shared.sync.service import stores_for
-from shared.webhooks.processing import background, event_store_for
+from shared.webhooks.processing import event_store_for
 from tests.http.conftest import answer, http_request
 
 from .identity_endpoint import STORAGE_RESOURCE
@@ -97,8 +96,10 @@ def test_sync_now_over_http_runs_on_identity_storage(identity_app):
     accepted = call_http("sync_now", http_request("POST", f"ops/accounts/{identity_app}/sync", route_params=route,
                                                   params={"mode": "full"}))
     assert accepted.status_code == 202
-    assert background_syncs.wait(60)
-    [run] = stores_for(get_settings()).runs.latest(identity_app, limit=5)
+    # The unit went on the sync-units queue over identity-based storage; the queue trigger runs it.
+    with QueueTriggerRunner("process_sync_unit", retry_after_seconds=0) as runner:
+        assert [d.result for d in runner.drain(timeout=60)] == [COMPLETED]
+    [run] = stores_for(get_settings()).runs.latest(identity_app, limit=1)
     assert (run.mode, run.outcome) == (FULL, "succeeded")
 
 
@@ -117,8 +118,11 @@ def test_a_webhook_event_is_stored_and_synced_on_identity_storage(identity_app, 
     simulator.set_webhook_delivery(attempts=3, backoff=0.05)
     simulator.register_webhook(f"{functions_server.url}/api/partner-center/events/{identity_app}")
     tenant = simulator.accept_relationship(company_name="Webhook Identity Ltd")
-    assert simulator.wait_for_webhooks(30) and background.wait(30)
+    assert simulator.wait_for_webhooks(30)
     assert [d.status for d in simulator.webhook_deliveries()] == [200]
+    # Stored before the 200, then queued on webhook-events (identity-based AzureWebJobsStorage).
+    with QueueTriggerRunner("process_webhook_event", retry_after_seconds=0) as runner:
+        assert [d.result for d in runner.drain(timeout=60)] == [COMPLETED]
     organization = stores_for(get_settings()).organizations.get(identity_app, tenant)
     assert organization["CompanyName"] == "Webhook Identity Ltd"
     events = event_store_for(get_settings())
