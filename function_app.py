@@ -10,6 +10,7 @@ from shared.functions import timers
 from shared.functions import contacts, operations
 from shared.functions import webhooks
 from shared.functions import units
+from shared import telemetry
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(timers.bp)
@@ -17,3 +18,7 @@ app.register_functions(contacts.bp)
 app.register_functions(operations.bp)
 app.register_functions(webhooks.bp)
 app.register_functions(units.bp)
+
+# In Azure the worker has configured Azure Monitor by now (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY);
+# this adds our Partner Center call hooks and log context. It never raises and reads no setting.
+telemetry.configure_in_worker()

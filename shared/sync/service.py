@@ -16,6 +16,7 @@ from shared.partner_center import (
 )
 from shared.store.refresh_tokens import RefreshTokenStore
 from shared.settings import Account, Settings, get_settings
+from shared import telemetry
 
 from .engine import AccountSync, RunResult, SyncOptions, utcnow
 from .stores import SyncStores
@@ -137,13 +138,18 @@ def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings
             stores.runs.finish(record, "failed", {}, api_calls=0, throttled_calls=0, error=str(exc))
             result = RunResult(account.id, mode, record.run_id, "failed", started_at=now, ended_at=now, error=str(exc))
             log.error("account %s: %s", account.id, exc)
+            with telemetry.run_span(account.id, mode) as span:
+                telemetry.record_run(span, result)
             results.append(result)
             continue
-        if mode == "full":
-            results.append(sync.full())
-            continue
-        # Webhook events the receiver stored but could not finish are drained first: they are the
-        # customers that most want to be on the Platform now.
-        process_pending_events(settings, stores, account_id=account.id, sync_for=lambda _: sync)
-        results.append(sync.incremental())
+        with telemetry.run_span(account.id, mode, correlation_id=sync.client.correlation_id) as span:
+            if mode == "full":
+                result = sync.full()
+            else:
+                # Webhook events the receiver stored but could not finish are drained first: they are the
+                # customers that most want to be on the Platform now.
+                process_pending_events(settings, stores, account_id=account.id, sync_for=lambda _: sync)
+                result = sync.incremental()
+            telemetry.record_run(span, result, budget_per_minute=settings.max_requests_per_minute)
+        results.append(result)
     return results
