@@ -94,6 +94,10 @@ def instrument() -> None:
 
         azure_settings.tracing_implementation = OpenTelemetrySpan
         _install_log_context()
+        azure_logger = logging.getLogger("azure")
+        if azure_logger.level == logging.NOTSET:
+            # The SDK logs every HTTP request at INFO: exported, that would bury the sync's own lines.
+            azure_logger.setLevel(logging.WARNING)
         _instrumented = True
 
 
