@@ -164,7 +164,12 @@ def _configure_azure_monitor(settings: TelemetrySettings) -> None:
         from azure.identity import ManagedIdentityCredential
 
         credential = ManagedIdentityCredential(client_id=settings.identity_client_id or None)
+    sampling = {} if os.environ.get("OTEL_TRACES_SAMPLER") else {
+        # Keep every trace of a command-line run: the distro's default rate limit (a few traces a
+        # second) would drop the run span behind the start-up's table calls.
+        "sampling_ratio": 1.0}
     configure_azure_monitor(
+        **sampling,
         connection_string=settings.connection_string,
         credential=credential,
         resource=_resource(settings),
