@@ -8,6 +8,7 @@ callback reads the stores each time the metric reader collects, for every watche
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Callable, Iterable
 
-from opentelemetry import metrics
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from . import names
@@ -123,13 +125,25 @@ class StateWatch:
         with self._lock:
             if self._cached is not None and time.monotonic() - self._cached[0] < _READING_TTL_SECONDS:
                 return self._cached[1]
+            # The reads' own Table Storage spans would be noise every minute: trace them unsampled.
+            token = otel_context.attach(_unsampled())
             try:
                 readings = list(self._read())
             except Exception as exc:  # a gauge must never break the metric export
                 log.warning("sync state gauges: cannot read the stores: %s", exc)
                 readings = []
+            finally:
+                otel_context.detach(token)
             self._cached = (time.monotonic(), readings)
             return readings
+
+
+def _unsampled() -> otel_context.Context:
+    """A context whose (non-recording) parent span says "not sampled": children are not recorded."""
+    parent = trace.NonRecordingSpan(trace.SpanContext(
+        trace_id=random.getrandbits(128) | 1, span_id=random.getrandbits(64) | 1, is_remote=False,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT)))
+    return trace.set_span_in_context(parent)
 
 
 _watches: list[StateWatch] = []
