@@ -117,9 +117,10 @@ def _run_phase(phase: str, account: str) -> int:
 class _OtlpSink:
     """Accepts OTLP/HTTP exports on loopback and counts them (an empty 200 is a full success)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_bodies: bool = False) -> None:
         self.requests: Counter[str] = Counter()
         self.bytes = 0
+        self.bodies: dict[str, list[bytes]] | None = {} if keep_bodies else None
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -128,9 +129,12 @@ class _OtlpSink:
     @Request.application
     def _app(self, request: Request) -> Response:
         body = request.get_data()
+        signal = request.path.rsplit("/", 1)[-1]
         with self._lock:
-            self.requests[request.path.rsplit("/", 1)[-1]] += 1
+            self.requests[signal] += 1
             self.bytes += len(body)
+            if self.bodies is not None:
+                self.bodies.setdefault(signal, []).append(body)
         return Response(b"", content_type="application/x-protobuf")
 
     def __enter__(self) -> "_OtlpSink":
