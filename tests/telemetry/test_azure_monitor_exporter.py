@@ -122,6 +122,8 @@ def test_a_command_line_run_sends_its_span_metrics_and_logs_to_application_insig
                if data.get("properties", {}).get(names.ACCOUNT) == account_id}
     assert metrics[names.ORGANIZATIONS_CREATED] == result["counts"]["created"] == 25
     assert metrics[names.PARTNER_CENTER_CALLS] == result["apiCalls"]
+    assert 0 <= metrics[names.SYNC_LAG] < 120  # the state gauges, read from the tables at the final flush
+    assert metrics[names.WEBHOOK_EVENTS_PENDING] == metrics[names.WEBHOOK_EVENTS_FAILED] == 0
     logs = [m for m in ingestion.of_type("MessageData") if m.get("properties", {}).get(names.RUN_ID) == result["runId"]]
     assert logs and "full run" in logs[0]["message"]
 

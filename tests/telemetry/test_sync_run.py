@@ -163,3 +163,39 @@ def test_no_secret_or_token_reaches_any_exported_span_metric_or_log(otel, accoun
     for secret in {simulator.client_secret, *issued, storage_key}:
         assert secret not in exported
     assert "Bearer" not in exported
+
+
+def test_quarantines_held_endings_webhook_events_and_parked_units_reach_the_gauges(otel, account):
+    account_id, settings, stores = account
+    quarantined, failing = str(uuid.uuid4()), str(uuid.uuid4())
+    for _ in range(5):  # SYNC_QUARANTINE_AFTER_FAILURES' default
+        stores.failures.record_failure(account_id, quarantined, "403 from Partner Center", "run-1")
+    stores.failures.record_failure(account_id, failing, "malformed profile", "run-1")
+    stores.held.hold(account_id, "run-1", [str(uuid.uuid4()) for _ in range(30)], active_count=40)
+    state = watch_state(stores, [account_id],
+                        webhook_events=lambda a: {"pending": [{"key": "e1"}, {"key": "e2"}], "failed": [{"key": "e3"}]},
+                        parked_units=lambda a: [{"account": a, "problem": "x"}, {"account": "another"}])
+    try:
+        points = otel.metrics()
+    finally:
+        unwatch_state(state)
+    assert only(points_for(points[names.CUSTOMERS_QUARANTINED], account_id)).value == 1
+    assert only(points_for(points[names.ENDINGS_HELD], account_id)).value == 1
+    assert only(points_for(points[names.WEBHOOK_EVENTS_PENDING], account_id)).value == 2
+    assert only(points_for(points[names.WEBHOOK_EVENTS_FAILED], account_id)).value == 1
+    assert only(points_for(points[names.UNITS_PARKED], account_id)).value == 1
+    assert not points_for(points.get(names.SYNC_LAG, []), account_id)  # never synced: no lag to report
+
+
+def test_a_source_that_cannot_be_read_reports_nothing_and_breaks_no_export(otel, account):
+    account_id, _, stores = account
+
+    def broken():
+        raise RuntimeError("storage is down")
+
+    state = watch_state(broken, [account_id])
+    try:
+        points = otel.metrics()
+    finally:
+        unwatch_state(state)
+    assert not points_for(points.get(names.ENDINGS_HELD, []), account_id)
