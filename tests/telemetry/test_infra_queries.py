@@ -114,5 +114,7 @@ def test_the_webhook_latency_chart_joins_on_what_the_code_emits():
     query = next(q for title, q in workbook_queries().items() if "webhook latency" in title.lower())
     route = re.search(r'route="([^"]+)"', (ROOT / "shared/functions/webhooks.py").read_text()).group(1)
     assert route.split("{")[0].rstrip("/") in query
+    function = re.search(r'function_name\("([^"]+)"\)', (ROOT / "shared/functions/webhooks.py").read_text()).group(1)
+    assert function in query
     processing = (ROOT / "shared/webhooks/processing.py").read_text()
     assert re.search(r'"webhook event [^"]*synced', processing) and '"webhook event"' in query and '"synced"' in query
