@@ -90,7 +90,8 @@ def _sync(args) -> int:
             counts = ", ".join(f"{k} {v}" for k, v in r.counts.as_dict().items())
             print(f"{r.account_id}: {r.mode} {r.outcome} ({counts}; {r.api_calls} API calls, "
                   f"{r.throttled_calls} throttled){' - ' + r.error if r.error else ''}")
-    return 0 if all(r.outcome in ("succeeded", "checkpointed") for r in results) else 1
+    # Isolated customer failures are reported, not fatal (F9); a run that failed is.
+    return 0 if all(r.outcome in ("succeeded", "succeeded_with_failures", "checkpointed") for r in results) else 1
 
 
 def _status(args) -> int:
@@ -121,6 +122,8 @@ def format_status(status: dict) -> str:
     lines.append(f"  lag: {status['lag_seconds']} s since the last successful sync")
     lines.append(f"  failing customers: {len(status['failing'])}, quarantined: {len(status['quarantined'])}")
     lines.append(f"  held deletions: {len(status['held'])}")
+    if status.get("abandoned_runs"):
+        lines.append(f"  abandoned runs (process stopped mid-run): {len(status['abandoned_runs'])} (see --json)")
     events = status.get("webhook_events") or {}
     if events.get("pending") or events.get("failed"):
         lines.append(f"  webhook events: {len(events.get('pending', []))} pending, "

@@ -12,7 +12,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from shared.store.connections import StorageConnection
 
 DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
@@ -61,7 +64,6 @@ class Account:
 class Settings:
     """Typed view of the app settings. Build with :meth:`from_env`."""
 
-    storage_connection: str = ""
     api_url: str = DEFAULT_API_URL
     authority_url: str = DEFAULT_AUTHORITY_URL
     accounts: tuple[Account, ...] = ()
@@ -76,7 +78,7 @@ class Settings:
     deletion_guard_percent: float = 10.0
     deletion_guard_minimum: int = 20
     quarantine_after_failures: int = 5
-    lease_seconds: int = 900
+    lease_seconds: int = 60
     sync_now_cooldown_seconds: int = 120
     token_encryption_key: str = field(default="", repr=False)
     webhook_certificate_hosts: tuple[str, ...] = DEFAULT_WEBHOOK_CERTIFICATE_HOSTS
@@ -89,7 +91,6 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         accounts, errors = _accounts_from(env)
         return cls(
-            storage_connection=env.get("SYNC_STORAGE_CONNECTION") or env.get("AzureWebJobsStorage", ""),
             api_url=(env.get("PARTNER_CENTER_API_URL") or DEFAULT_API_URL).rstrip("/"),
             authority_url=(env.get("PARTNER_CENTER_AUTHORITY_URL") or DEFAULT_AUTHORITY_URL).rstrip("/"),
             accounts=accounts,
@@ -104,7 +105,7 @@ class Settings:
             deletion_guard_percent=_float(env, "SYNC_DELETION_GUARD_PERCENT", 10.0, minimum=0.0),
             deletion_guard_minimum=_int(env, "SYNC_DELETION_GUARD_MINIMUM", 20, minimum=0),
             quarantine_after_failures=_int(env, "SYNC_QUARANTINE_AFTER_FAILURES", 5, minimum=1),
-            lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 900, minimum=1),
+            lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 60, minimum=5),
             sync_now_cooldown_seconds=_int(env, "SYNC_NOW_COOLDOWN_SECONDS", 120, minimum=0),
             token_encryption_key=env.get("SYNC_TOKEN_ENCRYPTION_KEY", "").strip(),
             webhook_certificate_hosts=_list(env, "WEBHOOK_CERTIFICATE_HOSTS", DEFAULT_WEBHOOK_CERTIFICATE_HOSTS,
@@ -115,10 +116,14 @@ class Settings:
             environ=env,
         )
 
-    def require_storage(self) -> str:
-        if not self.storage_connection:
-            raise SettingsError("SYNC_STORAGE_CONNECTION (or AzureWebJobsStorage) is not set")
-        return self.storage_connection
+    def require_storage(self) -> "StorageConnection":
+        """The sync's storage (``SYNC_STORAGE``, else ``AzureWebJobsStorage``); :class:`SettingsError` naming
+        the setting when it is missing or contradictory. Resolved on use, so a storage problem never stops
+        settings that do not need storage.
+        """
+        from shared.store.connections import sync_storage
+
+        return sync_storage(self.environ)
 
     def account(self, account_id: str) -> Account:
         for account in self.accounts:

@@ -1,6 +1,10 @@
 """Start and stop Azurite (the official Azure Storage emulator) on free loopback ports.
 
 Azurite comes from the project's own `package.json` (`npm ci`), so the version is pinned.
+By default it serves http and accepts the well-known account key (:attr:`Azurite.connection_string`).
+Given a certificate it serves https with ``--oauth basic``: it then also accepts bearer tokens
+(identity-based connections, :attr:`Azurite.table_service_uri` and friends) and refuses requests
+without valid credentials, as a storage account with shared keys disabled would.
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ def azurite_command() -> list[str]:
 
 
 class Azurite:
-    """A running Azurite with table and queue services, in memory, on loopback."""
+    """A running Azurite with table and queue services, in memory, on loopback.
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    ``certificate`` (PEM certificate and key paths, for ``host``) switches on https and OAuth.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", *, certificate: tuple[Path, Path] | None = None) -> None:
         self.host = host
+        self.certificate = certificate
+        self.scheme = "https" if certificate else "http"
         self.table_port = 0
         self.queue_port = 0
         self.blob_port = 0
@@ -48,11 +57,23 @@ class Azurite:
     @property
     def connection_string(self) -> str:
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://{self.host}:{self.blob_port}/{ACCOUNT_NAME};"
-            f"QueueEndpoint=http://{self.host}:{self.queue_port}/{ACCOUNT_NAME};"
-            f"TableEndpoint=http://{self.host}:{self.table_port}/{ACCOUNT_NAME};"
+            f"DefaultEndpointsProtocol={self.scheme};AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={self.blob_service_uri};QueueEndpoint={self.queue_service_uri};"
+            f"TableEndpoint={self.table_service_uri};"
         )
+
+    @property
+    def table_service_uri(self) -> str:
+        """The Table service URI (path-style, as Azurite serves it), for ``<connection>__tableServiceUri``."""
+        return f"{self.scheme}://{self.host}:{self.table_port}/{ACCOUNT_NAME}"
+
+    @property
+    def queue_service_uri(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.queue_port}/{ACCOUNT_NAME}"
+
+    @property
+    def blob_service_uri(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.blob_port}/{ACCOUNT_NAME}"
 
     def start(self, timeout: float = 30.0) -> "Azurite":
         self.table_port, self.queue_port, self.blob_port = free_port(), free_port(), free_port()
@@ -66,6 +87,9 @@ class Azurite:
             "--queueHost", self.host, "--queuePort", str(self.queue_port),
             "--tableHost", self.host, "--tablePort", str(self.table_port),
         ]
+        if self.certificate:
+            cert_path, key_path = self.certificate
+            command += ["--cert", str(cert_path), "--key", str(key_path), "--oauth", "basic"]
         self._process = subprocess.Popen(
             command,
             cwd=self._workdir.name,  # keeps any stray files Azurite writes out of the work tree

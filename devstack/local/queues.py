@@ -10,8 +10,8 @@ It polls the queue of a registered queue function and invokes the very function 
   at once, without invoking the function; so does one received more than ``maxDequeueCount``
   times (its earlier attempts died with their host).
 
-The queue name and the app setting holding the connection come from the function's binding,
-and the options from host.json (``extensions.queues``), as the host reads them.
+The queue name and the connection come from the function's binding (a connection string or an
+identity-based connection, resolved by the product's own factory), and the options from host.json (``extensions.queues``), as the host reads them.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from dataclasses import dataclass, replace
 
 from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage
-from azure.storage.queue import QueueClient
 
 from shared.functions.units import QueueOptions, queue_options
+from shared.store.connections import binding_storage
 from devstack.local.host import function_index
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,14 @@ class QueueTriggerRunner:
         if trigger.get_binding_name() != "queueTrigger":
             raise ValueError(f"{function_name} is not a queue function")
         binding = trigger.get_dict_repr()
-        connection = os.environ.get(binding["connection"], "")
-        if not connection:
-            raise KeyError(f"app setting {binding['connection']} (the queue trigger's connection) is not set")
+        # The product's factory, on the settings the host reads for this connection (SettingsError if unset).
+        connection = binding_storage(binding["connection"], os.environ)
         self.function = function.get_user_function()
         self.options = options or queue_options()
         if retry_after_seconds is not None:  # tests retry at once instead of after visibilityTimeout
             self.options = replace(self.options, visibility_timeout_seconds=retry_after_seconds)
-        self.queue = QueueClient.from_connection_string(connection, binding["queueName"])
-        self.poison = QueueClient.from_connection_string(connection, binding["queueName"] + "-poison")
+        self.queue = connection.queue(binding["queueName"])
+        self.poison = connection.queue(binding["queueName"] + "-poison")
         self.poll_seconds = poll_seconds
         self.deliveries: list[Delivery] = []
         self._pool = ThreadPoolExecutor(max_workers=self.options.batch_size, thread_name_prefix="queue-trigger")

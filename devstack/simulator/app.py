@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 import uuid
+from fractions import Fraction
 from typing import Any, Callable, Iterator
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -118,6 +119,10 @@ class PartnerCenterApp:
                 Rule(f"{CONTROL_PREFIX}/peak-requests", endpoint="control_peak_requests", methods=["GET"]),
                 Rule(f"{CONTROL_PREFIX}/faults", endpoint="control_faults", methods=["POST", "DELETE"]),
                 Rule(f"{CONTROL_PREFIX}/expire-tokens", endpoint="control_expire_tokens", methods=["POST"]),
+                Rule(f"{CONTROL_PREFIX}/customers/<tenant_id>/restore", endpoint="control_restore_customer",
+                     methods=["POST"]),
+                Rule(f"{CONTROL_PREFIX}/expire-continuation-tokens", endpoint="control_expire_continuation_tokens",
+                     methods=["POST"]),
                 Rule(f"{CONTROL_PREFIX}/refresh-tokens", endpoint="control_refresh_tokens", methods=["POST"]),
                 Rule(f"{CONTROL_PREFIX}/settings", endpoint="control_settings", methods=["GET", "PATCH"]),
                 Rule(f"{CONTROL_PREFIX}/webhooks/events", endpoint="control_webhook_events", methods=["POST"]),
@@ -219,7 +224,8 @@ class PartnerCenterApp:
         if position is None:
             after, query = -1, customer_filter(request.args.get("filter"))
         else:
-            after, query = position["after"], position["filter"] and CustomerFilter(**position["filter"])
+            after = Fraction(position["after"])
+            query = position["filter"] and CustomerFilter(**position["filter"])
         if query is not None and query.field == "IndirectReseller" and not grant.app_user:
             raise _app_user_required("The IndirectReseller filter")
         partner_tenant_id = account.partner.tenant_id
@@ -231,7 +237,7 @@ class PartnerCenterApp:
         next_link = None
         if more:
             token = self.state.continuation.issue({
-                "kind": "customers", "partner": partner_tenant_id, "after": last,
+                "kind": "customers", "partner": partner_tenant_id, "after": str(last),  # a sort key, maybe "7/2"
                 "filter": query and {"field": query.field, "value": query.value},
             })
             next_link = _next_link(f"{base}/customers", size, token)

@@ -74,8 +74,23 @@ def _customers(state: PartnerCenterState, request: Request, body: dict[str, Any]
         billing_profile=body.get("billingProfile"),
         partner_tenant_id=partner,
         indirect_reseller_id=body.get("indirectResellerId"),
+        position=_optional_integer(body, "position"),
+        before=_optional_text(body, "before"),
     )
     return 201, {"tenantId": tenant_id}
+
+
+def _restore(state: PartnerCenterState, request: Request, body: dict[str, Any], tenant_id: str):
+    state.restore_relationship(
+        tenant_id, position=_optional_integer(body, "position"), before=_optional_text(body, "before"),
+        partner_tenant_id=_partner(request, body),
+    )
+    return 200, {"tenantId": tenant_id}
+
+
+def _expire_continuation_tokens(state: PartnerCenterState, request: Request, body: dict[str, Any]):
+    state.expire_continuation_tokens()
+    return 204, None
 
 
 def _customer(state: PartnerCenterState, request: Request, body: dict[str, Any], tenant_id: str):
@@ -188,6 +203,8 @@ _HANDLERS: dict[str, Callable[..., Any]] = {
     "control_peak_requests": _peak_requests,
     "control_faults": _faults,
     "control_expire_tokens": _expire_tokens,
+    "control_restore_customer": _restore,
+    "control_expire_continuation_tokens": _expire_continuation_tokens,
     "control_refresh_tokens": _refresh_tokens,
     "control_settings": _settings,
     "control_webhook_events": _webhook_events,
@@ -216,6 +233,17 @@ def _integer(body: dict[str, Any], key: str, default: int) -> int:
     value = body.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool):
         raise _BadControlRequest(f"{key} must be an integer")
+    return value
+
+
+def _optional_integer(body: dict[str, Any], key: str) -> int | None:
+    return None if body.get(key) is None else _integer(body, key, 0)
+
+
+def _optional_text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _BadControlRequest(f"{key} must be a string")
     return value
 
 

@@ -26,6 +26,10 @@ CUSTOMER_FILTER_FIELDS = ("CompanyName", "Domain", "IndirectReseller", "Indirect
 AUDIT_FILTER_FIELDS = ("CustomerId", "CompanyName", "ResourceType")
 
 
+# Partner Center documents no specific code for this; it is a 400 in the general error shape.
+EXPIRED_CONTINUATION = "The continuation token is invalid or has expired. Start the query again without it."
+
+
 class BadQuery(ValueError):
     """A query Partner Center rejects with 400."""
 
@@ -167,6 +171,11 @@ class ContinuationTokens:
     def __init__(self) -> None:
         self._key = secrets.token_bytes(32)
 
+    def rotate(self) -> None:
+        """A new signing key: every token issued so far is refused from now on (a 400), as when
+        Partner Center's paging state behind a token has expired."""
+        self._key = secrets.token_bytes(32)
+
     def issue(self, position: dict[str, Any]) -> str:
         """A token for this walk position."""
         payload = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
@@ -182,7 +191,7 @@ class ContinuationTokens:
             raise BadQuery("The continuation token is malformed.") from None
         expected = hmac.new(self._key, payload, hashlib.sha256).digest()[:18]
         if not hmac.compare_digest(mac, expected):
-            raise BadQuery("The continuation token is invalid or expired.")
+            raise BadQuery(EXPIRED_CONTINUATION)
         return json.loads(payload)
 
 

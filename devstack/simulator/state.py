@@ -161,15 +161,20 @@ class PartnerCenterState:
         billing_profile: Mapping[str, Any] | None = None,
         partner_tenant_id: str | None = None,
         indirect_reseller_id: str | None = None,
+        position: int | None = None,
+        before: str | None = None,
     ) -> str:
         """A customer accepts the partner's reseller relationship; returns its tenant id.
 
-        It appears at the end of the customer list, and the activity log gets `add_customer`.
-        Data not given is generated.
+        It appears at the end of the customer list, or at list position `position` (0 = first),
+        or just before the customer `before`: a walk already past that point does not see it.
+        The activity log gets `add_customer`. Data not given is generated.
         """
         with self.lock:
             customer = self.account(partner_tenant_id).accept_relationship(
                 _now(),
+                position=position,
+                before=_guid(before) if before else None,
                 tenant_id=_guid(tenant_id) if tenant_id else None,
                 company_name=company_name,
                 domain=domain,
@@ -199,6 +204,26 @@ class PartnerCenterState:
         and the log gets `remove_partner_customer_relationship`."""
         with self.lock:
             self.account(partner_tenant_id).remove_relationship(_guid(tenant_id), _now())
+
+    def restore_relationship(
+        self, tenant_id: str, *, position: int | None = None, before: str | None = None,
+        partner_tenant_id: str | None = None,
+    ) -> None:
+        """A removed customer accepts a reseller relationship again: listed again (in its old
+        place unless `position`/`before` say otherwise), its calls answer again, the activity log
+        gets `add_customer` and a registered webhook gets the acceptance event."""
+        with self.lock:
+            account = self.account(partner_tenant_id)
+            customer = account.restore_relationship(
+                _guid(tenant_id), _now(), position=position, before=_guid(before) if before else None
+            )
+            partner = account.partner.tenant_id
+        self.webhooks.relationship_accepted(partner, customer.tenant_id, indirect=bool(customer.indirect_reseller_id))
+
+    def expire_continuation_tokens(self) -> None:
+        """Every continuation token issued so far is refused from now on: a walk resumed with one
+        gets 400 and has to start again from the first page."""
+        self.continuation.rotate()
 
     def customers(self, partner_tenant_id: str | None = None) -> list[dict[str, Any]]:
         """The current customer list items, as `GET /v1/customers` serves them."""

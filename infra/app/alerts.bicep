@@ -27,12 +27,12 @@ param namePrefix string = 'pcsync'
 
 var lagThresholdSeconds = incrementalIntervalMinutes * 2 * 60
 
-// A run ended failed (or partial): its account, mode and how many.
+// A run ended failed (or was found abandoned): its account, mode and how many.
 var failedRunQuery = '''
 customMetrics
 | where name == "pcsync.runs"
 | extend outcome = tostring(customDimensions["pcsync.outcome"])
-| where outcome in ("failed", "partial")
+| where outcome in ("failed", "abandoned")
 | extend account = tostring(customDimensions["pcsync.account"]), mode = tostring(customDimensions["pcsync.mode"])
 | summarize failedRuns = sum(valueSum) by account, mode
 | where failedRuns > 0
@@ -104,7 +104,7 @@ var rules = [
   {
     name: 'failed-run'
     displayName: 'Partner Center sync: a run failed'
-    description: 'A sync run of an account ended failed or partial. See docs/operations.md#a-run-failed.'
+    description: 'A sync run of an account failed. See docs/operations.md#a-run-failed.'
     severity: 1
     scope: applicationInsightsId
     query: failedRunQuery

@@ -8,7 +8,7 @@ import azure.functions as func
 
 from shared.settings import get_settings
 from shared.sync.engine import FULL, INCREMENTAL
-from shared.sync.service import run_accounts
+from shared.sync.service import raise_if_failed, run_accounts
 from shared.sync.units import DISPATCH_QUEUE, dispatch_mode, enqueue_units
 
 bp = func.Blueprint()
@@ -36,5 +36,8 @@ def _run(mode: str, timer: func.TimerRequest) -> None:
         # One unit per account: the runtime spreads them over instances (shared/functions/units.py).
         enqueue_units(mode)
         return
-    for result in run_accounts(mode):
+    results = run_accounts(mode)
+    for result in results:
         log.info("%s run for account %s: %s %s", mode, result.account_id, result.outcome, result.counts.as_dict())
+    # Every account had its turn; now the host must learn of any failure (failed-invocation alerts).
+    raise_if_failed(results)

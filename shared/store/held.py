@@ -4,6 +4,12 @@ When one run would end more than the threshold of an account's active organizati
 ended; the run holds the endings here. Header row: PartitionKey = account id, RowKey = held id
 (newest first). The tenant ids go in rows of 800 under PartitionKey = ``{account}|{held id}``,
 so a hold of any size fits.
+
+An account has at most one pending hold: a later run that sees the disappearance again updates it
+(its tenants, the run that last saw it, how often it was seen) instead of adding another. A hold
+goes ``pending`` -> ``approving`` (an operator approved; endings in progress) -> ``approved`` (all
+confirmed and ended), or ``pending`` -> ``rejected``. An approval that fails midway stays
+``approving`` and is continued, never used up.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from azure.data.tables import UpdateMode
 
 from shared.store.id_lists import IDS_PER_PROPERTY, pack_ids, unpack_ids
 from shared.store.keys import account_key, composite_key, newest_first_id, require_utc, tenant_key, token_key, utc_now
-from shared.store.tables import ConcurrencyConflict, Tables, submit_batches
+from shared.store.tables import ConcurrencyConflict, Tables, delete_rows, row_keys, submit_batches
 
-PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+PENDING, APPROVING, APPROVED, REJECTED = "pending", "approving", "approved", "rejected"
 
 
 class HeldChangeDecided(ConcurrencyConflict):
@@ -40,6 +46,10 @@ class HeldChange:
     held_at: datetime
     decided_at: datetime | None = None
     decided_by: str = ""
+    last_run_id: str = ""
+    sightings: int = 1
+    ended_count: int = 0
+    kept_count: int = 0
 
 
 class HeldChanges:
@@ -52,31 +62,60 @@ class HeldChanges:
     def hold(self, account_id: str, run_id: str, tenant_ids: Sequence[str], active_count: int) -> str:
         """Hold the ending of ``tenant_ids`` (out of ``active_count`` active); returns the held id.
 
-        The tenant ids are written before the header, so a pending hold is always complete.
+        When the account already has a pending hold, that hold is updated to this run's view
+        instead (one hold per disappearance, however many runs see it). The tenant ids are written
+        before the header, so a pending hold is always complete.
         """
         account = account_key(account_id)
         run = token_key(run_id, "run id")
         ids = [tenant_key(tenant_id) for tenant_id in tenant_ids]
-        held_at = self._clock()
-        held_id = newest_first_id(held_at)
+        now = self._clock()
+        for current in self._pending_headers(account):
+            held_id = current["RowKey"]
+            if sorted(self.tenant_ids(account, held_id)) != sorted(ids):
+                self._write_tenants(account, held_id, ids)
+            update = {"PartitionKey": account, "RowKey": held_id, "TenantCount": len(ids),
+                      "ActiveCount": int(active_count), "LastRunId": run, "LastSeenAt": now,
+                      "Sightings": int(current.get("Sightings", 1)) + 1}
+            try:
+                self._table.update_entity(update, mode=UpdateMode.MERGE, etag=current.metadata["etag"],
+                                          match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError:
+                break  # decided a moment ago: this disappearance gets a hold of its own
+            return held_id
+        held_id = newest_first_id(now)
+        self._write_tenants(account, held_id, ids)
+        self._table.create_entity(
+            {
+                "PartitionKey": account,
+                "RowKey": held_id,
+                "RunId": run,
+                "LastRunId": run,
+                "Status": PENDING,
+                "TenantCount": len(ids),
+                "ActiveCount": int(active_count),
+                "HeldAt": now,
+                "LastSeenAt": now,
+                "Sightings": 1,
+            }
+        )
+        return held_id
+
+    def _write_tenants(self, account: str, held_id: str, ids: list[str]) -> None:
         partition = composite_key(account, held_id)
         pages = [
             ("upsert", {"PartitionKey": partition, "RowKey": f"{page:06d}", **pack_ids(ids[start : start + IDS_PER_PROPERTY])})
             for page, start in enumerate(range(0, len(ids), IDS_PER_PROPERTY))
         ]
         submit_batches(self._table, partition, pages)
-        self._table.create_entity(
-            {
-                "PartitionKey": account,
-                "RowKey": held_id,
-                "RunId": run,
-                "Status": PENDING,
-                "TenantCount": len(ids),
-                "ActiveCount": int(active_count),
-                "HeldAt": held_at,
-            }
+        stale = [key for key in row_keys(self._table, partition) if int(key) >= len(pages)]
+        delete_rows(self._table, partition, stale)
+
+    def _pending_headers(self, account: str) -> list:
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and Status eq @status", parameters={"pk": account, "status": PENDING}
         )
-        return held_id
+        return list(query)
 
     def get(self, account_id: str, held_id: str) -> HeldChange | None:
         """One held change, or ``None``."""
@@ -96,22 +135,50 @@ class HeldChanges:
         query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
         return [tenant for entity in query for tenant in unpack_ids(entity)]
 
-    def approve(self, account_id: str, held_id: str, by: str = "") -> list[str]:
-        """Approve a pending hold; returns the tenant ids to end now.
+    def approve(self, account_id: str, held_id: str, by: str = "") -> HeldChange:
+        """Start (or resume) the approval of a hold; returns it, ``approving`` or already ``approved``.
 
-        Raises :class:`HeldChangeDecided` if it was already decided (also by a concurrent call).
+        Idempotent: approving an approval in progress resumes it, and approving a finished one
+        returns it unchanged. Raises :class:`HeldChangeDecided` only for a rejected hold (also
+        when a concurrent call rejected it).
         """
-        self._decide(account_id, held_id, APPROVED, by)
-        return self.tenant_ids(account_id, held_id)
-
-    def reject(self, account_id: str, held_id: str, by: str = "") -> None:
-        """Reject a pending hold: those organizations stay as they are."""
-        self._decide(account_id, held_id, REJECTED, by)
-
-    def _decide(self, account_id: str, held_id: str, status: str, by: str) -> None:
         entity = self._header(account_id, held_id)
         if entity is None:
             raise KeyError(f"no held change {held_id!r} for account {account_id!r}")
+        if entity["Status"] in (APPROVING, APPROVED):
+            return _held(entity)
+        self._decide(entity, APPROVING, by)
+        return self.get(account_id, held_id)
+
+    def complete_approval(self, account_id: str, held_id: str, *, ended: int, kept: int) -> HeldChange:
+        """Every tenant of an approving hold is settled: ``ended`` confirmed gone, ``kept`` alive."""
+        entity = self._header(account_id, held_id)
+        if entity is None:
+            raise KeyError(f"no held change {held_id!r} for account {account_id!r}")
+        if entity["Status"] == APPROVING:
+            self._table.update_entity(
+                {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], "Status": APPROVED,
+                 "EndedCount": int(ended), "KeptCount": int(kept), "CompletedAt": self._clock()},
+                mode=UpdateMode.MERGE, etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified,
+            )
+        return self.get(account_id, held_id)
+
+    def approving(self, account_id: str) -> list[HeldChange]:
+        """Approvals in progress (an earlier attempt stopped midway): runs continue them."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and Status eq @status", parameters={"pk": account_key(account_id), "status": APPROVING}
+        )
+        return [_held(entity) for entity in query]
+
+    def reject(self, account_id: str, held_id: str, by: str = "") -> None:
+        """Reject a pending hold: those organizations stay as they are."""
+        entity = self._header(account_id, held_id)
+        if entity is None:
+            raise KeyError(f"no held change {held_id!r} for account {account_id!r}")
+        self._decide(entity, REJECTED, by)
+
+    def _decide(self, entity, status: str, by: str) -> None:
+        held_id = entity["RowKey"]
         if entity["Status"] != PENDING:
             raise HeldChangeDecided(f"held change {held_id} is already {entity['Status']}")
         decision = {
@@ -150,4 +217,8 @@ def _held(entity) -> HeldChange:
         held_at=require_utc(entity["HeldAt"], "HeldAt"),
         decided_at=require_utc(decided, "DecidedAt") if decided else None,
         decided_by=entity.get("DecidedBy", ""),
+        last_run_id=entity.get("LastRunId", entity["RunId"]),
+        sightings=int(entity.get("Sightings", 1)),
+        ended_count=int(entity.get("EndedCount", 0)),
+        kept_count=int(entity.get("KeptCount", 0)),
     )

@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Iterator, Mapping, Sequence
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.contacts.mapping import CONTENT_FIELDS, check_table_limits, content_hash
 from shared.store.keys import account_key, require_utc, tenant_key
-from shared.store.tables import Tables, submit_batches
+from shared.store.tables import Tables, batches, store_error
 
 STATUS_ACTIVE = "active"
 STATUS_RELATIONSHIP_ENDED = "relationship_ended"
@@ -38,7 +38,10 @@ _STATUS_AFTER = {
 # Writes that carry sync content or end a relationship: never applied over an exclusion (F12).
 _SYNC_KINDS = (CREATE, UPDATE, END)
 _CONTENT = frozenset(CONTENT_FIELDS)
-_SNAPSHOT_COLUMNS = ["RowKey", "Status", *CONTENT_FIELDS]
+_SNAPSHOT_COLUMNS = ["RowKey", "Status", "LastChangedAt", *CONTENT_FIELDS]
+# 412: the row changed since it was read; 409: a create found the row already there. Both mean
+# another writer got there first: the caller re-reads that one organization and decides again.
+_CONFLICT_STATUSES = (409, 412)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ class OrganizationState:
     # Kept so a run that cannot see a customer's indirect seller (an incremental list walk)
     # carries the stored attribution forward instead of erasing it.
     indirect_reseller_id: str = ""
+    # When the sync last wrote the row: a walk may only end what was unchanged since before it began.
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -78,16 +83,20 @@ class WriteStats:
     transactions: int = 0
     entities: int = 0
     skipped_excluded: tuple[str, ...] = ()
+    # Writes not applied because another writer changed (or created) the row first.
+    conflicts: tuple[str, ...] = ()
 
 
 def organization_state(entity: Mapping[str, object]) -> OrganizationState:
     """The :class:`OrganizationState` of a stored row (as returned by ``get`` or a query)."""
     metadata = getattr(entity, "metadata", {}) or {}
+    changed = entity.get("LastChangedAt")
     return OrganizationState(
         status=str(entity.get("Status") or ""),
         content_hash=content_hash(entity),
         etag=str(metadata.get("etag") or ""),
         indirect_reseller_id=str(entity.get("IndirectResellerId") or ""),
+        changed_at=require_utc(changed, "LastChangedAt") if isinstance(changed, datetime) else None,
     )
 
 
@@ -131,8 +140,13 @@ class OrganizationStore:
         Everything is validated before the first request (tenant ids, kinds, property names, Table
         limits). Creates fail rather than overwrite an existing row; other writes merge. A write
         whose ``previous`` state is ``excluded`` is skipped when it is a create, update or end.
-        A failed transaction raises :class:`~shared.store.tables.StoreError`; earlier
-        transactions stay written, and replaying them is harmless.
+
+        A write that loses a race (the row changed since ``previous`` was read, or a create finds
+        the row there) is left out of its transaction, the rest of the transaction is submitted
+        again, and the organization is returned in ``conflicts`` for the caller to re-read and
+        decide again: one writer's change never fails another's page. Any other failed
+        transaction raises :class:`~shared.store.tables.StoreError`; earlier transactions stay
+        written, and replaying them is harmless.
         """
         partition = account_key(account_id)
         operations = []
@@ -149,8 +163,26 @@ class OrganizationStore:
                 skipped.append(tenant)
                 continue
             operations.append(_operation(partition, tenant, write))
-        transactions, entities = submit_batches(self._table, partition, operations)
-        return WriteStats(transactions, entities, tuple(skipped))
+        transactions = entities = 0
+        conflicts: list[str] = []
+        for batch in batches(operations):
+            while batch:
+                try:
+                    self._table.submit_transaction(batch)
+                except TableTransactionError as exc:
+                    blamed = batch[exc.index][1]["RowKey"] if 0 <= exc.index < len(batch) else None
+                    if exc.status_code not in _CONFLICT_STATUSES or blamed is None:
+                        raise store_error(self._table, partition, transactions, exc, entities, blamed) from exc
+                    # A transaction is atomic: nothing of it landed. Drop the loser and go again.
+                    conflicts.append(blamed)
+                    batch = [op for op in batch if op[1]["RowKey"] != blamed]
+                    continue
+                except AzureError as exc:
+                    raise store_error(self._table, partition, transactions, exc, entities, None) from exc
+                transactions += 1
+                entities += len(batch)
+                break
+        return WriteStats(transactions, entities, tuple(skipped), tuple(conflicts))
 
 
 def _operation(partition: str, tenant: str, write: OrganizationWrite) -> tuple:

@@ -8,16 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Callable, Mapping
 
+from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
 
 from shared.store.keys import account_key, newest_first_id, require_utc, token_key, utc_now
 from shared.store.tables import Tables
 
-OUTCOME_RUNNING = "running"
+
+
+class RunOutcome(StrEnum):
+    """How a run ended, as the run log stores it (the values are the stored strings)."""
+
+    RUNNING = "running"  # not ended yet, or its process died: the next run closes it as abandoned
+    SUCCEEDED = "succeeded"
+    SUCCEEDED_WITH_FAILURES = "succeeded_with_failures"  # done; some customers failed on their own
+    CHECKPOINTED = "checkpointed"  # a reconciliation stopped at its time budget; the next run continues
+    PARTIAL = "partial"  # an incremental run ran out of time; its watermark stayed
+    FAILED = "failed"  # something beyond one customer stopped the run (the error says what)
+    SKIPPED = "skipped"  # another run held the account, or the invocation had no time left
+    ABANDONED = "abandoned"  # found still "running" after its lease was gone: the process died
+    PARKED = "parked"  # a queued unit given up after its last attempt
+
+
+OUTCOME_RUNNING = RunOutcome.RUNNING
 # Outcomes after which the run's work is done (the walk completed, the watermark moved).
-COMPLETED_OUTCOMES = ("succeeded", "succeeded_with_failures")
+COMPLETED_OUTCOMES = (RunOutcome.SUCCEEDED, RunOutcome.SUCCEEDED_WITH_FAILURES)
 COUNT_NAMES = ("created", "updated", "unchanged", "ended", "failed", "held", "excluded_skipped")
 _MAX_ERROR_CHARS = 1000
 # Table property names for the counts ("excluded_skipped" -> "ExcludedSkipped").
@@ -38,6 +56,7 @@ class RunRecord:
     api_calls: int = 0
     throttled_calls: int = 0
     error: str = ""
+    notes: str = ""
 
 
 class RunLog:
@@ -63,7 +82,7 @@ class RunLog:
                 "RowKey": record.run_id,
                 "Mode": mode,
                 "StartedAt": started,
-                "Outcome": OUTCOME_RUNNING,
+                "Outcome": str(OUTCOME_RUNNING),
             }
         )
         return record
@@ -76,8 +95,10 @@ class RunLog:
         api_calls: int,
         throttled_calls: int,
         error: str = "",
+        notes: str = "",
     ) -> RunRecord:
-        """Record how a run ended. ``error`` is a short, secret-free description (cut to 1000 chars)."""
+        """Record how a run ended. ``error`` is a short, secret-free description (cut to 1000 chars);
+        ``notes`` says what an operator should know of a run that did not fail (a restarted walk)."""
         if outcome == OUTCOME_RUNNING or not outcome:
             raise ValueError("a finished run needs an outcome other than 'running'")
         unknown = set(counts) - set(COUNT_NAMES)
@@ -86,14 +107,16 @@ class RunLog:
         finished = self._clock()
         full_counts = {name: int(counts.get(name, 0)) for name in COUNT_NAMES}
         short_error = error[:_MAX_ERROR_CHARS]
+        short_notes = notes[:_MAX_ERROR_CHARS]
         entity = {
             "PartitionKey": record.account_id,
             "RowKey": record.run_id,
-            "Outcome": outcome,
+            "Outcome": str(outcome),
             "FinishedAt": finished,
             "ApiCalls": int(api_calls),
             "ThrottledCalls": int(throttled_calls),
             "Error": short_error,
+            "Notes": short_notes,
             **{_COUNT_COLUMNS[name]: value for name, value in full_counts.items()},
         }
         self._table.update_entity(entity, mode=UpdateMode.MERGE)
@@ -102,13 +125,35 @@ class RunLog:
             run_id=record.run_id,
             mode=record.mode,
             started_at=record.started_at,
-            outcome=outcome,
+            outcome=str(outcome),
             finished_at=finished,
             counts=full_counts,
             api_calls=int(api_calls),
             throttled_calls=int(throttled_calls),
             error=short_error,
+            notes=short_notes,
         )
+
+    def running(self, account_id: str) -> list[RunRecord]:
+        """The account's runs still marked running (a crash leaves them so), newest first."""
+        return self._first("PartitionKey eq @pk and Outcome eq @running",
+                           {"pk": account_key(account_id), "running": str(RunOutcome.RUNNING)}, 1000)
+
+    def abandon(self, record: RunRecord, reason: str) -> None:
+        """Close a run its process never finished; a run that finished meanwhile is left alone."""
+        current = self._table.get_entity(record.account_id, record.run_id)
+        if current.get("Outcome") != RunOutcome.RUNNING:
+            return
+        self._table.update_entity(
+            {"PartitionKey": record.account_id, "RowKey": record.run_id, "Outcome": str(RunOutcome.ABANDONED),
+             "FinishedAt": self._clock(), "Error": reason[:_MAX_ERROR_CHARS]},
+            mode=UpdateMode.MERGE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified,
+        )
+
+    def abandoned(self, account_id: str, limit: int = 10) -> list[RunRecord]:
+        """The account's newest runs closed as abandoned."""
+        return self._first("PartitionKey eq @pk and Outcome eq @abandoned",
+                           {"pk": account_key(account_id), "abandoned": str(RunOutcome.ABANDONED)}, limit)
 
     def latest(self, account_id: str, mode: str | None = None, limit: int = 10) -> list[RunRecord]:
         """The account's newest runs (of one ``mode`` when given), newest first."""
@@ -125,7 +170,7 @@ class RunLog:
         parameters = {"pk": account_key(account_id), "mode": mode}
         alternatives = []
         for index, outcome in enumerate(outcomes):
-            parameters[f"o{index}"] = outcome
+            parameters[f"o{index}"] = str(outcome)
             alternatives.append(f"Outcome eq @o{index}")
         # Parameters must stand between spaces: the SDK substitutes whole words.
         query_filter = f"PartitionKey eq @pk and Mode eq @mode and ( {' or '.join(alternatives)} )"
@@ -155,4 +200,5 @@ def _record(entity: Mapping) -> RunRecord:
         api_calls=int(entity.get("ApiCalls", 0)),
         throttled_calls=int(entity.get("ThrottledCalls", 0)),
         error=entity.get("Error", ""),
+        notes=entity.get("Notes", ""),
     )

@@ -20,7 +20,12 @@ from shared.contacts.mapping import check_table_limits
 from shared.store.keys import account_key, require_utc, utc_now
 from shared.store.tables import ConcurrencyConflict, Tables
 
-_WATERMARK, _CHECKPOINT, _LEASE, _MANUAL = "watermark", "checkpoint", "lease", "manual-request"
+_WATERMARK, _CHECKPOINT, _MANUAL = "watermark", "checkpoint", "manual-request"
+# Two leases per account: incremental runs and approvals take RUN_LEASE, the reconciliation walk
+# WALK_LEASE. A walk spanning hours must not keep the 5-minute incremental run out, and with
+# ETag-guarded writes and endings that need evidence, the two are safe side by side.
+RUN_LEASE, WALK_LEASE = "lease", "lease-walk"
+_LEASES = (RUN_LEASE, WALK_LEASE)
 _RECONCILED = "reconciled-through"
 # A string property holds 32K UTF-16 units; stay well inside it.
 _APPLIED_RECORDS_CHARS = 30_000
@@ -39,6 +44,7 @@ class Lease:
     lease_id: str
     expires_at: datetime
     etag: str
+    name: str = RUN_LEASE
 
 
 @dataclass(frozen=True)
@@ -142,21 +148,23 @@ class SyncState:
         except ResourceModifiedError as exc:
             raise ConcurrencyConflict(f"the checkpoint of account {account_id!r} was changed by another run") from exc
 
-    # Lease: incremental, full and manual runs of one account never overlap (F14).
+    # Leases: two runs of one kind never overlap for an account (F14).
 
-    def acquire(self, account_id: str, owner: str, seconds: float) -> Lease | None:
-        """Take the account's lease for ``seconds``, or ``None`` while someone else holds it.
+    def acquire(self, account_id: str, owner: str, seconds: float, name: str = RUN_LEASE) -> Lease | None:
+        """Take the account's lease ``name`` for ``seconds``, or ``None`` while someone else holds it.
 
         A free lease is taken by insert; an expired one (its holder crashed) by an ETag-guarded
         replace. Of two racing acquirers, the service lets exactly one write win.
         """
+        if name not in _LEASES:
+            raise ValueError(f"lease must be one of {', '.join(_LEASES)}")
         account = account_key(account_id)
         now = self._clock()
-        entity = self._lease_entity(account, owner, secrets.token_hex(8), now + timedelta(seconds=seconds))
+        entity = self._lease_entity(account, owner, secrets.token_hex(8), now + timedelta(seconds=seconds), name)
         try:
             metadata = self._table.create_entity(entity)
         except ResourceExistsError:
-            current = self._read(account, _LEASE)
+            current = self._read(account, name)
             if current is None:
                 return None  # released a moment ago: the caller tries again on its next run
             if require_utc(current["ExpiresAt"], "lease expiry") > now:
@@ -170,12 +178,12 @@ class SyncState:
                 )
             except (ResourceModifiedError, ResourceNotFoundError):
                 return None
-        return Lease(account, owner, entity["LeaseId"], entity["ExpiresAt"], metadata["etag"])
+        return Lease(account, owner, entity["LeaseId"], entity["ExpiresAt"], metadata["etag"], name)
 
     def renew(self, lease: Lease, seconds: float) -> Lease:
         """Extend a held lease; raises :class:`LeaseLost` when it is no longer ours."""
         expires = self._clock() + timedelta(seconds=seconds)
-        entity = self._lease_entity(lease.account_id, lease.owner, lease.lease_id, expires)
+        entity = self._lease_entity(lease.account_id, lease.owner, lease.lease_id, expires, lease.name)
         try:
             metadata = self._table.update_entity(
                 entity, mode=UpdateMode.REPLACE, etag=lease.etag, match_condition=MatchConditions.IfNotModified
@@ -188,18 +196,19 @@ class SyncState:
         """Give the lease back; a lease already taken over by someone else is left alone."""
         try:
             self._table.delete_entity(
-                lease.account_id, _LEASE, etag=lease.etag, match_condition=MatchConditions.IfNotModified
+                lease.account_id, lease.name, etag=lease.etag, match_condition=MatchConditions.IfNotModified
             )
         except ResourceModifiedError:
             pass
 
-    def lease_holder(self, account_id: str) -> Lease | None:
-        """The current lease (possibly expired), for status pages."""
-        entity = self._read(account_id, _LEASE)
+    def lease_holder(self, account_id: str, name: str = RUN_LEASE) -> Lease | None:
+        """The current lease ``name`` (possibly expired), for status pages."""
+        entity = self._read(account_id, name)
         if entity is None:
             return None
         expires = require_utc(entity["ExpiresAt"], "lease expiry")
-        return Lease(entity["PartitionKey"], entity["Owner"], entity["LeaseId"], expires, entity.metadata["etag"])
+        return Lease(entity["PartitionKey"], entity["Owner"], entity["LeaseId"], expires, entity.metadata["etag"],
+                     name)
 
     # Manual "sync now" requests, for the cool-down (F11).
 
@@ -222,10 +231,10 @@ class SyncState:
             return None
 
     @staticmethod
-    def _lease_entity(account: str, owner: str, lease_id: str, expires: datetime) -> dict:
+    def _lease_entity(account: str, owner: str, lease_id: str, expires: datetime, name: str) -> dict:
         return {
             "PartitionKey": account,
-            "RowKey": _LEASE,
+            "RowKey": name,
             "Owner": owner[:200],
             "LeaseId": lease_id,
             "ExpiresAt": require_utc(expires, "lease expiry"),

@@ -9,12 +9,10 @@ from typing import Iterable, Sequence
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 
-_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+# DEFAULT_RETRY is re-exported: the retry policy belongs to the client factory now.
+from .connections import DEFAULT_RETRY, StorageConnection, as_connection  # noqa: F401
 
-# Bounded retries for transient failures (408, 429, 500, 502, 503, 504 and connection errors),
-# done by azure-core's retry policy inside the SDK pipeline. It also retries a transaction's POST
-# on 500/503/504, which is safe: a transaction is atomic and our operations are idempotent.
-DEFAULT_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 
 MAX_BATCH = 100  # Table Storage's limit of operations per transaction
 # A transaction's body must stay under 4 MiB; leave room for the multipart framing.
@@ -81,10 +79,10 @@ class TableNames:
 class Tables:
     """One :class:`TableServiceClient` for the sync's tables, handing out a client per table."""
 
-    def __init__(self, connection_string: str, names: TableNames | None = None, **client_options) -> None:
+    def __init__(self, connection: StorageConnection | str, names: TableNames | None = None, **client_options) -> None:
+        """``connection``: a :class:`StorageConnection` or a connection string; ``client_options`` go to azure-core."""
         self.names = names or TableNames()
-        options = {**DEFAULT_RETRY, **client_options}
-        self.service = TableServiceClient.from_connection_string(connection_string, **options)
+        self.service: TableServiceClient = as_connection(connection).table_service(**client_options)
         self._clients: dict[str, TableClient] = {}
 
     def client(self, name: str) -> TableClient:
@@ -154,14 +152,14 @@ def submit_batches(table: TableClient, partition: str, operations: Sequence[tupl
     :class:`StoreError` naming the batch and the blamed row; the batches before it stay written.
     """
     transactions = written = 0
-    for batch in _batches(operations):
+    for batch in batches(operations):
         try:
             table.submit_transaction(batch)
         except TableTransactionError as exc:
             row = batch[exc.index][1]["RowKey"] if 0 <= exc.index < len(batch) else None
-            raise _store_error(table, partition, transactions, exc, written, row) from exc
+            raise store_error(table, partition, transactions, exc, written, row) from exc
         except AzureError as exc:
-            raise _store_error(table, partition, transactions, exc, written, None) from exc
+            raise store_error(table, partition, transactions, exc, written, None) from exc
         transactions += 1
         written += len(batch)
     return transactions, written
@@ -188,7 +186,8 @@ def row_keys(table: TableClient, partition: str) -> list[str]:
     return [entity["RowKey"] for entity in query]
 
 
-def _batches(operations: Sequence[tuple]) -> Iterable[list[tuple]]:
+def batches(operations: Sequence[tuple]) -> Iterable[list[tuple]]:
+    """``operations`` cut into transactions: at most 100 operations and 3 MiB each, in order."""
     batch: list[tuple] = []
     size = 0
     for operation in operations:
@@ -207,7 +206,7 @@ def _estimated_bytes(entity: dict) -> int:
     return 512 + sum(len(str(name)) + 3 * len(str(value)) for name, value in entity.items())
 
 
-def _store_error(table, partition, batch, exc, written, row) -> StoreError:
+def store_error(table, partition, batch, exc, written, row) -> StoreError:
     status = exc.status_code if isinstance(exc, HttpResponseError) else None
     reason = getattr(exc, "error_code", None) or type(exc).__name__
     blamed = f", row {row}" if row else ""

@@ -31,6 +31,8 @@ from shared.store import (
     INCLUDE,
     STATUS_ACTIVE,
     STATUS_EXCLUDED,
+    APPROVED,
+    APPROVING,
     PENDING,
     ChangeEntry,
     ConcurrencyConflict,
@@ -193,8 +195,9 @@ def include_organization(stores: SyncStores, account_id: str, tenant_id: str, *,
 
 def approve_held(stores: SyncStores, sync_for: Callable[[], AccountSync], account_id: str, held_id: str,
                  *, by: str = "") -> RunResult:
-    """Approve a held mass ending: the organizations still active are ended now, in a run."""
-    _pending_held(stores, account_id, held_id)
+    """Approve a held mass ending: the organizations Partner Center confirms gone are ended now, in a
+    run. Approving again resumes an approval that stopped midway, or returns a finished one."""
+    _pending_held(stores, account_id, held_id, also=(APPROVING, APPROVED))
     result = sync_for().approve_held(held_id, by=by)
     if result.outcome == "skipped":
         raise ActionConflict("another run of this account is in progress; approve again when it has finished")
@@ -212,11 +215,11 @@ def reject_held(stores: SyncStores, account_id: str, held_id: str, *, by: str = 
         raise ActionConflict(str(exc)) from exc
 
 
-def _pending_held(stores: SyncStores, account_id: str, held_id: str) -> None:
+def _pending_held(stores: SyncStores, account_id: str, held_id: str, also: tuple[str, ...] = ()) -> None:
     held = stores.held.get(account_id, held_id)
     if held is None:
         raise UnknownHeldChange(f"no held change {held_id!r} for account {account_id!r}")
-    if held.status != PENDING:
+    if held.status != PENDING and held.status not in also:
         raise ActionConflict(f"held change {held_id} is already {held.status}")
 
 

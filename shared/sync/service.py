@@ -18,7 +18,10 @@ from shared.store.refresh_tokens import RefreshTokenStore
 from shared.settings import Account, Settings, get_settings
 from shared import telemetry
 
-from .engine import AccountSync, RunResult, SyncOptions, utcnow
+from shared.host_config import check_time_budget
+from shared.store.runs import RunOutcome
+
+from .engine import AccountSync, RunResult, SyncOptions, TimeBudget, utcnow
 from .stores import SyncStores
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ def request_budget(account_id: str, per_minute: int) -> RequestBudget:
 
 
 def stores_for(settings: Settings) -> SyncStores:
-    """The stores for the configured storage, opened (and tables created) once per process."""
+    """The stores for the configured storage connection, opened (and tables created) once per process."""
     connection = settings.require_storage()
     with _budgets_lock:
         stores = _stores.get(connection)
@@ -57,7 +60,26 @@ def sync_options(settings: Settings) -> SyncOptions:
         deletion_guard_percent=settings.deletion_guard_percent,
         deletion_guard_minimum=settings.deletion_guard_minimum,
         lease_seconds=settings.lease_seconds,
+        relationship_kinds=frozenset(getattr(settings, "relationship_kinds", None) or {"reseller"}),
+        incremental_interval_seconds=schedule_interval_seconds(settings.incremental_schedule),
     )
+
+
+def schedule_interval_seconds(schedule: str, default: float = 300.0) -> float:
+    """The interval of a simple repeating NCRONTAB schedule ("0 */5 * * * *" is 300 s); ``default``
+    for anything else (a fixed time of day, lists, ranges)."""
+    fields = schedule.split()
+    if len(fields) != 6:
+        return default
+    units = (1, 60, 3600)
+    for position, unit in enumerate(units):
+        field, rest = fields[position], fields[position + 1:3]
+        if field.startswith("*/") and field[2:].isdigit() and all(f == "*" for f in rest) \
+                and all(f.isdigit() for f in fields[:position]):
+            return max(1, int(field[2:])) * unit
+        if field == "*" and all(f == "*" for f in rest) and all(f.isdigit() for f in fields[:position]):
+            return unit
+    return default
 
 
 def client_for(account: Account, settings: Settings, stores: SyncStores) -> PartnerCenterClient:
@@ -110,14 +132,41 @@ def account_sync(account: Account, settings: Settings, stores: SyncStores) -> Ac
                        indirect_provider=account.is_indirect_provider)
 
 
+# An account's turn needs at least this long to do anything useful; with less, it waits for the next invocation.
+_MINIMUM_TURN_SECONDS = 15.0
+
+
+class RunsFailed(RuntimeError):
+    """Raised by a timer after every account ran, when any account's run failed: the Functions
+    host then records the invocation as failed, and the standard failed-invocation alert fires."""
+
+    def __init__(self, results: list[RunResult]) -> None:
+        failed = [r for r in results if r.outcome == RunOutcome.FAILED]
+        super().__init__("; ".join(f"account {r.account_id}: {r.mode} run {r.run_id} failed: {r.error}"[:300]
+                                   for r in failed))
+        self.results = results
+
+
+def raise_if_failed(results: list[RunResult]) -> list[RunResult]:
+    """The results, or :class:`RunsFailed` when any run failed."""
+    if any(r.outcome == RunOutcome.FAILED for r in results):
+        raise RunsFailed(results)
+    return results
+
+
 def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings | None = None,
-                 stores: SyncStores | None = None) -> list[RunResult]:
-    """Run ``mode`` ("incremental" or "full") for every configured account, or one.
+                 stores: SyncStores | None = None, budget: TimeBudget | None = None) -> list[RunResult]:
+    """Run ``mode`` ("incremental" or "full") for every configured account, or one, in one invocation.
 
     Accounts are independent: one whose credentials or run fail is reported in its result and
-    the run log, and the others still sync.
+    the run log, and the others still sync. All of them share the invocation's one time
+    ``budget`` (``SYNC_TIME_BUDGET_SECONDS`` from now when not given): lease waits, the webhook
+    drain, every account and any continuation fit inside it; an account whose turn comes with
+    too little left is skipped until the next invocation.
     """
     settings = settings or get_settings()
+    check_time_budget(settings)
+    budget = budget or TimeBudget.starting_now(settings.time_budget_seconds)
     stores = stores or stores_for(settings)
     for problem in settings.account_errors:
         log.error("account configuration: %s", problem)
@@ -129,27 +178,39 @@ def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings
     from shared.webhooks import process_pending_events
 
     results = []
+    minimum_turn = min(_MINIMUM_TURN_SECONDS, settings.time_budget_seconds / 4)
     for account in accounts:
+        if budget.left() < minimum_turn:
+            results.append(_not_run(stores, account.id, mode, RunOutcome.SKIPPED,
+                                    "the invocation's time budget was spent before this account's turn; "
+                                    "the next invocation runs it"))
+            continue
         try:
             sync = account_sync(account, settings, stores)
         except AuthenticationError as exc:
-            now = utcnow()
-            record = stores.runs.start(account.id, mode)
-            stores.runs.finish(record, "failed", {}, api_calls=0, throttled_calls=0, error=str(exc))
-            result = RunResult(account.id, mode, record.run_id, "failed", started_at=now, ended_at=now, error=str(exc))
             log.error("account %s: %s", account.id, exc)
+            result = _not_run(stores, account.id, mode, RunOutcome.FAILED, str(exc))
             with telemetry.run_span(account.id, mode) as span:
                 telemetry.record_run(span, result)
             results.append(result)
             continue
         with telemetry.run_span(account.id, mode, correlation_id=sync.client.correlation_id) as span:
             if mode == "full":
-                result = sync.full()
+                result = sync.full(budget)
             else:
                 # Webhook events the receiver stored but could not finish are drained first: they are the
-                # customers that most want to be on the Platform now.
-                process_pending_events(settings, stores, account_id=account.id, sync_for=lambda _: sync)
-                result = sync.incremental()
+                # customers that most want to be on the Platform now. Half the budget at most.
+                drain_until = budget.deadline - budget.left() / 2
+                process_pending_events(settings, stores, account_id=account.id, sync_for=lambda _: sync,
+                                       deadline=drain_until)
+                result = sync.incremental(budget)
             telemetry.record_run(span, result, budget_per_minute=settings.max_requests_per_minute)
         results.append(result)
     return results
+
+
+def _not_run(stores: SyncStores, account_id: str, mode: str, outcome: RunOutcome, error: str) -> RunResult:
+    now = utcnow()
+    record = stores.runs.start(account_id, mode)
+    stores.runs.finish(record, outcome, {}, api_calls=0, throttled_calls=0, error=error)
+    return RunResult(account_id, mode, record.run_id, outcome, started_at=now, ended_at=now, error=error)

@@ -73,10 +73,13 @@ def account_status(stores: SyncStores, account_id: str, now: datetime | None = N
         ],
         "quarantined": sorted(t for t, f in failing.items() if f.quarantined),
         "held": [
-            {"heldId": h.held_id, "runId": h.run_id, "organizations": h.tenant_count,
+            {"heldId": h.held_id, "status": h.status, "runId": h.run_id, "lastRunId": h.last_run_id,
+             "sightings": h.sightings, "organizations": h.tenant_count,
              "activeOrganizations": h.active_count, "heldAt": h.held_at.isoformat()}
-            for h in stores.held.pending(account_id)
+            for h in [*stores.held.pending(account_id), *stores.held.approving(account_id)]
         ],
+        # Runs whose process died mid-run (crash, scale-in, recycling), closed by the run after them.
+        "abandoned_runs": [run_summary(r) for r in stores.runs.abandoned(account_id, limit=10)],
         "parked_units": parked_units_of(account_id),
         "webhook_events": webhook_events_of(account_id),
     }

@@ -1,4 +1,4 @@
-"""The stores one sync works with, opened together from one connection string."""
+"""The stores one sync works with, opened together on one storage connection."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from shared.store import (
     TableNames,
     Tables,
 )
+from shared.store.connections import StorageConnection
 
 
 @dataclass
@@ -29,10 +30,13 @@ class SyncStores:
     walk: ReconciliationWalk
 
     @classmethod
-    def open(cls, connection_string: str, names: TableNames | None = None, *,
+    def open(cls, connection: StorageConnection | str, names: TableNames | None = None, *,
              quarantine_after: int = 5, create: bool = True) -> "SyncStores":
-        """Open every table (creating missing ones, which is idempotent and cheap)."""
-        tables = Tables(connection_string, names)
+        """Open every table (creating missing ones, which is idempotent and cheap).
+
+        ``connection``: a :class:`StorageConnection` (``Settings.require_storage()``) or a connection string.
+        """
+        tables = Tables(connection, names)
         if create:
             tables.create_all()
         return cls(

@@ -36,6 +36,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
 from shared.settings import Settings, SettingsError, get_settings
+from shared.store.connections import StorageConnection, as_connection, binding_storage
 from shared.store.runs import RunRecord
 
 from .engine import FULL, INCREMENTAL, RunResult
@@ -138,18 +139,16 @@ class UnitQueue:
     Messages are base64 text, the queue trigger's default ``messageEncoding``.
     """
 
-    def __init__(self, connection_string: str, name: str = UNIT_QUEUE) -> None:
-        self.units = QueueClient.from_connection_string(connection_string, name)
-        self.poison = QueueClient.from_connection_string(connection_string, name + "-poison")
+    def __init__(self, connection: StorageConnection | str, name: str = UNIT_QUEUE) -> None:
+        storage = as_connection(connection)
+        self.units = storage.queue(name)
+        self.poison = storage.queue(name + "-poison")
         self._created: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "UnitQueue":
-        connection = settings.environ.get("AzureWebJobsStorage", "").strip()
-        if not connection or "=" not in connection:
-            raise SettingsError("AzureWebJobsStorage must hold a storage connection string: the sync-units "
-                                "queue lives in that account (the queue trigger listens through it)")
-        return cls(connection)
+        """The queue in the account the queue trigger listens to, read from the settings the host reads."""
+        return cls(binding_storage(UNIT_QUEUE_CONNECTION, settings.environ))
 
     def send(self, unit: SyncUnit) -> str:
         """Put a unit on the queue; returns the message id."""

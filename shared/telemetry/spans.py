@@ -16,7 +16,8 @@ from .metrics import record_run_metrics
 
 log = logging.getLogger(__name__)
 
-_FAILED_OUTCOMES = ("failed", "partial")
+# Outcomes that mean the run did not do its work (the run log's RunOutcome values).
+_FAILED_OUTCOMES = ("failed", "abandoned")
 
 
 def tracer() -> trace.Tracer:
@@ -61,30 +62,31 @@ def record_run(span: trace.Span, result, *, budget_per_minute: int | None = None
     throttled_calls, started_at, ended_at).
     """
     counts = result.counts.as_dict() if hasattr(result.counts, "as_dict") else dict(result.counts)
+    outcome, mode = str(result.outcome), str(result.mode)  # plain strings, also for enum values
     run = current_run()
     if run is not None and result.run_id:
         run.run_id = result.run_id
     attributes = {
         names.ACCOUNT: result.account_id,
-        names.MODE: result.mode,
+        names.MODE: mode,
         names.RUN_ID: result.run_id,
-        names.OUTCOME: result.outcome,
+        names.OUTCOME: outcome,
         names.API_CALLS: int(result.api_calls),
         names.THROTTLED_CALLS: int(result.throttled_calls),
         **{names.COUNT_ATTRIBUTES[name]: int(value) for name, value in counts.items()
            if name in names.COUNT_ATTRIBUTES},
     }
     span.set_attributes(attributes)
-    if result.outcome in _FAILED_OUTCOMES:
-        span.set_status(Status(StatusCode.ERROR, (result.error or result.outcome)[:200]))
+    if outcome in _FAILED_OUTCOMES:
+        span.set_status(Status(StatusCode.ERROR, (result.error or outcome)[:200]))
     duration = _duration_seconds(result)
-    record_run_metrics(result.account_id, result.mode, result.outcome, counts, api_calls=int(result.api_calls),
+    record_run_metrics(result.account_id, mode, outcome, counts, api_calls=int(result.api_calls),
                        throttled_calls=int(result.throttled_calls), duration_seconds=duration,
                        budget_per_minute=budget_per_minute)
-    level = logging.ERROR if result.outcome in _FAILED_OUTCOMES else logging.INFO
-    log.log(level, "account %s: %s run %s %s (%s; %d API calls, %d throttled)", result.account_id, result.mode,
-            result.run_id, result.outcome, ", ".join(f"{k} {v}" for k, v in counts.items()),
-            result.api_calls, result.throttled_calls, extra={names.OUTCOME: result.outcome})
+    level = logging.ERROR if outcome in _FAILED_OUTCOMES else logging.INFO
+    log.log(level, "account %s: %s run %s %s (%s; %d API calls, %d throttled)", result.account_id, mode,
+            result.run_id, outcome, ", ".join(f"{k} {v}" for k, v in counts.items()),
+            result.api_calls, result.throttled_calls, extra={names.OUTCOME: outcome})
 
 
 def _duration_seconds(result) -> float | None:

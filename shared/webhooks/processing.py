@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -68,12 +69,14 @@ def _attempt_failed(events: WebhookEventStore, event: StoredEvent, error: str) -
 
 def process_pending_events(settings: Settings | None = None, stores: SyncStores | None = None, *,
                            events: WebhookEventStore | None = None, account_id: str | None = None,
-                           sync_for: Callable[[str], AccountSync] | None = None) -> dict[str, int]:
+                           sync_for: Callable[[str], AccountSync] | None = None,
+                           deadline: float | None = None) -> dict[str, int]:
     """Process every pending webhook event of every configured account (or one); the
     incremental run calls this to drain what the receiver could not finish.
 
     Returns counts: ``processed``, ``failed`` (attempts that failed this time), ``pending``
     (still pending afterwards), ``skipped`` (events of accounts whose credentials are missing).
+    ``deadline`` (a ``time.monotonic()`` value): no event is started after it; the rest wait.
     """
     settings = settings or get_settings()
     events = events or event_store_for(settings)
@@ -90,6 +93,9 @@ def process_pending_events(settings: Settings | None = None, stores: SyncStores 
             counts["skipped"] += len(pending)
             continue
         for event in pending:
+            if deadline is not None and time.monotonic() >= deadline:
+                counts["pending"] += 1
+                continue
             current = events.get(account.id, event.key)  # the receiver may have finished it meanwhile
             if current is None or current.status != PENDING:
                 continue

@@ -22,7 +22,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.store import account_key
-from shared.store.tables import DEFAULT_RETRY
+from shared.store.connections import StorageConnection, as_connection
 
 from .events import PartnerCenterEvent
 
@@ -73,9 +73,9 @@ class WebhookEventStore:
         self._table: TableClient = service.get_table_client(table_name)
 
     @classmethod
-    def open(cls, connection_string: str, table_name: str = TABLE_NAME) -> "WebhookEventStore":
-        """The store on its own service client (same transient-retry policy as the sync's tables)."""
-        return cls(TableServiceClient.from_connection_string(connection_string, **DEFAULT_RETRY), table_name)
+    def open(cls, connection: StorageConnection | str, table_name: str = TABLE_NAME) -> "WebhookEventStore":
+        """The store on its own service client (a :class:`StorageConnection` or a connection string)."""
+        return cls(as_connection(connection).table_service(), table_name)
 
     def accept(self, account_id: str, event: PartnerCenterEvent, body: bytes, now: datetime | None = None,
                ) -> tuple[StoredEvent, bool]:

@@ -11,9 +11,30 @@ import time
 import uuid
 from pathlib import Path
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from shared.store import TableNames, Tables
 
 ROOT = Path(__file__).resolve().parents[2]
+LEASE_SECONDS = 5
+
+
+def runs_of(tables: Tables, account: str) -> list[dict]:
+    try:
+        return list(tables.runs.query_entities("PartitionKey eq @pk", parameters={"pk": account}))
+    except ResourceNotFoundError:
+        return []  # the first process has not created the tables yet
+
+
+def wait_for_new_run(tables: Tables, account: str, known: set[str], timeout: float) -> float:
+    """Seconds until a run of the account starts that is not among ``known`` (it holds the lease)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        fresh = [r for r in runs_of(tables, account) if r["RowKey"] not in known and r["Mode"] == "full"]
+        if fresh:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"no run started within {timeout} s")
 
 
 def sync_process(env: dict, mode: str = "full") -> subprocess.Popen:
@@ -34,24 +55,30 @@ def test_sigkill_at_random_points_then_resume_converges(simulator, storage_conne
         "PARTNER_CENTER_ACCOUNT_ID": account,
         "PARTNER_CENTER_PAGE_SIZE": "5",
         "SYNC_CONCURRENCY": "1",
-        "SYNC_LEASE_SECONDS": "2",
+        "SYNC_LEASE_SECONDS": str(LEASE_SECONDS),
         "REQUESTS_CA_BUNDLE": simulator.ca_path,
     }
     simulator.set_latency(0.2)  # a walk of about 6 s, so every kill lands inside it
+    tables = Tables(storage_connection, TableNames())
     rng = random.Random(7)
+    process = sync_process(env)
+    wait_for_new_run(tables, account, set(), timeout=30)
+    freed_after = []
     for _ in range(3):
-        process = sync_process(env)
-        time.sleep(rng.uniform(0.8, 3.5))  # past start-up, somewhere inside the walk
+        time.sleep(rng.uniform(0.5, 3.0))  # somewhere inside the walk
+        known = {r["RowKey"] for r in runs_of(tables, account)}
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert process.returncode == -signal.SIGKILL
-        time.sleep(2.2)  # the killed run's lease expires
+        # The next run starts at once and waits for the killed run's lease, which nobody renews now.
+        process = sync_process(env)
+        freed_after.append(wait_for_new_run(tables, account, known, timeout=LEASE_SECONDS + 30))
+    # A crashed run costs its account at most one lease (plus the next run's start-up).
+    assert max(freed_after) <= LEASE_SECONDS + 5, freed_after
     simulator.set_latency(0)
-    finished = sync_process(env)
-    out, err = finished.communicate(timeout=120)
-    assert finished.returncode == 0, err
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
 
-    tables = Tables(storage_connection, TableNames())
     rows = list(tables.organizations.query_entities("PartitionKey eq @pk", parameters={"pk": account}))
     assert sorted(r["RowKey"] for r in rows) == sorted(c["id"] for c in simulator.customers())
     assert all(r["Status"] == "active" for r in rows)
@@ -60,3 +87,6 @@ def test_sigkill_at_random_points_then_resume_converges(simulator, storage_conne
     creates = [c["RowKey"] for c in changes if c["Kind"] == "create"]
     assert len(creates) >= len(rows)  # every organization's creation is in the change log
     assert tables.sync_state.get_entity(account, "reconciled-through")
+    # The killed runs do not stay "running": the runs after them closed them as abandoned.
+    outcomes = sorted(r["Outcome"] for r in runs_of(tables, account))
+    assert outcomes.count("abandoned") == 3 and "running" not in outcomes, outcomes

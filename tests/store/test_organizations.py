@@ -134,9 +134,8 @@ def test_ending_an_unknown_organization_fails_instead_of_creating_a_partial_row(
 
 def test_a_create_never_overwrites_an_existing_organization(store):
     tenant = create(store, company="Original")
-    with pytest.raises(StoreError) as raised:
-        store.apply(ACCOUNT, [OrganizationWrite(tenant, CREATE, T0, content(company="Other"))])
-    assert raised.value.status_code == 409 and raised.value.row_key == tenant
+    stats = store.apply(ACCOUNT, [OrganizationWrite(tenant, CREATE, T0, content(company="Other"))])
+    assert stats.conflicts == (tenant,) and stats.entities == 0
     assert store.get(ACCOUNT, tenant)["CompanyName"] == "Original"
 
 
@@ -157,10 +156,20 @@ def test_an_exclusion_made_after_the_snapshot_is_not_overwritten(store):
     tenant = create(store, company="Kept")
     previous = store.snapshot(ACCOUNT)[tenant]
     store.apply(ACCOUNT, [OrganizationWrite(tenant, EXCLUDE, T0)])
-    with pytest.raises(StoreError) as raised:
-        store.apply(ACCOUNT, [OrganizationWrite(tenant, UPDATE, T0, content(company="Overwritten"), previous)])
-    assert raised.value.status_code == 412
+    stats = store.apply(ACCOUNT, [OrganizationWrite(tenant, UPDATE, T0, content(company="Overwritten"), previous)])
+    assert stats.conflicts == (tenant,)
     assert store.get(ACCOUNT, tenant)["Status"] == "excluded"
+
+
+def test_a_write_that_loses_a_race_leaves_the_rest_of_its_transaction_to_land(store):
+    raced, others = create(store, company="Raced"), [create(store, company="Old") for _ in range(4)]
+    snapshot = store.snapshot(ACCOUNT)
+    store.apply(ACCOUNT, [OrganizationWrite(raced, UPDATE, T0, content(company="Webhook"), snapshot[raced])])
+    writes = [OrganizationWrite(t, UPDATE, T0, content(company="Walk"), snapshot[t]) for t in [raced, *others]]
+    stats = store.apply(ACCOUNT, writes)
+    assert stats.conflicts == (raced,) and stats.entities == 4 and stats.transactions == 1
+    assert store.get(ACCOUNT, raced)["CompanyName"] == "Webhook"
+    assert {store.get(ACCOUNT, t)["CompanyName"] for t in others} == {"Walk"}
 
 
 def test_including_an_excluded_organization_makes_it_active_with_fresh_content(store):

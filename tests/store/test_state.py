@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from shared.store import ConcurrencyConflict, LeaseLost, SyncState
+from shared.store.state import RUN_LEASE, WALK_LEASE
 from tests.store.conftest import ACCOUNT, T0
 
 
@@ -105,6 +106,17 @@ def test_a_held_lease_is_not_acquired_by_another_run(state):
 def test_leases_are_per_account(state):
     state.acquire(ACCOUNT, "run-a", 60)
     assert state.acquire("another-account", "run-b", 60) is not None
+
+
+def test_the_walk_lease_and_the_run_lease_are_held_independently(state):
+    walk = state.acquire(ACCOUNT, "walk", 60, WALK_LEASE)
+    run = state.acquire(ACCOUNT, "incremental", 60, RUN_LEASE)
+    assert walk is not None and run is not None
+    assert state.acquire(ACCOUNT, "second-walk", 60, WALK_LEASE) is None
+    state.release(walk)
+    assert state.lease_holder(ACCOUNT, WALK_LEASE) is None and state.lease_holder(ACCOUNT).owner == "incremental"
+    with pytest.raises(ValueError):
+        state.acquire(ACCOUNT, "x", 60, "checkpoint")
 
 
 def test_of_racing_acquirers_exactly_one_wins(tables, clock):

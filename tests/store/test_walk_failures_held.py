@@ -97,13 +97,43 @@ def test_a_held_mass_ending_is_pending_with_its_tenants(held):
     assert held.tenant_ids(ACCOUNT, held_id) == tenants
 
 
-def test_approving_returns_the_tenants_to_end(held):
+def test_approving_starts_an_approval_that_completes_once_every_ending_is_settled(held):
     tenants = [new_tenant() for _ in range(3)]
     held_id = held.hold(ACCOUNT, "run1", tenants, active_count=4)
-    assert held.approve(ACCOUNT, held_id, by="operator@example") == tenants
-    decided = held.get(ACCOUNT, held_id)
-    assert decided.status == "approved" and decided.decided_by == "operator@example"
-    assert held.pending(ACCOUNT) == []
+    approving = held.approve(ACCOUNT, held_id, by="operator@example")
+    assert (approving.status, approving.decided_by) == ("approving", "operator@example")
+    assert held.tenant_ids(ACCOUNT, held_id) == tenants and held.pending(ACCOUNT) == []
+    assert [h.held_id for h in held.approving(ACCOUNT)] == [held_id]
+    done = held.complete_approval(ACCOUNT, held_id, ended=2, kept=1)
+    assert (done.status, done.ended_count, done.kept_count) == ("approved", 2, 1)
+    assert held.approving(ACCOUNT) == []
+
+
+def test_approving_again_resumes_or_returns_the_approval_instead_of_refusing(held):
+    held_id = held.hold(ACCOUNT, "run1", [new_tenant()], active_count=1)
+    held.approve(ACCOUNT, held_id, by="first")
+    assert held.approve(ACCOUNT, held_id, by="second").status == "approving"
+    held.complete_approval(ACCOUNT, held_id, ended=1, kept=0)
+    again = held.approve(ACCOUNT, held_id, by="third")
+    assert (again.status, again.decided_by) == ("approved", "first")
+
+
+def test_a_disappearance_seen_again_updates_its_hold_instead_of_adding_one(held):
+    tenants = [new_tenant() for _ in range(900)]
+    first = held.hold(ACCOUNT, "run1", tenants, active_count=1000)
+    assert held.hold(ACCOUNT, "run2", tenants, active_count=1000) == first
+    fewer = tenants[:850]
+    assert held.hold(ACCOUNT, "run3", fewer, active_count=990) == first
+    (pending,) = held.pending(ACCOUNT)
+    assert (pending.sightings, pending.last_run_id, pending.run_id, pending.tenant_count) == (3, "run3", "run1", 850)
+    assert held.tenant_ids(ACCOUNT, first) == fewer
+
+
+def test_a_disappearance_after_a_decision_gets_a_hold_of_its_own(held):
+    first = held.hold(ACCOUNT, "run1", [new_tenant()], active_count=1)
+    held.reject(ACCOUNT, first)
+    second = held.hold(ACCOUNT, "run2", [new_tenant()], active_count=1)
+    assert second != first and [h.held_id for h in held.pending(ACCOUNT)] == [second]
 
 
 def test_a_rejected_hold_is_no_longer_pending(held):
@@ -117,7 +147,7 @@ def test_a_hold_is_decided_only_once(held):
     held.approve(ACCOUNT, held_id)
     with pytest.raises(HeldChangeDecided):
         held.reject(ACCOUNT, held_id)
-    assert held.get(ACCOUNT, held_id).status == "approved"
+    assert held.get(ACCOUNT, held_id).status == "approving"
 
 
 def test_an_unknown_hold_is_none(held):
@@ -145,4 +175,4 @@ def test_of_an_approval_and_a_rejection_racing_exactly_one_decides(tables, held)
         thread.join()
     assert outcomes.count("refused") == 1
     (winner,) = [outcome for outcome in outcomes if outcome != "refused"]
-    assert held.get(ACCOUNT, held_id).status == {"approve": "approved", "reject": "rejected"}[winner]
+    assert held.get(ACCOUNT, held_id).status == {"approve": "approving", "reject": "rejected"}[winner]

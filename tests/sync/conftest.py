@@ -35,7 +35,8 @@ def make_sync(pc, stores):
         # No overlap window by default, so call counts do not depend on the seeded history's dates.
         # Nor any wait for a busy lease: a test that wants it says so.
         options = SyncOptions(**{"page_size": 10, "concurrency": 4, "audit_overlap": timedelta(0),
-                                 "full_lease_wait_seconds": 0, **overrides})
+                                 "full_lease_wait_seconds": 0,
+                                 "clock_skew": timedelta(0), **overrides})
         tokens = AppTokenProvider(pc.url, pc.partner_tenant_id, pc.client_id, client_secret=pc.client_secret)
         client = PartnerCenterClient(pc.url, tokens, RequestBudget(100_000),
                                      policy=RetryPolicy(backoff_initial=0.01, backoff_max=0.05))

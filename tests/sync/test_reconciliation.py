@@ -8,6 +8,7 @@ import pytest
 
 from shared.store import STATUS_EXCLUDED, EXCLUDE, OrganizationWrite
 from shared.store.keys import utc_now
+from shared.store.state import RUN_LEASE, WALK_LEASE
 from tests.sync.conftest import ACCOUNT
 
 CONTRACT_PROPERTIES = {
@@ -184,9 +185,9 @@ def test_overlapping_runs_of_one_account_never_run_at_once(make_sync, stores, pc
     assert len(organizations(stores)) == 25
 
 
-def test_a_reconciliation_waits_for_a_short_run_that_holds_the_lease(make_sync, stores):
-    """The default schedules fire the nightly run and an incremental run at the same second."""
-    lease = stores.state.acquire(ACCOUNT, "incremental-run", 60)
+def test_a_reconciliation_waits_for_the_walk_lease_of_a_run_finishing_its_invocation(make_sync, stores):
+    """A queued follow-up unit can start while the unit before it still holds the walk's lease."""
+    lease = stores.state.acquire(ACCOUNT, "previous-unit", 60, WALK_LEASE)
     releaser = threading.Timer(1.0, stores.state.release, args=[lease])
     releaser.start()
     result = make_sync(full_lease_wait_seconds=30).full()
@@ -194,14 +195,21 @@ def test_a_reconciliation_waits_for_a_short_run_that_holds_the_lease(make_sync, 
     assert result.outcome == "succeeded" and result.counts.created == 25
 
 
+def test_a_reconciliation_runs_beside_an_incremental_run(make_sync, stores):
+    """The default schedules fire the nightly run and an incremental run at the same second."""
+    stores.state.acquire(ACCOUNT, "incremental-run", 60, RUN_LEASE)
+    result = make_sync().full()
+    assert result.outcome == "succeeded" and result.counts.created == 25
+
+
 def test_a_reconciliation_gives_up_waiting_for_the_lease_and_says_so(make_sync, stores):
-    stores.state.acquire(ACCOUNT, "long-run", 60)
+    stores.state.acquire(ACCOUNT, "long-run", 60, WALK_LEASE)
     result = make_sync(full_lease_wait_seconds=1).full()
     assert result.outcome == "skipped" and "lease" in result.error
 
 
 def test_a_stale_lease_from_a_crashed_run_expires(make_sync, stores):
-    stores.state.acquire(ACCOUNT, "crashed-run", 1)
+    stores.state.acquire(ACCOUNT, "crashed-run", 1, WALK_LEASE)
     assert make_sync().full().outcome == "skipped"
     import time
 
@@ -247,7 +255,7 @@ def test_on_demand_sync_of_a_departed_customer_ends_it(make_sync, stores, pc):
 
 
 def test_on_demand_sync_runs_while_a_reconciliation_holds_the_lease(make_sync, stores, pc):
-    stores.state.acquire(ACCOUNT, "long-reconciliation", 600)
+    stores.state.acquire(ACCOUNT, "long-reconciliation", 600, WALK_LEASE)
     tenant = pc.accept_relationship()
     result, org = make_sync().customer(tenant)
     assert result.outcome == "succeeded" and org is not None

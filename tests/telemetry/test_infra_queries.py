@@ -90,6 +90,14 @@ def test_a_renamed_metric_would_be_caught():
     assert unknown_names(lag_query, EMITTED - {names.SYNC_LAG}) == {names.SYNC_LAG}
 
 
+def test_the_failed_run_alert_names_outcomes_the_run_log_has(alert_queries):
+    from shared.store.runs import RunOutcome
+
+    (listed,) = re.findall(r"outcome in \(([^)]*)\)", alert_queries["failed-run"])
+    outcomes = {value.strip().strip('"') for value in listed.split(",")}
+    assert outcomes and outcomes <= {str(o) for o in RunOutcome}
+
+
 def test_the_lag_alert_watches_incremental_runs_over_two_intervals(alert_queries, alerts):
     query = alert_queries["sync-lag"]
     assert f'== "{INCREMENTAL}"' in query

@@ -144,7 +144,8 @@ def test_an_account_whose_credentials_fail_exports_a_failed_run(otel, account, s
     assert only(points_for(otel.metrics()[names.RUNS], account_id, **{names.OUTCOME: "failed"})).value == 1
 
 
-def test_no_secret_or_token_reaches_any_exported_span_metric_or_log(otel, account, simulator, monkeypatch):
+def test_no_secret_or_token_reaches_any_exported_span_metric_or_log(otel, account, simulator, monkeypatch,
+                                                                   storage_connection):
     account_id, settings, stores = account
     issued: list[str] = []
     real_token = AppTokenProvider.token
@@ -159,7 +160,7 @@ def test_no_secret_or_token_reaches_any_exported_span_metric_or_log(otel, accoun
     run_accounts("incremental", settings=settings, stores=stores)
     exported = otel.everything()
     assert issued and names.SPAN_RUN in exported
-    storage_key = dict(part.split("=", 1) for part in settings.storage_connection.split(";") if part)["AccountKey"]
+    storage_key = dict(part.split("=", 1) for part in storage_connection.split(";") if part)["AccountKey"]
     for secret in {simulator.client_secret, *issued, storage_key}:
         assert secret not in exported
     assert "Bearer" not in exported

@@ -1,0 +1,118 @@
+"""Endings and the deletion guard: which organizations a walk may mark ``relationship_ended``.
+
+A walk can span many invocations while timers, webhooks and on-demand syncs keep writing. So a
+walk's silence about a customer is evidence only against an organization that was active, and
+unwritten, since before the walk began: anything created, updated or reactivated after that was
+seen alive by someone else and is never this walk's to end. An empty list is never taken as the
+truth for an account that has organizations, and more endings than the guard allows are held for
+an operator, whose approval is confirmed with Partner Center customer by customer.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from shared.partner_center import CustomerNotFoundError, PartnerCenterError, RelationshipEndedError
+from shared.store import APPROVED, STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED, OrganizationState
+from shared.store.runs import RunOutcome
+
+from .run import OutOfTime, Run
+from .writes import RunInterrupted, plan_ending, store
+
+log = logging.getLogger(__name__)
+
+# Confirmations asked of Partner Center before their endings are stored together.
+_CONFIRM_CHUNK = 100
+
+
+def end_missing(run: Run, *, walk_started: datetime, seen: set[str], listed: int,
+                confirmed: frozenset[str] | set[str] = frozenset()) -> None:
+    """End the organizations a complete walk did not see, behind the deletion guard.
+
+    ``walk_started``: when the walk began (its first invocation). ``listed``: how many customers
+    the whole walk listed. Endings the activity log ``confirmed`` are Partner Center's own word,
+    not a list that came back short, so the threshold does not hold them back.
+    """
+    # Read now, not when the walk began: organizations other writers created meanwhile count.
+    snapshot = run.stores.organizations.snapshot(run.account_id)
+    fresh_after = walk_started - run.options.clock_skew
+    active = [t for t, s in snapshot.items() if s.status == STATUS_ACTIVE]
+    missing = sorted(t for t in active if t not in seen and _unwritten_since(snapshot[t], fresh_after))
+    sure = [t for t in missing if t in confirmed]
+    unconfirmed = [t for t in missing if t not in confirmed]
+    options = run.options
+    threshold = max(options.deletion_guard_minimum, len(active) * options.deletion_guard_percent / 100)
+    if unconfirmed and (listed == 0 or len(unconfirmed) > threshold):
+        why = "the customer list came back empty" if listed == 0 else \
+            f"{len(unconfirmed)} of {len(active)} active organizations would end"
+        held_id = run.stores.held.hold(run.account_id, run.result.run_id, unconfirmed, len(active))
+        run.result.counts.held += len(unconfirmed)
+        log.warning("account %s: %s; held as %s for an operator", run.account_id, why, held_id)
+        unconfirmed = []
+    endings = sure + unconfirmed
+    if endings:
+        store(run, [plan_ending(t, snapshot[t], run.now(), fresh_after) for t in endings])
+
+
+def approve_held(run: Run, held_id: str, by: str) -> None:
+    """Carry out (or carry on) an operator's approval of a held ending.
+
+    Each organization still active is ended only once Partner Center confirms the customer is
+    gone (403 code 20002, or 404); one it still serves stays active. A failure or the time budget
+    stops midway with the hold ``approving``; approving again, or the next run, continues it.
+    """
+    held = run.stores.held.approve(run.account_id, held_id, by=by)
+    if held.status == APPROVED:
+        run.note(f"held change {held_id} was already approved ({held.ended_count} ended, {held.kept_count} kept)")
+        run.result.outcome = RunOutcome.SUCCEEDED
+        return
+    tenants = run.stores.held.tenant_ids(run.account_id, held_id)
+    snapshot = run.stores.organizations.snapshot(run.account_id)
+    ended = sum(1 for t in tenants if _status(snapshot, t) == STATUS_RELATIONSHIP_ENDED)
+    kept = sum(1 for t in tenants if _status(snapshot, t) not in (STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED))
+    waiting = [t for t in tenants if _status(snapshot, t) == STATUS_ACTIVE]
+    for start in range(0, len(waiting), _CONFIRM_CHUNK):
+        if run.budget.left() < 10:
+            raise OutOfTime(f"held change {held_id}: {len(waiting) - start} endings still to confirm")
+        chunk = waiting[start:start + _CONFIRM_CHUNK]
+        gone = [t for t, is_gone in zip(chunk, _confirm_gone(run, chunk)) if is_gone]
+        kept += len(chunk) - len(gone)
+        store(run, [plan_ending(t, snapshot[t], run.now()) for t in gone])
+        ended += len(gone)
+    run.stores.held.complete_approval(run.account_id, held_id, ended=ended, kept=kept)
+    if kept:
+        run.note(f"held change {held_id}: {kept} organization(s) kept, Partner Center still lists them")
+    run.result.outcome = RunOutcome.SUCCEEDED
+
+
+def continue_approvals(run: Run) -> None:
+    """Approvals an earlier attempt left midway are finished by the account's next run."""
+    for held in run.stores.held.approving(run.account_id):
+        log.info("account %s: continuing the approval of held change %s", run.account_id, held.held_id)
+        approve_held(run, held.held_id, held.decided_by)
+
+
+def _confirm_gone(run: Run, tenants: list[str]) -> list[bool]:
+    def gone(tenant_id: str) -> bool:
+        try:
+            run.client.get_customer(tenant_id)
+        except (RelationshipEndedError, CustomerNotFoundError):
+            return True
+        except PartnerCenterError as exc:
+            raise RunInterrupted(exc) from exc
+        return False
+
+    with ThreadPoolExecutor(max_workers=max(1, min(run.options.concurrency, len(tenants))),
+                            thread_name_prefix="confirm-ending") as pool:
+        return list(pool.map(gone, tenants))
+
+
+def _unwritten_since(state: OrganizationState, moment: datetime) -> bool:
+    return state.changed_at is not None and state.changed_at < moment
+
+
+def _status(snapshot: dict, tenant_id: str) -> str | None:
+    known = snapshot.get(tenant_id)
+    return known.status if known is not None else None

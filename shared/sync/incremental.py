@@ -1,0 +1,94 @@
+"""Incremental sync: the activity log since the watermark, plus a walk of the list for new customers.
+
+It works in every state of the account's reconciliation: before the first walk has finished (no
+watermark yet: the log is read from when that walk began), during a walk, and after one. The
+watermark moves only once everything up to the run's start is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.store import STATUS_EXCLUDED, STATUS_RELATIONSHIP_ENDED
+from shared.store.runs import RunOutcome
+
+from .endings import end_missing
+from .run import Run
+from .writes import commit, plan_customers, record_malformed
+
+# Activity-log operations that mean "read this customer again" or "this relationship ended".
+REFRESH_OPERATIONS = {
+    "add_customer",
+    "update_customer_billing_profile",
+    "update_customer_partner_contract_company_name",
+    "update_company_info",
+}
+ENDED_OPERATIONS = {"remove_partner_customer_relationship", "delete_customer", "delete_tip_customer"}
+
+
+def incremental(run: Run) -> None:
+    sync, state, account, options = run.sync, run.stores.state, run.account_id, run.options
+    started = run.result.started_at
+    watermark = state.get_watermark(account)
+    if watermark is None:
+        # The first reconciliation is still walking: everything since it began is news.
+        checkpoint = state.get_checkpoint(account)
+        watermark = datetime.fromisoformat(checkpoint.data["startedAt"]) if checkpoint else started
+    window_start = watermark - options.audit_overlap
+    already_applied = state.applied_records(account)
+    # A change dated before the last complete walk started was read by that walk.
+    reconciled = state.get_reconciled_through(account) or window_start
+    applied = {rid: at for rid, at in already_applied.items() if at >= started - options.audit_overlap}
+    refresh, ended = set(), set()
+    for record in run.client.iter_audit_records(window_start, started):
+        if record.operation_status not in ("", "succeeded"):
+            continue
+        if (record.id and record.id in already_applied) or record.operation_date < reconciled:
+            continue  # the overlap window read it again; it was acted on already
+        if record.id:
+            applied[record.id] = record.operation_date
+        tenant = record.customer_id.lower()
+        if record.operation_type in REFRESH_OPERATIONS:
+            refresh.add(tenant)
+        elif record.operation_type in ENDED_OPERATIONS:
+            ended.add(tenant)
+    snapshot = run.stores.organizations.snapshot(account)
+    failing = run.stores.failures.failing(account)
+    retry = {tenant for tenant, failure in failing.items() if not failure.quarantined}
+    seen: set[str] = set()
+    listed = 0
+    for page in run.client.iter_customer_pages(page_size=options.page_size):
+        listed += len(page.customers) + len(page.malformed)
+        wanted = []
+        for customer in page.customers:
+            if not run.synced_kind(customer):
+                continue  # not a kind that syncs: as good as not listed
+            seen.add(customer.tenant_id)
+            status = _status(snapshot, customer.tenant_id)
+            if status == STATUS_EXCLUDED:
+                continue
+            if (status is None or status == STATUS_RELATIONSHIP_ENDED or customer.tenant_id in refresh
+                    or customer.tenant_id in retry):
+                wanted.append(customer)
+        seen.update(m.tenant_id for m in page.malformed if m.tenant_id)
+        if sync.indirect_provider:
+            wanted = [sync.with_indirect_seller(c, snapshot.get(c.tenant_id)) for c in wanted]
+        plan = plan_customers(run, wanted, snapshot)
+        seen.difference_update(plan.gone)
+        commit(run, plan, failing)
+        record_malformed(run, page)
+        if page.next_link is not None and run.near_budget():
+            run.result.outcome = RunOutcome.PARTIAL
+            run.result.error = "time budget spent before the customer list was walked; watermark kept"
+            return
+    end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended)
+    # Only now is everything up to the run's start stored: the watermark may move.
+    next_window = started - options.audit_overlap
+    run.check_lease()
+    state.set_watermark(account, started, {r: at for r, at in applied.items() if at >= next_window})
+    run.result.outcome = RunOutcome.SUCCEEDED
+
+
+def _status(snapshot: dict, tenant_id: str) -> str | None:
+    known = snapshot.get(tenant_id)
+    return known.status if known is not None else None

@@ -1,0 +1,132 @@
+"""Full reconciliation: walk every customer and billing profile, in as many invocations as it takes.
+
+The walk goes page by page; each page is stored while the next page's billing profiles are
+fetched, then the walk *checkpoints* (next link, walk id, when the walk began, how many customers
+it listed). Near the time budget it stops; the next invocation resumes at the checkpoint. Only a
+complete walk ends anything (see :mod:`shared.sync.endings`). A continuation token Partner Center
+no longer accepts restarts the walk from page 1, and the run log says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime
+
+from shared.partner_center import BadRequestError, CustomerPage, NextLink
+from shared.store import STATUS_EXCLUDED
+from shared.store.runs import RunOutcome
+
+from .endings import end_missing
+from .run import Run
+from .writes import PagePlan, commit, plan_customers, record_malformed
+
+log = logging.getLogger(__name__)
+
+
+def reconcile(run: Run) -> None:
+    sync, state, account = run.sync, run.stores.state, run.account_id
+    saved = state.get_checkpoint(account)
+    checkpoint, etag = (saved.data, saved.etag) if saved else ({}, None)
+    walk = {
+        "walkId": checkpoint.get("walkId") or run.result.run_id,
+        "startedAt": checkpoint.get("startedAt") or run.result.started_at.isoformat(),
+        "page": checkpoint.get("page", 0),
+        "listed": checkpoint.get("listed", 0),
+    }
+    start = NextLink.from_dict(checkpoint["next"]) if checkpoint.get("next") else None
+    if checkpoint:
+        log.info("account %s: resuming reconciliation walk %s at page %d", account, walk["walkId"], walk["page"] + 1)
+    snapshot = run.stores.organizations.snapshot(account)
+    failing = run.stores.failures.failing(account)
+    sellers = sync.indirect_sellers() if sync.indirect_provider else None
+
+    def store_page(plan: PagePlan, page: CustomerPage, number: int, listed: int) -> None:
+        nonlocal etag
+        commit(run, plan, failing)
+        alive = [t for t in _page_ids(page) if t not in plan.gone and t not in plan_skipped[number]]
+        run.stores.walk.record_page(account, walk["walkId"], number, alive)
+        position = {**walk, "page": number, "listed": listed,
+                    "next": page.next_link.to_dict() if page.next_link else None}
+        run.check_lease()
+        etag = state.save_checkpoint(account, position, etag)
+        if sync.after_page:
+            sync.after_page(number)
+
+    plan_skipped: dict[int, set[str]] = {}
+    pages = _pages(run, start)
+    try:
+        first = next(pages, None)
+    except BadRequestError as exc:
+        if start is None:
+            raise
+        run.note(f"Partner Center refused the saved continuation token of walk {walk['walkId']} "
+                 f"({exc.status} {exc.code or ''}); the walk restarted from page 1")
+        run.stores.walk.discard(account, walk["walkId"])
+        walk = {"walkId": run.result.run_id, "startedAt": run.now().isoformat(), "page": 0, "listed": 0}
+        pages = _pages(run, None)
+        first = next(pages, None)
+    page_number, listed = walk["page"], walk["listed"]
+    # One page is stored while the next one's billing profiles are fetched. Pages are stored
+    # strictly in order, so a checkpoint never runs ahead of the writes it covers.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer") as writer:
+        storing = None
+        page = first
+        while page is not None:
+            page_number += 1
+            listed += len(page.customers) + len(page.malformed)
+            wanted, skipped = [], set()
+            for customer in page.customers:
+                if not run.synced_kind(customer):
+                    skipped.add(customer.tenant_id)  # not a kind that syncs: as good as not listed
+                elif _status(snapshot, customer.tenant_id) == STATUS_EXCLUDED:
+                    run.result.counts.excluded_skipped += 1
+                else:
+                    wanted.append(customer)
+            plan_skipped[page_number] = skipped
+            if sellers is not None:
+                wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
+            try:
+                plan = plan_customers(run, wanted, snapshot)
+            finally:
+                if storing is not None:
+                    storing.result()  # the previous page is stored (or its error raised) first
+            storing = None
+            record_malformed(run, page)
+            storing = writer.submit(store_page, plan, page, page_number, listed)
+            if page.next_link is None:
+                break
+            if run.near_budget():
+                storing.result()
+                run.result.outcome = RunOutcome.CHECKPOINTED
+                log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
+                         account, walk["walkId"], page_number)
+                return
+            page = next(pages, None)
+        if storing is not None:
+            storing.result()
+    seen = run.stores.walk.seen(account, walk["walkId"])
+    started = datetime.fromisoformat(walk["startedAt"])
+    run.check_lease()
+    end_missing(run, walk_started=started, seen=seen, listed=listed)
+    state.clear_checkpoint(account, etag)
+    run.stores.walk.discard(account, walk["walkId"])
+    state.set_reconciled_through(account, started)
+    if state.get_watermark(account) is None:
+        # A first reconciliation covers everything up to its own start.
+        state.set_watermark(account, started)
+    run.result.outcome = RunOutcome.SUCCEEDED
+
+
+def _pages(run: Run, start: NextLink | None):
+    return iter(run.client.iter_customer_pages(page_size=run.options.page_size, start=start))
+
+
+def _status(snapshot: dict, tenant_id: str) -> str | None:
+    known = snapshot.get(tenant_id)
+    return known.status if known is not None else None
+
+
+def _page_ids(page: CustomerPage) -> list[str]:
+    return [c.tenant_id for c in page.customers] + [m.tenant_id for m in page.malformed if m.tenant_id]

@@ -1,0 +1,287 @@
+"""The write path: billing profiles fetched for a page of customers, organizations mapped and
+compared, changes stored, failures settled.
+
+Two rules hold everywhere here:
+
+- Only an answer about one customer (403, 404, 400, a profile that cannot be stored) is that
+  customer's failure. Anything else (5xx, 429, timeouts, tokens, the time budget) is about the
+  run: :class:`RunInterrupted` stops the page before anything of it is written.
+- An organization is written first and its change-log entry right after, so no entry exists
+  without its stored change. A write that loses a race with another writer (ETag) is re-read and
+  decided again for that organization alone; the rest of the page is stored as planned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.contacts.mapping import (
+    CustomerRecord,
+    changed_fields,
+    check_table_limits,
+    content_hash,
+    organization_fields,
+    primary_contact_from_billing_profile,
+)
+from shared.partner_center import (
+    BadRequestError,
+    Customer,
+    CustomerNotFoundError,
+    ForbiddenError,
+    MalformedResponseError,
+    PartnerCenterError,
+    RelationshipEndedError,
+)
+from shared.store import (
+    CREATE,
+    END,
+    STATUS_ACTIVE,
+    STATUS_EXCLUDED,
+    STATUS_RELATIONSHIP_ENDED,
+    UPDATE,
+    ChangeEntry,
+    OrganizationState,
+    OrganizationWrite,
+    organization_state,
+)
+
+from .run import Run, describe
+
+log = logging.getLogger(__name__)
+
+# Answers about one customer: counted against it (and quarantine), never against the run.
+CUSTOMER_ERRORS = (ForbiddenError, CustomerNotFoundError, BadRequestError, MalformedResponseError)
+# How often one organization is re-read and decided again when other writers keep winning.
+_CONFLICT_ROUNDS = 4
+
+
+class RunInterrupted(Exception):
+    """Partner Center failed in a way that is not about one customer: stop, keep the checkpoint."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(describe(cause))
+        self.cause = cause
+
+
+@dataclass
+class PlannedWrite:
+    """One organization write and the change-log entry that goes with it.
+
+    ``fields`` is the content to store (creates and updates); an ending carries ``fresh_after``:
+    it is dropped if the row turns out to have been written since then (fresh evidence of life).
+    """
+
+    tenant_id: str
+    kind: str
+    at: datetime
+    fields: dict[str, str] | None
+    diff: dict[str, tuple[str, str]]
+    previous: OrganizationState | None = None
+    fresh_after: datetime | None = None
+
+    def write(self) -> OrganizationWrite:
+        return OrganizationWrite(self.tenant_id, self.kind, self.at,
+                                 self.fields if self.kind != END else {}, previous=self.previous)
+
+    def change(self) -> ChangeEntry:
+        return ChangeEntry(self.tenant_id, self.kind, self.at, self.diff)
+
+
+@dataclass
+class PagePlan:
+    """What one page of customers needs written."""
+
+    customers: list[Customer]
+    writes: list[PlannedWrite] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    # Listed, but Partner Center says the relationship is gone (403 code 20002): candidates to end.
+    gone: set[str] = field(default_factory=set)
+
+
+def plan_customers(run: Run, customers: list[Customer], snapshot: dict) -> PagePlan:
+    """Fetch and map the given customers; decide what to write (nothing for unchanged ones)."""
+    # A page that lists a customer twice must not write it twice in one transaction.
+    customers = list({c.tenant_id: c for c in customers}.values())
+    plan = PagePlan(customers)
+    if not customers:
+        return plan
+    profiles = _fetch_profiles(run, customers)
+    now = run.now()
+    for customer in customers:
+        outcome = profiles[customer.tenant_id]
+        if isinstance(outcome, RelationshipEndedError):
+            plan.gone.add(customer.tenant_id)
+            continue
+        if isinstance(outcome, Exception):
+            plan.failed[customer.tenant_id] = describe(outcome)
+            continue
+        try:
+            fields = organization_content(customer, outcome)
+        except ValueError as exc:
+            plan.failed[customer.tenant_id] = f"billing profile rejected: {exc}"
+            continue
+        planned = plan_content_write(run, customer.tenant_id, fields, snapshot, now)
+        if planned is not None:
+            plan.writes.append(planned)
+    run.result.counts.failed += len(plan.failed)
+    return plan
+
+
+def commit(run: Run, plan: PagePlan, failing: dict) -> None:
+    """Store a page's plan: organizations with their change log, then the failure ledger."""
+    store(run, plan.writes)
+    settle_failures(run, plan.customers, plan.failed, failing, gone=plan.gone)
+
+
+def plan_content_write(run: Run, tenant_id: str, fields: dict[str, str], snapshot: dict,
+                       now: datetime) -> PlannedWrite | None:
+    """The write that makes the stored organization hold ``fields``, or ``None`` when it does."""
+    known = snapshot.get(tenant_id)
+    digest = content_hash(fields)
+    snapshot[tenant_id] = OrganizationState(STATUS_ACTIVE, digest, "", fields["IndirectResellerId"], now)
+    if known is None:
+        return PlannedWrite(tenant_id, CREATE, now, fields, changed_fields({}, fields))
+    reactivated = known.status == STATUS_RELATIONSHIP_ENDED
+    if known.content_hash == digest and not reactivated:
+        snapshot[tenant_id] = known
+        run.result.counts.unchanged += 1
+        return None
+    # Only a changed organization costs a point read: the change log needs its old values.
+    diff = changed_fields(run.stores.organizations.get(run.account_id, tenant_id) or {}, fields)
+    if reactivated:
+        diff["Status"] = (STATUS_RELATIONSHIP_ENDED, STATUS_ACTIVE)
+    return PlannedWrite(tenant_id, UPDATE, now, fields, diff, previous=known)
+
+
+def plan_ending(tenant_id: str, state: OrganizationState | None, now: datetime,
+                fresh_after: datetime | None = None) -> PlannedWrite:
+    return PlannedWrite(tenant_id, END, now, None, {"Status": (STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED)},
+                        previous=state, fresh_after=fresh_after)
+
+
+def store(run: Run, planned: list[PlannedWrite]) -> None:
+    """Write organizations, then their change-log entries; re-decide the ones another writer changed."""
+    counts = run.result.counts
+    for _ in range(_CONFLICT_ROUNDS):
+        if not planned:
+            return
+        run.check_lease()
+        stats = run.stores.organizations.apply(run.account_id, [p.write() for p in planned])
+        run.result.transactions += stats.transactions
+        run.result.entities_written += stats.entities
+        lost = set(stats.conflicts)
+        skipped = set(stats.skipped_excluded)
+        landed = [p for p in planned if p.tenant_id not in lost and p.tenant_id not in skipped]
+        counts.excluded_skipped += len(skipped)
+        if landed:
+            run.stores.changes.record(run.account_id, run.result.run_id, [p.change() for p in landed])
+        for p in landed:
+            if p.kind == CREATE:
+                counts.created += 1
+            elif p.kind == UPDATE:
+                counts.updated += 1
+            else:
+                counts.ended += 1
+        planned = [again for p in planned if p.tenant_id in lost if (again := _decide_again(run, p)) is not None]
+    if planned:
+        raise RuntimeError(f"account {run.account_id}: organizations {', '.join(p.tenant_id for p in planned)} "
+                           f"kept changing under concurrent writers; the next run writes them")
+
+
+def _decide_again(run: Run, planned: PlannedWrite) -> PlannedWrite | None:
+    """Another writer changed this organization first: read it and decide once more."""
+    stored = run.stores.organizations.get(run.account_id, planned.tenant_id)
+    counts = run.result.counts
+    if stored is None:
+        return planned if planned.kind == CREATE else None
+    state = organization_state(stored)
+    if state.status == STATUS_EXCLUDED:
+        counts.excluded_skipped += 1
+        return None
+    if planned.kind == END:
+        if state.status != STATUS_ACTIVE or (
+                planned.fresh_after is not None and (state.changed_at is None or state.changed_at >= planned.fresh_after)):
+            return None  # ended meanwhile, or written after the walk began: never this walk's to end
+        return PlannedWrite(planned.tenant_id, END, planned.at, None, planned.diff, previous=state,
+                            fresh_after=planned.fresh_after)
+    if state.status == STATUS_ACTIVE and state.content_hash == content_hash(planned.fields):
+        counts.unchanged += 1
+        return None  # the other writer stored what this run would have
+    diff = changed_fields(stored, planned.fields)
+    if state.status == STATUS_RELATIONSHIP_ENDED:
+        diff["Status"] = (STATUS_RELATIONSHIP_ENDED, STATUS_ACTIVE)
+    return PlannedWrite(planned.tenant_id, UPDATE, planned.at, planned.fields, diff, previous=state)
+
+
+def settle_failures(run: Run, customers: list[Customer], failed: dict[str, str], failing: dict,
+                    gone: set[str] = frozenset()) -> None:
+    """Count this page's customer failures; forget the failures of customers that now succeeded."""
+    ledger = run.stores.failures
+    for tenant_id, reason in failed.items():
+        ledger.record_failure(run.account_id, tenant_id, reason, run.result.run_id)
+        log.warning("account %s: customer %s failed: %s", run.account_id, tenant_id, reason)
+    recovered = [c.tenant_id for c in customers
+                 if c.tenant_id in failing and c.tenant_id not in failed and c.tenant_id not in gone]
+    if recovered:
+        ledger.clear(run.account_id, recovered)
+        for tenant_id in recovered:
+            failing.pop(tenant_id, None)
+
+
+def record_malformed(run: Run, page) -> None:
+    for item in page.malformed:
+        reason = f"customer list page {page.number} item {item.index}: {item.reason}"
+        if item.tenant_id:
+            run.stores.failures.record_failure(run.account_id, item.tenant_id, reason, run.result.run_id)
+        log.warning("account %s: %s", run.account_id, reason)
+    run.result.counts.failed += len(page.malformed)
+
+
+def organization_content(customer: Customer, billing_profile: dict) -> dict[str, str]:
+    """The organization's content: ValueError when the profile cannot be stored as it is."""
+    contact = primary_contact_from_billing_profile(billing_profile)
+    fields = organization_fields(
+        CustomerRecord(
+            tenant_id=customer.tenant_id,
+            company_name=customer.company_name,
+            domain=customer.domain,
+            relationship_to_partner=customer.relationship_to_partner,
+            indirect_reseller_id=customer.indirect_reseller_id,
+        ),
+        contact,
+    )
+    check_table_limits(fields)
+    return fields
+
+
+def _fetch_profiles(run: Run, customers: list[Customer]) -> dict[str, object]:
+    """Each customer's billing profile, or its own error. An error about the run (outage,
+    throttling past the retries, tokens, the time budget) stops the other fetches and raises."""
+    stop = threading.Event()
+    interruptions: list[BaseException] = []
+
+    def fetch(customer: Customer):
+        if stop.is_set():
+            return None
+        try:
+            return run.client.get_billing_profile(customer.tenant_id)
+        except (RelationshipEndedError, *CUSTOMER_ERRORS) as exc:
+            return exc
+        except PartnerCenterError as exc:
+            stop.set()
+            interruptions.append(exc)
+            return None
+
+    workers = min(run.options.concurrency, len(customers))
+    if workers <= 1:
+        profiles = {c.tenant_id: fetch(c) for c in customers}
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billing-profile") as pool:
+            profiles = dict(zip((c.tenant_id for c in customers), pool.map(fetch, customers)))
+    if interruptions:
+        raise RunInterrupted(interruptions[0]) from interruptions[0]
+    return profiles

@@ -1,0 +1,30 @@
+"""The identity-based storage settings are listed in local.settings.example.json and the README."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shared.settings import Settings
+from shared.store.connections import HOST_STORAGE, PROPERTIES, SYNC_STORAGE
+
+ROOT = Path(__file__).resolve().parents[2]
+# The sync's connection documents what the sync uses; the host's every property the host reads.
+DOCUMENTED = {SYNC_STORAGE: ("tableServiceUri", "queueServiceUri", "credential", "clientId"), HOST_STORAGE: PROPERTIES}
+
+
+def identity_settings() -> set[str]:
+    return {f"{name}__{prop}" for name, props in DOCUMENTED.items() for prop in props}
+
+
+def test_the_example_lists_the_identity_settings_empty_so_the_connection_strings_stay_in_use():
+    values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+    assert identity_settings() <= set(values)
+    assert all(values[name] == "" for name in identity_settings())
+    assert not Settings.from_env(values).require_storage().identity_based
+
+
+def test_the_readme_documents_the_identity_settings_and_links_the_storage_page():
+    readme = (ROOT / "README.md").read_text()
+    assert not {name for name in identity_settings() if f"`{name}`" not in readme}
+    assert "(docs/storage.md)" in readme and (ROOT / "docs" / "storage.md").exists()
