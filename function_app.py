@@ -6,11 +6,8 @@ Functions host load no functions at all.
 
 import azure.functions as func
 
-from shared.functions import timers
-from shared.functions import contacts, operations
-from shared.functions import webhooks
-from shared.functions import units
-from shared.functions import webhook_events
+from shared import telemetry
+from shared.functions import contacts, operations, timers, units, webhook_events, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(timers.bp)
@@ -19,3 +16,7 @@ app.register_functions(operations.bp)
 app.register_functions(webhooks.bp)
 app.register_functions(units.bp)
 app.register_functions(webhook_events.bp)
+
+# In Azure the worker has configured Azure Monitor by now (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY);
+# this adds our Partner Center call hooks and log context. It never raises and reads no setting.
+telemetry.configure_in_worker()

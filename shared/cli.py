@@ -43,20 +43,40 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from shared import telemetry
     from shared.settings import SettingsError
 
     load_local_settings()
-    if args.command == "webhook":
-        from shared.webhooks.cli import run as run_webhook
-
-        return run_webhook(args)
     try:
+        _configure_telemetry(args)
+        if args.command == "webhook":
+            from shared.webhooks.cli import run as run_webhook
+
+            return run_webhook(args)
         if args.command == "sync":
             return _sync(args)
         return _status(args)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        # Operators' runs show up in Application Insights like the timers' do: send before exiting.
+        telemetry.flush()
+
+
+def _configure_telemetry(args) -> None:
+    """Export like the Functions worker when a connection string (or OTLP endpoint) is set.
+
+    The console keeps showing warnings only; what is exported includes the runs' INFO lines.
+    """
+    from shared import telemetry
+
+    if telemetry.configure() != "none" and not args.verbose:
+        root = logging.getLogger()
+        for handler in root.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setLevel(logging.WARNING)
+        root.setLevel(logging.INFO)
 
 
 def _sync(args) -> int:

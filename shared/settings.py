@@ -275,3 +275,44 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     """Forget the cached settings (tests, and the local runner after it sets the environment)."""
     get_settings.cache_clear()
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """Where telemetry goes (docs/operations.md). Build with :func:`telemetry_settings`."""
+
+    connection_string: str = field(default="", repr=False)
+    uses_entra_id: bool = False
+    identity_client_id: str = ""
+    otlp_endpoint: str = ""
+    service_name: str = ""
+
+
+def telemetry_settings(environ: Mapping[str, str] | None = None) -> TelemetrySettings:
+    """Application Insights (connection string, optional Entra ID authentication) or OTLP.
+
+    ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` is ``Authorization=AAD`` (system-assigned
+    identity) or ``ClientId=<guid>;Authorization=AAD`` (user-assigned).
+    """
+    env = os.environ if environ is None else environ
+    auth = env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "").strip()
+    client_id = ""
+    if auth:
+        parts = dict(_key_value(part) for part in auth.split(";") if part.strip())
+        if parts.get("authorization", "").lower() != "aad":
+            raise SettingsError("APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be 'Authorization=AAD' or "
+                                "'ClientId=<guid>;Authorization=AAD'")
+        client_id = parts.get("clientid", "")
+    return TelemetrySettings(
+        connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip(),
+        uses_entra_id=bool(auth),
+        identity_client_id=client_id,
+        otlp_endpoint=(env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+                       or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()),
+        service_name=env.get("OTEL_SERVICE_NAME", "").strip(),
+    )
+
+
+def _key_value(part: str) -> tuple[str, str]:
+    key, _, value = part.partition("=")
+    return key.strip().lower(), value.strip()

@@ -11,6 +11,9 @@ from typing import Any
 
 import azure.functions as func
 from azure.functions.timer import TimerRequest
+from opentelemetry.trace import SpanKind
+
+from shared import telemetry
 
 
 
@@ -31,9 +34,23 @@ def fire_timer(name: str, *, past_due: bool = False) -> None:
     trigger = function.get_trigger()
     if trigger.get_binding_name() != "timerTrigger":
         raise ValueError(f"{name} is not a timer function")
-    function.get_user_function()(TimerRequest(past_due=past_due))
+    # The Functions host starts a span per invocation; the local stand-in does the same.
+    with telemetry.tracer().start_as_current_span(f"timer {name}", kind=SpanKind.INTERNAL,
+                                                  attributes={"faas.trigger": "timer", "faas.name": name}):
+        function.get_user_function()(TimerRequest(past_due=past_due))
 
 
 def call_http(name: str, request: func.HttpRequest) -> func.HttpResponse:
     """Invoke an HTTP function with a real request object."""
-    return function_index()[name].get_user_function()(request)
+    with telemetry.tracer().start_as_current_span(f"{request.method} {name}", kind=SpanKind.SERVER,
+                                                  attributes={"faas.trigger": "http", "faas.name": name,
+                                                              "http.request.method": request.method}) as span:
+        response = function_index()[name].get_user_function()(request)
+        span.set_attribute("http.response.status_code", response.status_code)
+        return response
+
+
+def start_telemetry() -> str:
+    """Export the local stack's telemetry as ``python -m shared`` does (Azure Monitor, OTLP, or
+    nothing, by the same settings); callers :func:`shared.telemetry.flush` before exiting."""
+    return telemetry.configure()

@@ -25,8 +25,12 @@ import azure.functions as func
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
+
+from shared import telemetry
 from shared.functions.problems import PROBLEM_JSON, Problem
-from devstack.local.host import function_index
+from devstack.local.host import function_index, start_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +131,20 @@ class FunctionsApp:
             route_params=params,
             body=body,
         )
-        try:
-            answer = function_index()[route.function_name].get_user_function()(http_request)
-        except Exception:  # the functions answer their own failures; this is the host's last resort
-            log.exception("function %s raised", route.function_name)
-            return _problem(Problem(500, "internal-error", f"function {route.function_name} raised; see the log"))
-        return _response(answer)
+        # The Functions host's request span: the caller's traceparent is its parent.
+        with telemetry.tracer().start_as_current_span(
+                f"{request.method.upper()} /{route_prefix()}/{route.route}", kind=SpanKind.SERVER,
+                context=propagate.extract(dict(request.headers.items())),
+                attributes={"faas.trigger": "http", "faas.name": route.function_name,
+                            "http.request.method": request.method.upper(),
+                            "http.route": f"/{route_prefix()}/{route.route}"}) as span:
+            try:
+                answer = function_index()[route.function_name].get_user_function()(http_request)
+            except Exception:  # the functions answer their own failures; this is the host's last resort
+                log.exception("function %s raised", route.function_name)
+                return _problem(Problem(500, "internal-error", f"function {route.function_name} raised; see the log"))
+            span.set_attribute("http.response.status_code", answer.status_code)
+            return _response(answer)
 
 
 def _response(answer: func.HttpResponse) -> Response:
@@ -183,6 +195,7 @@ def serve(host: str = "127.0.0.1", port: int = 7071) -> None:
     until interrupted (``python -m devstack serve``)."""
     from devstack.local.queues import QueueListeners
 
+    start_telemetry()
     server = make_server(host, port, FunctionsApp(), threaded=True)
     print(f"serving the HTTP functions on http://{host}:{server.server_address[1]}/{route_prefix()}/ "
           "(function keys are not checked locally)", flush=True)
@@ -201,3 +214,4 @@ def serve(host: str = "127.0.0.1", port: int = 7071) -> None:
     finally:
         server.server_close()
         listeners.stop()
+        telemetry.flush()

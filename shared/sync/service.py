@@ -7,6 +7,7 @@ import logging
 import threading
 from datetime import timedelta
 
+from shared import telemetry
 from shared.host_config import check_time_budget
 from shared.partner_center import AuthenticationError, PartnerCenterClient, UserTokenProvider, app_token_provider
 from shared.settings import Account, Settings, get_settings
@@ -176,17 +177,23 @@ def run_accounts(mode: str, *, account_id: str | None = None, settings: Settings
             sync = account_sync(account, settings, stores)
         except AuthenticationError as exc:
             log.error("account %s: %s", account.id, exc)
-            results.append(_not_run(stores, account.id, mode, RunOutcome.FAILED, str(exc)))
+            result = _not_run(stores, account.id, mode, RunOutcome.FAILED, str(exc))
+            with telemetry.run_span(account.id, mode) as span:
+                telemetry.record_run(span, result)
+            results.append(result)
             continue
-        if mode == "full":
-            results.append(sync.full(budget))
-            continue
-        # Webhook events the receiver stored but could not finish are drained first: they are the
-        # customers that most want to be on the Platform now. Half the budget at most.
-        drain_until = budget.deadline - budget.left() / 2
-        process_pending_events(settings, stores, account_id=account.id, sync_for=lambda _: sync,
-                               deadline=drain_until)
-        results.append(sync.incremental(budget))
+        with telemetry.run_span(account.id, mode, correlation_id=sync.client.correlation_id) as span:
+            if mode == "full":
+                result = sync.full(budget)
+            else:
+                # Webhook events the receiver stored but could not finish are drained first: they are the
+                # customers that most want to be on the Platform now. Half the budget at most.
+                drain_until = budget.deadline - budget.left() / 2
+                process_pending_events(settings, stores, account_id=account.id, sync_for=lambda _: sync,
+                                       deadline=drain_until)
+                result = sync.incremental(budget)
+            telemetry.record_run(span, result, budget_per_minute=settings.max_requests_per_minute)
+        results.append(result)
     return results
 
 
