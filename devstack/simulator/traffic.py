@@ -17,7 +17,9 @@ API_ENDPOINTS = (
 )
 CUSTOMER_ENDPOINTS = ("get_customer", "billing_profile", "customer_relationships")
 OUTCOMES = ("throttled", "faults", "unauthorized")
-FAULT_KINDS = ("status", "drop", "malformed", "body")
+FAULT_KINDS = ("status", "drop", "malformed", "body", "no_content", "null_items")
+# How a 429 states its Retry-After: whole seconds, an HTTP date, or not at all.
+RETRY_AFTER_FORMS = ("seconds", "http-date", "none")
 RATE_WINDOW_SECONDS = 60.0
 
 
@@ -98,6 +100,7 @@ class Fault:
     body: Any
     tenant_id: str | None
     partner_tenant_id: str
+    retry_after_form: str = "seconds"
 
     def matches(self, endpoint: str, partner_tenant_id: str | None, tenant_id: str | None) -> bool:
         return (
@@ -124,6 +127,8 @@ class FaultPlan:
             raise ValueError("times must be at least 1")
         if fault.tenant_id is not None and fault.endpoint not in ("*",) + CUSTOMER_ENDPOINTS:
             raise ValueError(f"{fault.endpoint} has no customer in its URL: a tenant_id would never match")
+        if fault.retry_after_form not in RETRY_AFTER_FORMS:
+            raise ValueError(f"retry_after_form must be one of {', '.join(RETRY_AFTER_FORMS)}")
         if fault.kind == "status" and not 400 <= fault.status <= 599:
             raise ValueError(f"a status fault needs an error status (400-599), not {fault.status}")
         with self._lock:
