@@ -200,7 +200,8 @@ class PartnerCenterApp:
                 response = _fault_response(fault, entra=False)
             else:
                 response = self._answer(endpoint, request, account, grant, args)
-        state.traffic.record(arrived, partner_tenant_id, endpoint, response.status_code)
+        state.traffic.record(arrived, partner_tenant_id, endpoint, response.status_code,
+                             request.headers.get("MS-RequestId", ""), request.headers.get("MS-CorrelationId", ""))
         _stamp_partner_center_headers(request, response)
         if state.latency:
             time.sleep(state.latency)

@@ -346,6 +346,11 @@ class PartnerCenterState:
         """API requests as (monotonic time, partner tenant id, endpoint, status)."""
         return self.traffic.requests()
 
+    def request_ids(self) -> list[tuple[str, int, str, str]]:
+        """(endpoint, status, MS-RequestId, MS-CorrelationId) of every API request, oldest first:
+        shows which retries reused a request id."""
+        return self.traffic.tracing()
+
     def peak_requests(self, window_seconds: float = 60.0, partner_tenant_id: str | None = None) -> int:
         """The most API requests admitted (not 429) in any sliding window: proves a budget held."""
         return self.traffic.peak(window_seconds, self.account(partner_tenant_id).partner.tenant_id)

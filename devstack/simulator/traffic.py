@@ -30,16 +30,25 @@ class TrafficLog:
         self._lock = threading.Lock()
         self._counters = dict.fromkeys(ENTRA_ENDPOINTS + API_ENDPOINTS + OUTCOMES, 0)
         self._requests: list[tuple[float, str | None, str, int]] = []
+        self._tracing: list[tuple[str, int, str, str]] = []
 
     def count(self, name: str) -> None:
         """One more request to an endpoint, or one more outcome (throttled, faults, unauthorized)."""
         with self._lock:
             self._counters[name] += 1
 
-    def record(self, at: float, partner_tenant_id: str | None, endpoint: str, status: int) -> None:
-        """Log an API request: when it arrived (monotonic), whose it was, and what it got."""
+    def record(self, at: float, partner_tenant_id: str | None, endpoint: str, status: int,
+               request_id: str = "", correlation_id: str = "") -> None:
+        """Log an API request: when it arrived (monotonic), whose it was, what it got, and the
+        MS-RequestId / MS-CorrelationId the client sent ("" when absent)."""
         with self._lock:
             self._requests.append((at, partner_tenant_id, endpoint, status))
+            self._tracing.append((endpoint, status, request_id, correlation_id))
+
+    def tracing(self) -> list[tuple[str, int, str, str]]:
+        """(endpoint, status, MS-RequestId, MS-CorrelationId) of every API request, oldest first."""
+        with self._lock:
+            return list(self._tracing)
 
     def counters(self) -> dict[str, int]:
         """A copy of the counters."""
@@ -56,6 +65,7 @@ class TrafficLog:
         with self._lock:
             self._counters = dict.fromkeys(self._counters, 0)
             self._requests.clear()
+            self._tracing.clear()
 
     def peak(self, window_seconds: float, partner_tenant_id: str) -> int:
         """The most requests of this partner admitted (not answered 429) within any window."""

@@ -121,6 +121,7 @@ class PartnerCenterClient:
         pool_size: int = 16,
         session: requests.Session | None = None,
         application_name: str = "pc-organization-sync",
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._host = urlsplit(self.api_url).netloc.lower()
@@ -134,6 +135,7 @@ class PartnerCenterClient:
         self._throttled_in_a_row = 0  # across calls: Partner Center throttles the tenant, not one call
         self._refused: AuthenticationError | None = None  # MFA or audience refusal: stop asking
         self._application_name = application_name
+        self._sleep = sleep
         self._session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("https://", adapter)
@@ -350,7 +352,7 @@ class PartnerCenterClient:
             stop=self._stop,
             before_sleep=lambda state: self.stats.count_retry(),
             reraise=True,
-            sleep=time.sleep,
+            sleep=self._sleep,
         )
         return retrying(attempt)
 
