@@ -102,7 +102,8 @@ class PartnerCenterApp:
                 Rule("/v1/auditrecords", endpoint="audit_records", methods=["GET"]),
                 Rule("/auditrecords", endpoint="audit_records", methods=["GET"]),
                 # Webhooks: registration API, and the signing certificate events point at
-                Rule("/webhooks/v1/registration", endpoint="webhook_registration", methods=["GET", "POST", "PUT"]),
+                Rule("/webhooks/v1/registration", endpoint="webhook_registration",
+                     methods=["GET", "POST", "PUT", "DELETE"]),
                 Rule("/webhooks/v1/registration/events", endpoint="webhook_events", methods=["GET"]),
                 Rule("/webhooks/v1/registration/validationEvents", endpoint="webhook_validation_events",
                      methods=["POST"]),
@@ -375,6 +376,9 @@ class PartnerCenterApp:
         partner = account.partner.tenant_id
         if request.method == "GET":
             return self.state.webhooks.registration(partner)
+        if request.method == "DELETE":
+            self.state.webhooks.unregister(partner)
+            return Response(status=204)
         try:
             body = json.loads(request.get_data(cache=True) or b"null")
         except ValueError:
