@@ -20,6 +20,7 @@ from azure.data.tables import UpdateMode
 from shared.contacts.mapping import CONTENT_FIELDS, check_table_limits, content_hash
 from shared.store.keys import account_key, require_utc, tenant_key
 from shared.store.tables import Tables, submit_batches
+from shared.store.tenant_index import TenantIndex
 
 STATUS_ACTIVE = "active"
 STATUS_RELATIONSHIP_ENDED = "relationship_ended"
@@ -96,6 +97,7 @@ class OrganizationStore:
 
     def __init__(self, tables: Tables) -> None:
         self._table = tables.organizations
+        self.tenant_index = TenantIndex(tables)
 
     def snapshot(self, account_id: str) -> dict[str, OrganizationState]:
         """Every organization of an account as ``{tenant id: state}``, from one partition query."""
@@ -149,6 +151,8 @@ class OrganizationStore:
                 skipped.append(tenant)
                 continue
             operations.append(_operation(partition, tenant, write))
+        # Index first: an organization must never exist that a contact-edit check cannot find.
+        self.tenant_index.record(partition, [op[1]["RowKey"] for op in operations if op[0] == "create"])
         transactions, entities = submit_batches(self._table, partition, operations)
         return WriteStats(transactions, entities, tuple(skipped))
 

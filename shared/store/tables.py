@@ -63,6 +63,7 @@ class TableNames:
     failures: str = "CustomerFailures"
     held: str = "HeldChanges"
     walk: str = "ReconciliationWalk"
+    tenant_index: str = "OrganizationTenants"
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -120,6 +121,10 @@ class Tables:
     @property
     def walk(self) -> TableClient:
         return self.client(self.names.walk)
+
+    @property
+    def tenant_index(self) -> TableClient:
+        return self.client(self.names.tenant_index)
 
     def create_all(self) -> None:
         """Create every table that does not exist yet (safe to call on every start)."""
