@@ -123,3 +123,4 @@ class TenantIndex:
         with self._lock:
             self._complete = True
         return written
+
