@@ -123,4 +123,3 @@ class TenantIndex:
         with self._lock:
             self._complete = True
         return written
-
