@@ -131,8 +131,6 @@ class PartnerCenterClient:
         self.correlation_id = correlation_id or str(uuid.uuid4())
         self.deadline = deadline
         self.stats = RequestStats()
-        self._throttle_lock = threading.Lock()
-        self._throttled_in_a_row = 0  # across calls: Partner Center throttles the tenant, not one call
         self._refused: AuthenticationError | None = None  # MFA or audience refusal: stop asking
         self._application_name = application_name
         self._sleep = sleep
@@ -331,7 +329,7 @@ class PartnerCenterClient:
         TransientError subclass makes it retried like any transient failure)."""
         # MS-RequestId is the idempotency key: the same value only when a retry follows a timeout
         # or a dropped connection (no answer); after any answer the next attempt gets a new one.
-        request = {"id": str(uuid.uuid4()), "answered": False}
+        request = {"id": str(uuid.uuid4()), "answered": False, "throttled_in_a_row": 0}
 
         def attempt() -> Any:
             if request["answered"]:
@@ -339,16 +337,18 @@ class PartnerCenterClient:
             try:
                 answer = self._send(method, endpoint, url, params, headers or {}, body, request, what)
             except ThrottledError:
-                self._note_throttled()
+                request["throttled_in_a_row"] += 1
                 raise
-            self._note_not_throttled()
+            except TransientError:
+                request["throttled_in_a_row"] = 0
+                raise
             if check is not None:
                 check(answer)
             return answer
 
         retrying = Retrying(
             retry=retry_if_exception_type((TransientError, ThrottledError)),
-            wait=self._wait,
+            wait=lambda state: self._wait(state, request["throttled_in_a_row"]),
             stop=self._stop,
             before_sleep=lambda state: self.stats.count_retry(),
             reraise=True,
@@ -356,30 +356,21 @@ class PartnerCenterClient:
         )
         return retrying(attempt)
 
-    def _note_throttled(self) -> None:
-        with self._throttle_lock:
-            self._throttled_in_a_row += 1
-
-    def _note_not_throttled(self) -> None:
-        with self._throttle_lock:
-            self._throttled_in_a_row = 0
-
-    def _wait(self, state: RetryCallState) -> float:
+    def _wait(self, state: RetryCallState, throttled_in_a_row: int) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, ThrottledError):
-            wait = self._throttle_wait(error.retry_after)
+            wait = self._throttle_wait(error.retry_after, throttled_in_a_row)
             self.budget.pause(wait)
             return wait
         backoff = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (state.attempt_number - 1))
         return backoff * (0.5 + random.random() / 2)  # "equal jitter" keeps retries of many threads apart
 
-    def _throttle_wait(self, retry_after: float | None) -> float:
-        """Microsoft's guidance: wait Retry-After; when throttled again in a row, back off
-        exponentially (with jitter), never sooner than Retry-After."""
+    def _throttle_wait(self, retry_after: float | None, in_a_row: int) -> float:
+        """Microsoft's guidance: wait Retry-After; when this call is throttled again in a row, back
+        off exponentially (with jitter), never sooner than Retry-After. Counted per call: eight
+        threads throttled at the same moment are one throttling, not eight in a row."""
         policy = self.policy
         floor = min(retry_after if retry_after is not None else policy.throttle_default_wait, policy.retry_after_cap)
-        with self._throttle_lock:
-            in_a_row = self._throttled_in_a_row
         if in_a_row < 2:
             return floor
         backoff = min(policy.throttle_backoff_max, policy.throttle_backoff_initial * 2 ** (in_a_row - 2))
