@@ -148,7 +148,7 @@ def parse_customer(item: Any) -> Customer:
         if not isinstance(value, str):
             raise ValueError(f"companyProfile.{source} is a {type(value).__name__}, not a string")
         fields[name] = value.strip()
-    relationship = item.get("relationshipToPartner", "")
+    relationship = item.get("relationshipToPartner") or ""  # absent or null: a kind nobody named
     if not isinstance(relationship, str):
         raise ValueError("'relationshipToPartner' is not a string")
     reseller = item.get("associatedPartnerId", "") or ""

@@ -258,6 +258,19 @@ def test_a_customer_whose_relationship_changes_is_read_with_its_new_kind(trust_s
     assert customer.relationship_kind == "advisor" and not is_synced_kind(customer, frozenset({"reseller"}))
 
 
+def test_a_missing_or_null_relationship_is_read_as_an_unnamed_kind_not_a_broken_item(trust_simulator):
+    sim = trust_simulator
+    items = [dict(item) for item in sim.customers()[:3]]
+    items[0]["relationshipToPartner"] = None
+    del items[1]["relationshipToPartner"]
+    items[2]["relationshipToPartner"] = "MicrosoftSupport"
+    sim.inject("list_customers", "body", body={"totalCount": 3, "items": items, "links": {}})
+    page = next(_client(sim).iter_customer_pages())
+    assert page.malformed == []
+    assert [c.relationship_kind for c in page.customers] == ["", "", "microsoft_support"]
+    assert not any(is_synced_kind(c, frozenset({"reseller"})) for c in page.customers)
+
+
 @pytest.mark.parametrize("value", ["resseller", " , ", "none"])
 def test_a_bad_relationship_kinds_setting_names_the_setting(value):
     from shared.settings import SettingsError
