@@ -1,15 +1,16 @@
 """The tenant index (`OrganizationTenants`): which accounts hold an organization for a customer.
 
-PartitionKey = customer tenant id, RowKey = account id. A row is written before the organization
-it points to is created, so an organization never exists without its row; a row whose
-organization was never created (the create failed) points at nothing and is harmless. Rows are
-never deleted: an organization is never deleted either.
+One row per customer: PartitionKey = customer tenant id, RowKey = "accounts", `Accounts` = the
+account ids, comma-separated, so a lookup is one point read. An account is added before its
+organization is created, so an organization never exists that the index does not name; an account
+whose organization was never created (the create failed) points at nothing and is harmless.
+Accounts are never removed: an organization is never deleted either.
 
 Deployments that stored organizations before the index existed are covered twice over: a lookup
 that finds no row, while the index is not yet known to be complete, falls back to scanning
 Organizations by RowKey (correct, but it reads every partition) and writes the rows it finds;
 `ensure_backfilled` indexes every stored organization once and then marks the index complete,
-after which a miss is a plain "no organization" answered by one partition query.
+after which a miss is a plain "no organization" answered by one point read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.store.keys import account_key, tenant_key
@@ -27,8 +29,10 @@ from shared.store.tables import StoreError, Tables
 # The completeness marker lives in a partition no tenant id (a GUID) can have.
 _META_PARTITION = "_index"
 _COMPLETE_ROW = "complete"
+_ROW = "accounts"
 # Index rows are one per partition, so they cannot share a transaction: write them side by side.
 _WRITERS = 8
+_ATTEMPTS = 5  # optimistic-concurrency rounds when two writers add accounts to one row
 
 
 class TenantIndex:
@@ -41,42 +45,60 @@ class TenantIndex:
         self._lock = threading.Lock()
 
     def record(self, account_id: str, tenant_ids: Iterable[str]) -> int:
-        """Index these customers under ``account_id`` (idempotent upserts); returns how many.
+        """Name ``account_id`` in the index rows of these customers (idempotent); returns how many.
 
         Raises :class:`StoreError` when a row cannot be written, so the caller creates no
         organization that the index would miss.
         """
         account = account_key(account_id)
-        rows = [{"PartitionKey": tenant_key(tenant), "RowKey": account} for tenant in tenant_ids]
-        if not rows:
-            return 0
+        tenants = [tenant_key(tenant) for tenant in tenant_ids]
+        if len(tenants) == 1:
+            self._add(tenants[0], account)
+        elif tenants:
+            with ThreadPoolExecutor(max_workers=min(_WRITERS, len(tenants))) as pool:
+                list(pool.map(lambda tenant: self._add(tenant, account), tenants))
+        return len(tenants)
 
-        def upsert(row: dict) -> None:
-            try:
-                self._index.upsert_entity(row, mode=UpdateMode.MERGE)
-            except AzureError as exc:
-                raise StoreError(
-                    f"{self._index.table_name}: indexing customer {row['PartitionKey']} under account "
-                    f"{account} failed ({type(exc).__name__})",
-                    table=self._index.table_name, partition=row["PartitionKey"], row_key=account,
-                    status_code=getattr(exc, "status_code", None),
-                ) from exc
+    def _add(self, tenant: str, account: str) -> None:
+        try:
+            for _ in range(_ATTEMPTS):
+                try:
+                    self._index.create_entity({"PartitionKey": tenant, "RowKey": _ROW, "Accounts": account})
+                    return
+                except ResourceExistsError:
+                    pass
+                row = self._index.get_entity(tenant, _ROW)
+                accounts = _accounts(row)
+                if account in accounts:
+                    return
+                try:
+                    self._index.update_entity(
+                        {"PartitionKey": tenant, "RowKey": _ROW, "Accounts": ",".join([*accounts, account])},
+                        mode=UpdateMode.MERGE, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified,
+                    )
+                    return
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue  # another writer changed the row meanwhile: read it again
+        except AzureError as exc:
+            raise self._failure(tenant, account, type(exc).__name__, getattr(exc, "status_code", None)) from exc
+        raise self._failure(tenant, account, f"still contended after {_ATTEMPTS} attempts", 412)
 
-        if len(rows) == 1:
-            upsert(rows[0])
-        else:
-            with ThreadPoolExecutor(max_workers=min(_WRITERS, len(rows))) as pool:
-                list(pool.map(upsert, rows))
-        return len(rows)
+    def _failure(self, tenant: str, account: str, reason: str, status: int | None) -> StoreError:
+        return StoreError(
+            f"{self._index.table_name}: indexing customer {tenant} under account {account} failed ({reason})",
+            table=self._index.table_name, partition=tenant, row_key=_ROW, status_code=status,
+        )
 
     def accounts_of(self, tenant_id: str) -> list[str]:
-        """Every account that holds (or held) an organization for this customer, from one
-        partition query; falls back to a scan of Organizations while the index is incomplete."""
+        """Every account that holds (or held) an organization for this customer, from one point
+        read; falls back to a scan of Organizations while the index is incomplete."""
         tenant = tenant_key(tenant_id)
-        query = self._index.query_entities("PartitionKey eq @pk", parameters={"pk": tenant}, select=["RowKey"])
-        accounts = [row["RowKey"] for row in query]
-        if accounts or self.is_complete():
-            return accounts
+        try:
+            return _accounts(self._index.get_entity(tenant, _ROW))
+        except ResourceNotFoundError:
+            pass
+        if self.is_complete():
+            return []
         found = self.scan_organizations(tenant)
         self.record_each(tenant, found)
         return found
@@ -123,3 +145,7 @@ class TenantIndex:
         with self._lock:
             self._complete = True
         return written
+
+
+def _accounts(row: dict) -> list[str]:
+    return [account for account in str(row.get("Accounts") or "").split(",") if account]

@@ -49,7 +49,7 @@ def test_an_organization_stored_before_the_index_existed_is_found_and_then_index
     assert not stores.organizations.tenant_index.is_complete()  # no test backfills the shared storage
     assert answer(validate(_edit(tenant)))["allowed"] is False
     rows = list(stores.tables.tenant_index.query_entities("PartitionKey eq @pk", parameters={"pk": tenant}))
-    assert [row["RowKey"] for row in rows] == [legacy]
+    assert [row["Accounts"] for row in rows] == [legacy]
 
 
 def test_an_account_id_still_limits_the_look_up_to_that_account(stores, configured):

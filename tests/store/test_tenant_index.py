@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from shared.store import CREATE, END, OrganizationStore, OrganizationWrite
 from shared.store.tenant_index import TenantIndex
 from tests.store.conftest import ACCOUNT, T0, content, new_tenant
@@ -32,6 +34,17 @@ def test_a_customer_of_two_accounts_names_both(tables):
     assert sorted(TenantIndex(tables).accounts_of(tenant)) == [ACCOUNT, "second-account"]
 
 
+def test_accounts_added_at_once_by_many_writers_are_all_kept(tables):
+    tenant = new_tenant()
+    index = TenantIndex(tables)
+    accounts = [f"account-{n}" for n in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda account: TenantIndex(tables).record(account, [tenant]), accounts))
+    assert sorted(index.accounts_of(tenant)) == accounts
+    index.record(accounts[0], [tenant])  # again: nothing changes
+    assert sorted(index.accounts_of(tenant)) == accounts
+
+
 def test_a_miss_scans_organizations_until_the_index_is_complete(tables, request_log):
     legacy_tenant = new_tenant()
     tables.organizations.create_entity({"PartitionKey": "legacy", "RowKey": legacy_tenant, "Status": "active"})
@@ -39,7 +52,7 @@ def test_a_miss_scans_organizations_until_the_index_is_complete(tables, request_
     assert not index.is_complete()
     assert index.accounts_of(new_tenant()) == []  # unknown: scanned, nothing found
     assert index.accounts_of(legacy_tenant) == ["legacy"]  # found by the scan, then indexed
-    assert [row["RowKey"] for row in tables.tenant_index.query_entities(
+    assert [row["Accounts"] for row in tables.tenant_index.query_entities(
         "PartitionKey eq @pk", parameters={"pk": legacy_tenant})] == ["legacy"]
 
 
