@@ -6,11 +6,12 @@ organization is created, so an organization never exists that the index does not
 whose organization was never created (the create failed) points at nothing and is harmless.
 Accounts are never removed: an organization is never deleted either.
 
-Deployments that stored organizations before the index existed are covered twice over: a lookup
-that finds no row, while the index is not yet known to be complete, falls back to scanning
-Organizations by RowKey (correct, but it reads every partition) and writes the rows it finds;
-`ensure_backfilled` indexes every stored organization once and then marks the index complete,
-after which a miss is a plain "no organization" answered by one point read.
+A deployment with no organization yet is complete from the start (the first lookup sees the empty
+table and marks it so). Deployments that stored organizations before the index existed are
+covered twice over: a lookup that finds no row, while the index is not yet known to be complete,
+falls back to scanning Organizations by RowKey (correct, but it reads every partition) and writes
+the rows it finds; `ensure_backfilled` indexes every stored organization once and then marks the
+index complete, after which a miss is a plain "no organization" answered by one point read.
 """
 
 from __future__ import annotations
@@ -124,10 +125,18 @@ class TenantIndex:
         try:
             self._index.get_entity(_META_PARTITION, _COMPLETE_ROW)
         except ResourceNotFoundError:
-            return False
+            # A deployment that has stored no organization yet is complete as it is: every
+            # organization from now on is indexed before it is created.
+            first = next(iter(self._organizations.list_entities(results_per_page=1, select=["RowKey"])), None)
+            if first is not None:
+                return False
+            self._mark_complete(0)
         with self._lock:
             self._complete = True
         return True
+
+    def _mark_complete(self, indexed: int) -> None:
+        self._index.upsert_entity({"PartitionKey": _META_PARTITION, "RowKey": _COMPLETE_ROW, "Organizations": indexed})
 
     def ensure_backfilled(self) -> int:
         """Index every stored organization (one query over Organizations, keys only), then mark
@@ -140,8 +149,7 @@ class TenantIndex:
         for row in rows:
             by_account.setdefault(row["PartitionKey"], []).append(row["RowKey"])
         written = sum(self.record(account, tenants) for account, tenants in by_account.items())
-        self._index.upsert_entity({"PartitionKey": _META_PARTITION, "RowKey": _COMPLETE_ROW,
-                                   "Organizations": written})
+        self._mark_complete(written)
         with self._lock:
             self._complete = True
         return written

@@ -68,3 +68,12 @@ def test_backfill_indexes_every_stored_organization_once_and_then_misses_read_no
     assert TenantIndex(tables).accounts_of(new_tenant()) == []
     organizations = tables.names.organizations
     assert not any(f"/{organizations}(" in url or f"/{organizations}?" in url for _, url, _ in request_log.requests)
+
+
+def test_a_deployment_without_organizations_is_complete_from_its_first_lookup(tables, request_log):
+    assert TenantIndex(tables).accounts_of(new_tenant()) == []
+    assert TenantIndex(tables).is_complete()
+    request_log.requests.clear()
+    assert TenantIndex(tables).accounts_of(new_tenant()) == []
+    organizations = tables.names.organizations
+    assert not any(f"/{organizations}(" in url or f"/{organizations}?" in url for _, url, _ in request_log.requests)
