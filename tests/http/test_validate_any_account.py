@@ -7,7 +7,9 @@ import uuid
 from datetime import datetime, timezone
 
 from shared.contacts.mapping import CustomerRecord, organization_fields
-from shared.store import CREATE, END, OrganizationWrite
+from shared.contacts.validation import parse_contact_edit
+from shared.functions.contacts import check_contact_edit
+from shared.store import CREATE, END, OrganizationStore, OrganizationWrite, TableNames, Tables
 from tests.http.conftest import STORED_CONTACT, answer, validate
 
 
@@ -38,18 +40,23 @@ def test_an_active_organization_anywhere_outweighs_an_ended_one_here(stores, con
     assert answer(validate(_edit(tenant)))["allowed"] is False
 
 
-def test_an_organization_stored_before_the_index_existed_is_found_and_then_indexed(stores, configured):
-    tenant = str(uuid.uuid4())
-    legacy = "legacy-" + uuid.uuid4().hex[:8]
-    record = CustomerRecord(tenant, "Northwind", "northwind.onmicrosoft.com", "reseller")
-    # Written straight to the table, as a deployment older than the index did.
-    stores.tables.organizations.create_entity({"PartitionKey": legacy, "RowKey": tenant, "Status": "active",
-                                               **organization_fields(record, STORED_CONTACT)})
-    assert list(stores.tables.tenant_index.query_entities("PartitionKey eq @pk", parameters={"pk": tenant})) == []
-    assert not stores.organizations.tenant_index.is_complete()  # no test backfills the shared storage
-    assert answer(validate(_edit(tenant)))["allowed"] is False
-    rows = list(stores.tables.tenant_index.query_entities("PartitionKey eq @pk", parameters={"pk": tenant}))
-    assert [row["Accounts"] for row in rows] == [legacy]
+def test_an_organization_stored_before_the_index_existed_is_found_and_then_indexed(storage_connection, table_prefix):
+    # Its own tables: a deployment older than the index, whatever this session's storage holds.
+    with Tables(storage_connection, TableNames().with_prefix(table_prefix)) as tables:
+        tables.create_all()
+        try:
+            tenant, legacy = str(uuid.uuid4()), "legacy-account"
+            record = CustomerRecord(tenant, "Northwind", "northwind.onmicrosoft.com", "reseller")
+            # Written straight to the table, as a deployment older than the index did.
+            tables.organizations.create_entity({"PartitionKey": legacy, "RowKey": tenant, "Status": "active",
+                                                **organization_fields(record, STORED_CONTACT)})
+            organizations = OrganizationStore(tables)
+            edit = parse_contact_edit(_edit(tenant))
+            decision = check_contact_edit(edit, organizations, ["configured-account"])
+            assert decision.microsoft_customer and not decision.allowed
+            assert organizations.tenant_index.accounts_of(tenant) == [legacy]  # indexed on the way
+        finally:
+            tables.delete_all()
 
 
 def test_an_account_id_still_limits_the_look_up_to_that_account(stores, configured):
