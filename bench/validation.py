@@ -2,10 +2,14 @@
 
     python -m bench.validation [--organizations N] [--calls M] [--threads T]
 
-Starts an in-memory Azurite, seeds N organizations, then sends M validation requests through the
-registered function (real ``azure.functions.HttpRequest`` objects, one point read each): a third
-denied edits, a third no-op edits of known organizations, a third unknown customers. Prints one
-figure per line. Not a test: the figures depend on the machine.
+Starts an in-memory Azurite, seeds N organizations (a tenth of them under an account that is no
+longer configured, which still count), then sends M validation requests without an accountId
+through the registered function (real ``azure.functions.HttpRequest`` objects): a third denied
+edits, a third no-op edits of known organizations, a third unknown customers. Each edit costs
+one tenant-index query plus a point read per account. It measures twice: first as a deployment
+older than the index sees it (organizations stored without index rows: a miss scans
+Organizations by RowKey), then after the one-off backfill. Prints one figure per line. Not a
+test: the figures depend on the machine.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 import azure.functions as func
 
@@ -26,21 +29,25 @@ from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
 from devstack.local.azurite import Azurite
 from devstack.local.host import call_http
 from shared.settings import get_settings, reset_settings
-from shared.store import CREATE, OrganizationWrite
+from shared.store.tables import submit_batches
 from shared.sync.service import stores_for
 
 ACCOUNT = "bench-account"
+RETIRED_ACCOUNT = "bench-retired-account"  # organizations of an account removed from the settings
 CONTACT = Contact(first_name="Ada", last_name="Lovelace", email="ada@contoso.com", phone="+44 20 7946 0000",
                   address_line1="12 Analytical Row", city="London", postal_code="EC1A 1BB", country="GB")
 
 
 def seed(count: int) -> list[str]:
-    """Store ``count`` active organizations for the bench account; returns their tenant ids."""
+    """Store ``count`` active organizations (a tenth under the retired account) as a deployment
+    older than the tenant index did: rows only, no index rows. Returns their tenant ids."""
     tenants = [str(uuid.uuid4()) for _ in range(count)]
-    now = datetime.now(timezone.utc)
-    writes = [OrganizationWrite(t, CREATE, now, organization_fields(CustomerRecord(t, f"Company {i}", "", "reseller"), CONTACT))
-              for i, t in enumerate(tenants)]
-    stores_for(get_settings()).organizations.apply(ACCOUNT, writes)
+    stores = stores_for(get_settings())
+    for account, chunk in ((RETIRED_ACCOUNT, tenants[: count // 10]), (ACCOUNT, tenants[count // 10:])):
+        operations = [("create", {"PartitionKey": account, "RowKey": t, "Status": "active",
+                                  **organization_fields(CustomerRecord(t, f"Company {i}", "", "reseller"), CONTACT)})
+                      for i, t in enumerate(chunk)]
+        submit_batches(stores.tables.organizations, account, operations)
     return tenants
 
 
@@ -56,6 +63,22 @@ def requests_for(tenants: list[str], calls: int, rng: random.Random) -> list[byt
             edit = {"customerTenantId": str(uuid.uuid4()), "primaryContact": {"city": "Paris"}}
         bodies.append(json.dumps(edit).encode())
     return bodies
+
+
+def measure(bodies: list[bytes], threads: int) -> tuple[list[float], float]:
+    """Latencies of every call, and the wall time of them all."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        latencies = list(pool.map(timed_call, bodies))
+    return latencies, time.perf_counter() - started
+
+
+def report(label: str, latencies: list[float], wall: float) -> None:
+    print(f"{label} latency p50: {percentile(latencies, 0.50) * 1000:.2f} ms")
+    print(f"{label} latency p95: {percentile(latencies, 0.95) * 1000:.2f} ms")
+    print(f"{label} latency p99: {percentile(latencies, 0.99) * 1000:.2f} ms")
+    print(f"{label} latency mean: {statistics.fmean(latencies) * 1000:.2f} ms")
+    print(f"{label} throughput: {len(latencies) / wall:.0f} calls/s")
 
 
 def timed_call(body: bytes) -> float:
@@ -96,17 +119,24 @@ def main(argv: list[str] | None = None) -> int:
         bodies = requests_for(tenants, args.calls, random.Random(args.seed))
         for body in bodies[:30]:  # warm up: connection pool, table clients, function index
             timed_call(body)
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=args.threads) as pool:
-            latencies = list(pool.map(timed_call, bodies))
-        wall = time.perf_counter() - started
-    print(f"organizations seeded: {args.organizations} in {seeded:.2f} s")
-    print(f"calls: {args.calls} ({args.threads} thread{'s' if args.threads > 1 else ''})")
-    print(f"latency p50: {percentile(latencies, 0.50) * 1000:.2f} ms")
-    print(f"latency p95: {percentile(latencies, 0.95) * 1000:.2f} ms")
-    print(f"latency p99: {percentile(latencies, 0.99) * 1000:.2f} ms")
-    print(f"latency mean: {statistics.fmean(latencies) * 1000:.2f} ms")
-    print(f"throughput: {args.calls / wall:.0f} calls/s")
+        # Before the backfill every miss scans Organizations; fewer calls keep that phase short.
+        unindexed = measure(bodies[: max(30, args.calls // 10)], args.threads)
+        index = stores_for(get_settings()).organizations.tenant_index
+        backfilling = time.perf_counter()
+        backfilled = index.ensure_backfilled()
+        backfill_seconds = time.perf_counter() - backfilling
+        indexed = measure(bodies, args.threads)
+        # For comparison on the same machine and load: edits naming their account (one point read).
+        named = [json.dumps({"accountId": ACCOUNT, **json.loads(body)}).encode() for body in bodies]
+        baseline = measure(named, args.threads)
+    print(f"organizations seeded: {args.organizations} in {seeded:.2f} s (a tenth under an unconfigured account)")
+    print(f"calls: {args.calls} ({args.threads} thread{'s' if args.threads > 1 else ''}), no accountId")
+    print("unindexed = before the backfill: a miss scans Organizations by RowKey")
+    report("unindexed", *unindexed)
+    print(f"backfill: {backfilled} index rows in {backfill_seconds:.2f} s")
+    report("indexed", *indexed)
+    print("with accountId = the same edits naming their account: one point read, no index (for comparison)")
+    report("with accountId", *baseline)
     return 0
 
 

@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Mapping
 if TYPE_CHECKING:
     from shared.store.connections import StorageConnection
 
-DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
-DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
+from shared.partner_center.clouds import CLOUDS, PUBLIC, Cloud
+from shared.partner_center.models import SYNCABLE_RELATIONSHIP_KINDS, normalize_relationship_kind
+
+DEFAULT_API_URL = PUBLIC.api_url
+DEFAULT_AUTHORITY_URL = PUBLIC.authority_url
+DEFAULT_RELATIONSHIP_KINDS = frozenset({"reseller"})
 DEFAULT_INCREMENTAL_SCHEDULE = "0 */5 * * * *"
 DEFAULT_FULL_SCHEDULE = "0 0 2 * * *"
 # Partner Center signs webhook events with a certificate it publishes on this host (the
@@ -64,8 +68,10 @@ class Account:
 class Settings:
     """Typed view of the app settings. Build with :meth:`from_env`."""
 
+    cloud: Cloud = PUBLIC
     api_url: str = DEFAULT_API_URL
     authority_url: str = DEFAULT_AUTHORITY_URL
+    relationship_kinds: frozenset[str] = DEFAULT_RELATIONSHIP_KINDS
     accounts: tuple[Account, ...] = ()
     account_errors: tuple[str, ...] = ()
     incremental_schedule: str = DEFAULT_INCREMENTAL_SCHEDULE
@@ -94,9 +100,13 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = dict(os.environ if environ is None else environ)
         accounts, errors = _accounts_from(env)
+        cloud = _cloud(env)
         return cls(
-            api_url=(env.get("PARTNER_CENTER_API_URL") or DEFAULT_API_URL).rstrip("/"),
-            authority_url=(env.get("PARTNER_CENTER_AUTHORITY_URL") or DEFAULT_AUTHORITY_URL).rstrip("/"),
+            cloud=cloud,
+            # Explicit URLs win over the cloud's (a simulator, a proxy); the token audience stays the cloud's.
+            api_url=_url(env, "PARTNER_CENTER_API_URL", cloud.api_url),
+            authority_url=_url(env, "PARTNER_CENTER_AUTHORITY_URL", cloud.authority_url),
+            relationship_kinds=_relationship_kinds(env),
             accounts=accounts,
             account_errors=errors,
             incremental_schedule=env.get("INCREMENTAL_SYNC_SCHEDULE") or DEFAULT_INCREMENTAL_SCHEDULE,
@@ -170,6 +180,39 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float,
     if maximum is not None and not value <= maximum:
         raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
+
+
+def _cloud(env: Mapping[str, str]) -> Cloud:
+    raw = env.get("PARTNER_CENTER_CLOUD", "").strip().lower()
+    if not raw:
+        return PUBLIC
+    if raw not in CLOUDS:
+        raise SettingsError(f"PARTNER_CENTER_CLOUD must be one of {', '.join(CLOUDS)}, got {raw!r}")
+    return CLOUDS[raw]
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not re.match(r"^https?://[^/\s]+", raw):
+        raise SettingsError(f"{name} must be an absolute http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _relationship_kinds(env: Mapping[str, str]) -> frozenset[str]:
+    """PARTNER_CENTER_RELATIONSHIP_KINDS: which relationshipToPartner values become organizations."""
+    raw = env.get("PARTNER_CENTER_RELATIONSHIP_KINDS", "")
+    if not raw.strip():
+        return DEFAULT_RELATIONSHIP_KINDS
+    kinds = frozenset(normalize_relationship_kind(item) for item in raw.split(",") if item.strip())
+    unknown = sorted(kinds - SYNCABLE_RELATIONSHIP_KINDS)
+    if not kinds or unknown:
+        raise SettingsError(
+            f"PARTNER_CENTER_RELATIONSHIP_KINDS must be a comma list of {', '.join(sorted(SYNCABLE_RELATIONSHIP_KINDS))}"
+            + (f"; {', '.join(unknown)} is not one" if unknown else "")
+        )
+    return kinds
 
 
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...], *, lower: bool = False) -> tuple[str, ...]:

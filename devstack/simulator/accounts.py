@@ -73,10 +73,12 @@ class PartnerAccount:
         customers: int,
         requests_per_minute: int | None,
         now: datetime.datetime,
+        others: list[Customer] | None = None,
     ) -> None:
         self.partner = partner
         self.resellers = resellers
         self.requests_per_minute = requests_per_minute
+        self.tokens_without_mfa = False  # app+user tokens issued from now on lack the MFA claim
         self._generator = generator
         self._slots: list[Customer | None] = []
         # Sort keys of the slots, ascending: ints for appended slots, Fractions between two others.
@@ -85,7 +87,7 @@ class PartnerAccount:
         self._former: dict[str, Customer] = {}  # customers whose relationship ended
         self._former_keys: dict[str, int | Fraction] = {}  # ... and the key of the slot they left
         self._log: list[AuditEntry] = []
-        self._seed(customers, now)
+        self._seed(customers, now, others or [])
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -217,6 +219,21 @@ class PartnerAccount:
         )
         return new
 
+    def set_relationship_kind(self, tenant_id: str, kind: str) -> Customer:
+        """The customer's relationshipToPartner becomes `kind` (say reseller to advisor); it stays
+        listed and its calls still answer. Partner Center logs no audit record for this."""
+        new = replace(self._current(tenant_id), relationship_to_partner=kind)
+        self._slots[self._index(self._positions[tenant_id])] = new
+        return new
+
+    def set_reseller_state(self, reseller_id: str, state: str) -> Reseller:
+        """The indirect reseller's relationship state ("Active", "Inactive", "Terminated", ...)."""
+        for index, reseller in enumerate(self.resellers):
+            if reseller.tenant_id == reseller_id:
+                self.resellers[index] = replace(reseller, state=state)
+                return self.resellers[index]
+        raise UnknownCustomer(f"{reseller_id} is not an indirect reseller of partner {self.partner.tenant_id}")
+
     def remove_relationship(self, tenant_id: str, now: datetime.datetime) -> None:
         """The relationship ends: the customer leaves the list and per-customer calls answer 403."""
         old = self._current(tenant_id)
@@ -228,12 +245,17 @@ class PartnerAccount:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _seed(self, count: int, now: datetime.datetime) -> None:
+    def _seed(self, count: int, now: datetime.datetime, others: list[Customer]) -> None:
         reseller_ids = [reseller.tenant_id for reseller in self.resellers]
         rng = self._generator.rng
-        step = SEEDED_HISTORY / max(count, 1)
+        estate = self._generator.customers(count, reseller_ids)
+        # Customers of other relationship kinds come from their own generator and are spread
+        # through the list, so the reseller customers are exactly those of an estate without them.
+        for other in others:
+            estate.insert(hash_position(other.tenant_id, len(estate) + 1), other)
+        step = SEEDED_HISTORY / max(len(estate), 1)
         start = now - SEEDED_HISTORY
-        for index, customer in enumerate(self._generator.customers(count, reseller_ids)):
+        for index, customer in enumerate(estate):
             self._append(customer)
             # Spread over the last days in list order, so the log stays sorted by date.
             self._write(start + step * (index + rng.random()), ADD_CUSTOMER, customer, None, customer)
@@ -295,6 +317,11 @@ class PartnerAccount:
             old_value=old,
             new_value=new,
         ))
+
+
+def hash_position(tenant_id: str, size: int) -> int:
+    """A deterministic position in 0..size-1 drawn from a tenant id (itself seeded)."""
+    return int(tenant_id.replace("-", "")[:8], 16) % size
 
 
 def _audited_profile(customer: Customer) -> dict[str, Any]:

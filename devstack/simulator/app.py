@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any, Callable, Iterator
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.http import http_date
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -26,6 +27,8 @@ from devstack.simulator.accounts import PartnerAccount
 from devstack.simulator.control import serve_control
 from devstack.simulator.estate import Customer
 from devstack.simulator.identity import (
+    RESOURCES,
+    RETIRED_RESOURCE,
     EntraError,
     Grant,
     check_scope,
@@ -56,6 +59,8 @@ _MAX_BODY = 1024 * 1024
 
 # Error codes seen in Partner Center's answers.
 TOKEN_INVALID = 800001
+MFA_REQUIRED = 900421  # app+user token without MFA (enforced from 2026-04-01)
+RETIRED_AUDIENCE = 900420  # a token for https://graph.windows.net
 NO_RELATIONSHIP = 20002
 TENANT_NOT_FOUND = 60003
 INVALID_CUSTOMER_ID = 900118
@@ -93,10 +98,12 @@ class PartnerCenterApp:
                 Rule("/v1/customers/<customer_id>/profiles/billing", endpoint="billing_profile", methods=["GET"]),
                 Rule("/v1/customers/<customer_id>/relationships", endpoint="customer_relationships", methods=["GET"]),
                 Rule("/v1/relationships", endpoint="partner_relationships", methods=["GET"]),
+                Rule("/relationships", endpoint="partner_relationships", methods=["GET"]),
                 Rule("/v1/auditrecords", endpoint="audit_records", methods=["GET"]),
                 Rule("/auditrecords", endpoint="audit_records", methods=["GET"]),
                 # Webhooks: registration API, and the signing certificate events point at
-                Rule("/webhooks/v1/registration", endpoint="webhook_registration", methods=["GET", "POST", "PUT"]),
+                Rule("/webhooks/v1/registration", endpoint="webhook_registration",
+                     methods=["GET", "POST", "PUT", "DELETE"]),
                 Rule("/webhooks/v1/registration/events", endpoint="webhook_events", methods=["GET"]),
                 Rule("/webhooks/v1/registration/validationEvents", endpoint="webhook_validation_events",
                      methods=["POST"]),
@@ -121,6 +128,7 @@ class PartnerCenterApp:
                 Rule(f"{CONTROL_PREFIX}/expire-tokens", endpoint="control_expire_tokens", methods=["POST"]),
                 Rule(f"{CONTROL_PREFIX}/customers/<tenant_id>/restore", endpoint="control_restore_customer",
                      methods=["POST"]),
+                Rule(f"{CONTROL_PREFIX}/resellers/<reseller_id>", endpoint="control_reseller", methods=["PATCH"]),
                 Rule(f"{CONTROL_PREFIX}/expire-continuation-tokens", endpoint="control_expire_continuation_tokens",
                      methods=["POST"]),
                 Rule(f"{CONTROL_PREFIX}/refresh-tokens", endpoint="control_refresh_tokens", methods=["POST"]),
@@ -164,9 +172,10 @@ class PartnerCenterApp:
         state.traffic.count(endpoint)
         grant = self._grant(request)
         partner_tenant_id = grant.partner_tenant_id if grant else None
-        if grant is None:
+        refusal = self._refusal(grant)
+        if refusal is not None:
             state.traffic.count("unauthorized")
-            response = _json(401, resources.error_body(TOKEN_INVALID, "Partner token missing or invalid"))
+            response = _json(401, resources.error_body(*refusal))
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         else:
             account = state.account(partner_tenant_id)
@@ -178,12 +187,22 @@ class PartnerCenterApp:
             if wait:
                 state.traffic.count("throttled")
                 response = _throttled(math.ceil(wait))
+            elif fault is not None and fault.kind == "null_items":
+                # The real page with `items: null`: links and all, as observed mid-walk.
+                state.traffic.count("faults")
+                response = self._answer(endpoint, request, account, grant, args)
+                if response.status_code == 200:
+                    body = json.loads(response.get_data())
+                    if isinstance(body, dict):
+                        body["items"] = None
+                        response = _json(200, body)
             elif fault is not None:
                 state.traffic.count("faults")
                 response = _fault_response(fault, entra=False)
             else:
                 response = self._answer(endpoint, request, account, grant, args)
-        state.traffic.record(arrived, partner_tenant_id, endpoint, response.status_code)
+        state.traffic.record(arrived, partner_tenant_id, endpoint, response.status_code,
+                             request.headers.get("MS-RequestId", ""), request.headers.get("MS-CorrelationId", ""))
         _stamp_partner_center_headers(request, response)
         if state.latency:
             time.sleep(state.latency)
@@ -204,13 +223,29 @@ class PartnerCenterApp:
             "webhook_validation_events": self._webhook_validation_events,
         }
         try:
-            return _json(200, handlers[endpoint](request, account, grant, **args))
+            answer = handlers[endpoint](request, account, grant, **args)
+            return answer if isinstance(answer, Response) else _json(200, answer)
         except BadQuery as error:
             return _json(400, resources.error_body(BAD_REQUEST, str(error)))
         except ApiError as error:
             return _json(error.status, resources.error_body(error.code, error.description))
         except RegistrationError as error:
             return _json(error.status, resources.error_body(_STATUS_CODES.get(error.status, error.status), str(error)))
+
+    def _refusal(self, grant: Grant | None) -> tuple[int, str] | None:
+        """Partner Center's 401 (code, description) for a token it does not accept, or None."""
+        if grant is None:
+            return TOKEN_INVALID, "Partner token missing or invalid"
+        if grant.audience == RETIRED_RESOURCE:
+            return RETIRED_AUDIENCE, (f"The audience '{RETIRED_RESOURCE}' in the token is invalid and is no longer "
+                                      "supported in Partner Center API.")
+        expected = RESOURCES[self.state.cloud]
+        if grant.audience != expected:
+            return TOKEN_INVALID, f"The audience '{grant.audience}' in the token is invalid; expected '{expected}'."
+        if grant.app_user and not grant.mfa:
+            return MFA_REQUIRED, ("Multi-factor authentication is required for App+User access to Partner Center "
+                                  "APIs: the token carries no MFA claim.")
+        return None
 
     def _grant(self, request: Request) -> Grant | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -262,9 +297,19 @@ class PartnerCenterApp:
             raise _app_user_required("Listing a customer's indirect resellers")
         customer = self._customer(account, customer_id)
         reseller = account.reseller(customer.indirect_reseller_id) if customer.indirect_reseller_id else None
-        items = []
-        if reseller is not None:
-            items.append(resources.partner_relationship(reseller, resources.RELATIONSHIP_INDIRECT_RESELLER_OF))
+        if reseller is None:
+            # "Get partners of a customer" answers null, or an empty body, when there is none.
+            form = self.state.no_reseller_answer
+            if form == "null":
+                return None
+            if form == "empty":
+                return Response(b"", status=200, content_type=_JSON)
+            return resources.collection([], f"/customers/{customer.tenant_id}/relationships")
+        # The customer's partners: its indirect provider (this account) as well as its reseller.
+        items = [
+            resources.provider_relationship(account.partner),
+            resources.partner_relationship(reseller, resources.RELATIONSHIP_INDIRECT_RESELLER_OF),
+        ]
         return resources.collection(items, f"/customers/{customer.tenant_id}/relationships")
 
     def _partner_relationships(self, request: Request, account: PartnerAccount, grant: Grant) -> dict[str, Any]:
@@ -273,17 +318,30 @@ class PartnerCenterApp:
         wanted = request.args.get("relationship_type", "")
         normalized = wanted.replace("_", "").casefold()
         if normalized == "isindirectcloudsolutionproviderof":
-            items = [
-                resources.partner_relationship(reseller, resources.RELATIONSHIP_INDIRECT_PROVIDER_OF)
-                for reseller in account.resellers
-            ]
+            resellers = list(account.resellers)
         elif normalized == "isindirectresellerof":
-            items = []  # simulated partners are providers, never someone's reseller
+            resellers = []  # simulated partners are providers, never someone's reseller
         else:
             raise BadQuery(
                 f"The relationship_type '{wanted}' is not supported; use IsIndirectCloudSolutionProviderOf."
             )
-        return resources.collection(items, f"/relationships?relationship_type={wanted}")
+        # Paged like the customer list when a page size is set (Partner Center does not document it).
+        size = self.state.relationship_page_size or max(len(resellers), 1)
+        position = self._continuation(request, "relationships", account)
+        first = position["after"] + 1 if position else 0
+        page = resellers[first:first + size]
+        next_link = None
+        if first + size < len(resellers):
+            token = self.state.continuation.issue({
+                "kind": "relationships", "partner": account.partner.tenant_id, "after": first + size - 1,
+            })
+            next_link = resources.link(
+                f"{self._link_base()}/relationships?relationship_type={wanted}&seekOperation=Next",
+                [("MS-ContinuationToken", token)],
+            )
+        items = [resources.partner_relationship(reseller, resources.RELATIONSHIP_INDIRECT_PROVIDER_OF)
+                 for reseller in page]
+        return resources.collection(items, f"/relationships?relationship_type={wanted}", next_link)
 
     def _audit_records(self, request: Request, account: PartnerAccount, grant: Grant) -> dict[str, Any]:
         size = page_size(request.args.get("size"))
@@ -318,6 +376,9 @@ class PartnerCenterApp:
         partner = account.partner.tenant_id
         if request.method == "GET":
             return self.state.webhooks.registration(partner)
+        if request.method == "DELETE":
+            self.state.webhooks.unregister(partner)
+            return Response(status=204)
         try:
             body = json.loads(request.get_data(cache=True) or b"null")
         except ValueError:
@@ -438,10 +499,10 @@ class PartnerCenterApp:
                 f"Invalid client secret provided. Ensure the secret being sent in the request is the client "
                 f"secret value, not the client secret ID, for a secret added to app '{client_id}'.",
             )
-        check_scope(form.get("scope"), grant_type)
+        audience = check_scope(form.get("scope"), grant_type)
         lifetime = self.state.tokens.lifetime
         if grant_type == "client_credentials":
-            token = self.state.tokens.issue_access_token(partner.tenant_id, app_user=False)
+            token = self.state.tokens.issue_access_token(partner.tenant_id, app_user=False, audience=audience)
             return _json(
                 200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}
             )
@@ -456,7 +517,8 @@ class PartnerCenterApp:
             "scope": granted_scope(form.get("scope")),
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
-            "access_token": self.state.tokens.issue_access_token(partner.tenant_id, app_user=True),
+            "access_token": self.state.tokens.issue_access_token(
+                partner.tenant_id, app_user=True, audience=audience, mfa=not account.tokens_without_mfa),
             "refresh_token": successor,
             "id_token": id_token(base_url, partner.tenant_id, partner.client_id, partner.admin_user, user_id),
             "client_info": client_info(user_id, partner.tenant_id),
@@ -490,9 +552,13 @@ def _next_link(path: str, size: int, continuation_token: str) -> dict[str, Any]:
     return resources.link(f"{path}?size={size}&seekOperation=Next", [("MS-ContinuationToken", continuation_token)])
 
 
-def _throttled(seconds: int | float) -> Response:
+def _throttled(seconds: int | float, form: str = "seconds") -> Response:
     response = _json(429, resources.throttle_body(math.ceil(seconds)))
-    response.headers["Retry-After"] = _retry_after_header(seconds)
+    if form == "seconds":
+        response.headers["Retry-After"] = _retry_after_header(seconds)
+    elif form == "http-date":
+        # RFC 9110 allows an HTTP date; it has whole-second precision, so round up.
+        response.headers["Retry-After"] = http_date(time.time() + math.ceil(seconds))
     return response
 
 
@@ -504,7 +570,7 @@ def _retry_after_header(seconds: int | float) -> str:
 def _fault_response(fault: Fault, *, entra: bool) -> Response:
     if fault.kind == "status":
         if fault.status == 429 and not entra:
-            response = _throttled(fault.retry_after if fault.retry_after is not None else 1)
+            response = _throttled(fault.retry_after if fault.retry_after is not None else 1, fault.retry_after_form)
             if fault.body is not None:
                 response.set_data(_encode(fault.body))
             return response
@@ -527,6 +593,8 @@ def _fault_response(fault: Fault, *, entra: bool) -> Response:
         return response
     if fault.kind == "drop":
         return _dropped_response()
+    if fault.kind == "no_content":
+        return Response(status=204)
     if fault.kind == "malformed":
         return Response(b'{"totalCount": 1, "items": [{"id": "', status=200, content_type=_JSON)
     return _json(200, fault.body)

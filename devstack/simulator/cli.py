@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from devstack.simulator.simulator import PartnerCenterSimulator
-from devstack.simulator.state import NEXT_LINK_FORMS
+from devstack.simulator.state import CLOUDS, NEXT_LINK_FORMS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--requests-per-minute", type=int, default=None, help="per-partner API limit (default: unlimited)"
     )
     parser.add_argument("--next-link-form", choices=NEXT_LINK_FORMS, default="v1", help="uri form of next links")
+    parser.add_argument("--other-relationships", type=int, default=0,
+                        help="customers with other relationship kinds (advisor, microsoft_support, ...) mixed in")
+    parser.add_argument("--cloud", choices=CLOUDS, default="public", help="which cloud's token audience the API accepts")
     parser.add_argument("--state-dir", default=None, help="folder for the CA and server certificate (kept across runs)")
     return parser
 
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace | Sequence[str] | None = None) -> None:
         requests_per_minute=args.requests_per_minute,
         next_link_form=args.next_link_form,
         state_dir=args.state_dir,
+        other_relationships=args.other_relationships,
+        cloud=args.cloud,
     )
 
 
@@ -55,6 +60,8 @@ def serve(
     requests_per_minute: int | None,
     next_link_form: str,
     state_dir: str | None,
+    other_relationships: int = 0,
+    cloud: str = "public",
 ) -> None:
     """Start the simulator, print how to reach and trust it, and block until Ctrl+C or SIGTERM."""
     stopping = threading.Event()
@@ -65,6 +72,8 @@ def serve(
         latency=latency,
         requests_per_minute=requests_per_minute,
         next_link_form=next_link_form,
+        other_relationships=other_relationships,
+        cloud=cloud,
         port=port,
         state_dir=Path(state_dir) if state_dir else None,
     )

@@ -59,6 +59,7 @@ def _partners(state: PartnerCenterState, request: Request, body: dict[str, Any])
         seed=body.get("seed"),
         requests_per_minute=body.get("requestsPerMinute"),
         resellers=_integer(body, "resellers", 0),
+        other_relationships=_integer(body, "otherRelationships", 0),
     )
     return 201, _partner_json(partner)
 
@@ -98,11 +99,15 @@ def _customer(state: PartnerCenterState, request: Request, body: dict[str, Any],
     if request.method == "DELETE":
         state.remove_relationship(tenant_id, partner)
         return 204, None
-    company_name = body.get("companyName")
-    if not isinstance(company_name, str):
-        raise _BadControlRequest("PATCH a customer with {\"companyName\": \"...\"}")
-    state.rename_customer(tenant_id, company_name, partner)
-    return 200, {"tenantId": tenant_id, "companyName": company_name}
+    company_name, kind = body.get("companyName"), body.get("relationshipToPartner")
+    if not isinstance(company_name, str) and not isinstance(kind, str):
+        raise _BadControlRequest("PATCH a customer with {\"companyName\": \"...\"} or {\"relationshipToPartner\": \"...\"}")
+    if isinstance(kind, str):
+        state.set_relationship_kind(tenant_id, kind, partner)
+    if isinstance(company_name, str):
+        state.rename_customer(tenant_id, company_name, partner)
+    return 200, {key: value for key, value in (("tenantId", tenant_id), ("companyName", company_name),
+                                               ("relationshipToPartner", kind)) if value is not None}
 
 
 def _billing_profile(state: PartnerCenterState, request: Request, body: dict[str, Any], tenant_id: str):
@@ -150,6 +155,7 @@ def _faults(state: PartnerCenterState, request: Request, body: dict[str, Any]):
         body=body.get("body"),
         tenant_id=body.get("tenantId"),
         partner_tenant_id=_partner(request, body),
+        retry_after_form=body.get("retryAfterForm", "seconds"),
     )
     return 201, {"queued": True}
 
@@ -171,9 +177,26 @@ def _settings(state: PartnerCenterState, request: Request, body: dict[str, Any])
             state.set_next_link_form(body["nextLinkForm"])
         if "requestsPerMinute" in body:
             state.set_requests_per_minute(body["requestsPerMinute"], _partner(request, body))
+        if "cloud" in body:
+            state.set_cloud(body["cloud"])
+        if "noResellerAnswer" in body:
+            state.set_no_reseller_answer(body["noResellerAnswer"])
+        if "relationshipPageSize" in body:
+            state.set_relationship_page_size(body["relationshipPageSize"])
+        if "tokensWithoutMfa" in body:
+            if not isinstance(body["tokensWithoutMfa"], bool):
+                raise _BadControlRequest("tokensWithoutMfa must be true or false")
+            state.issue_tokens_without_mfa(body["tokensWithoutMfa"], _partner(request, body))
         if "webhookAttempts" in body or "webhookBackoff" in body:
             state.set_webhook_delivery(body.get("webhookAttempts"), body.get("webhookBackoff"))
     return 200, _settings_json(state)
+
+
+def _reseller(state: PartnerCenterState, request: Request, body: dict[str, Any], reseller_id: str):
+    if not isinstance(body.get("state"), str):
+        raise _BadControlRequest("PATCH a reseller with {\"state\": \"Active\"|\"Inactive\"|...}")
+    state.set_reseller_state(reseller_id, body["state"], _partner(request, body))
+    return 200, {"resellerId": reseller_id, "state": body["state"]}
 
 
 def _webhook_events(state: PartnerCenterState, request: Request, body: dict[str, Any]):
@@ -204,6 +227,7 @@ _HANDLERS: dict[str, Callable[..., Any]] = {
     "control_faults": _faults,
     "control_expire_tokens": _expire_tokens,
     "control_restore_customer": _restore,
+    "control_reseller": _reseller,
     "control_expire_continuation_tokens": _expire_continuation_tokens,
     "control_refresh_tokens": _refresh_tokens,
     "control_settings": _settings,
@@ -261,6 +285,12 @@ def _settings_json(state: PartnerCenterState) -> dict[str, Any]:
     return {
         "latency": state.latency,
         "nextLinkForm": state.next_link_form,
+        "cloud": state.cloud,
+        "noResellerAnswer": state.no_reseller_answer,
+        "relationshipPageSize": state.relationship_page_size,
+        "tokensWithoutMfa": {
+            partner.tenant_id: state.account(partner.tenant_id).tokens_without_mfa for partner in state.partners()
+        },
         "requestsPerMinute": {
             partner.tenant_id: state.account(partner.tenant_id).requests_per_minute for partner in state.partners()
         },

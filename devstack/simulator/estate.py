@@ -13,11 +13,16 @@ import base64
 import functools
 import random
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
 RELATIONSHIP_RESELLER = "reseller"
+# The other relationshipToPartner values a customer list holds, with rough shares: advisors and
+# Microsoft support relationships are common, syndication rare; the last is a kind no document
+# names yet (new ones appear), so a client must read it without failing.
+OTHER_RELATIONSHIPS = (("advisor", 0.4), ("microsoft_support", 0.3), ("syndication", 0.15),
+                       ("none", 0.05), ("delegated_admin_only", 0.1))
 # The billing profile fields a scenario may change (as the Swagger names them).
 BILLING_PROFILE_FIELDS = frozenset({"firstName", "lastName", "email", "culture", "language", "companyName"})
 ADDRESS_FIELDS = frozenset({
@@ -279,6 +284,14 @@ class EstateGenerator:
                 location=country.code,
             ))
         return made
+
+    def other_relationships(self, count: int) -> list[Customer]:
+        """`count` customers whose relationship to the partner is not `reseller` (a realistic mix)."""
+        kinds, weights = zip(*OTHER_RELATIONSHIPS)
+        return [
+            replace(self.customer(), relationship_to_partner=self._rng.choices(kinds, weights)[0])
+            for _ in range(count)
+        ]
 
     def customers(self, count: int, reseller_ids: list[str] | None = None) -> list[Customer]:
         """The next `count` customers, attributed to one of `reseller_ids` when that list is given."""

@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
+# Partner Center operated by 21Vianet issues and accepts tokens for its own API host.
+CHINA_RESOURCE = "https://partner.partnercenterapi.microsoftonline.cn"
+# Azure AD Graph: Entra still issues tokens for it, Partner Center refuses them (401, 900420).
+RETIRED_RESOURCE = "https://graph.windows.net"
+RESOURCES = {"public": PARTNER_CENTER_RESOURCE, "china": CHINA_RESOURCE}
 APP_ONLY_SCOPE = f"{PARTNER_CENTER_RESOURCE}/.default"
 USER_IMPERSONATION_SCOPE = f"{PARTNER_CENTER_RESOURCE}/user_impersonation"
 # MSAL adds these to every user-flow request; they do not name a resource.
@@ -30,6 +35,8 @@ class Grant:
     partner_tenant_id: str
     app_user: bool  # True for app+user tokens (refresh-token grant), False for app-only
     expires_at: float  # monotonic
+    audience: str = PARTNER_CENTER_RESOURCE
+    mfa: bool = True  # app+user tokens: the sign-in behind the refresh token used MFA
 
 
 @dataclass(frozen=True)
@@ -74,11 +81,12 @@ class TokenIssuer:
         self._access: dict[str, Grant] = {}
         self._refresh: dict[str, RefreshGrant] = {}
 
-    def issue_access_token(self, partner_tenant_id: str, *, app_user: bool) -> str:
-        """A new access token for this partner, valid for `lifetime` seconds."""
+    def issue_access_token(self, partner_tenant_id: str, *, app_user: bool,
+                           audience: str = PARTNER_CENTER_RESOURCE, mfa: bool = True) -> str:
+        """A new access token for this partner and audience, valid for `lifetime` seconds."""
         token = secrets.token_urlsafe(48)
         with self._lock:
-            self._access[token] = Grant(partner_tenant_id, app_user, time.monotonic() + self.lifetime)
+            self._access[token] = Grant(partner_tenant_id, app_user, time.monotonic() + self.lifetime, audience, mfa)
         return token
 
     def grant(self, token: str) -> Grant | None:
@@ -149,11 +157,16 @@ def openid_configuration(base_url: str, tenant_id: str) -> dict[str, Any]:
     }
 
 
-def check_scope(scope: str | None, grant_type: str) -> None:
-    """Raise `EntraError` unless a token request asks for Partner Center and nothing else."""
+def check_scope(scope: str | None, grant_type: str) -> str:
+    """The audience a token request asks for (one resource, nothing else), or `EntraError`.
+
+    Entra issues tokens for Partner Center in either cloud and for the retired Azure AD Graph
+    audience alike; it is Partner Center that refuses a token of the wrong audience.
+    """
     requested = set((scope or "").split()) - OIDC_SCOPES
+    resources = (PARTNER_CENTER_RESOURCE, CHINA_RESOURCE, RETIRED_RESOURCE)
     if grant_type == "client_credentials":
-        allowed = {APP_ONLY_SCOPE}
+        allowed = {f"{resource}/.default" for resource in resources}
         if requested and not all(item.endswith("/.default") for item in requested):
             raise EntraError(
                 400, "invalid_scope", 1002012,
@@ -161,13 +174,14 @@ def check_scope(scope: str | None, grant_type: str) -> None:
                 "scope value with /.default suffixed to the resource identifier (application ID URI).",
             )
     else:
-        allowed = {USER_IMPERSONATION_SCOPE, APP_ONLY_SCOPE}
+        allowed = {f"{resource}/{suffix}" for resource in resources for suffix in (".default", "user_impersonation")}
     if len(requested) != 1 or not requested <= allowed:
         raise EntraError(
             400, "invalid_resource", 500011,
             f"The resource principal named {' '.join(sorted(requested)) or '(none)'} was not found in the "
-            "tenant. Only https://api.partnercenter.microsoft.com is served here.",
+            f"tenant. Only {', '.join(resources)} are served here.",
         )
+    return next(iter(requested)).rsplit("/", 1)[0]
 
 
 def granted_scope(requested: str | None) -> str:

@@ -102,6 +102,17 @@ def partner_relationship(reseller: Reseller, relationship_type: str) -> dict[str
     }
 
 
+def provider_relationship(partner: Partner) -> dict[str, Any]:
+    """The indirect provider itself, as "get partners of a customer" lists it beside the reseller."""
+    return {
+        "id": partner.tenant_id,
+        "name": f"Indirect provider {partner.domain}",
+        "relationshipType": RELATIONSHIP_INDIRECT_PROVIDER_OF,
+        "state": "Active",
+        "attributes": {"objectType": "PartnerRelationship"},
+    }
+
+
 def audit_record(entry: AuditEntry, partner: Partner) -> dict[str, Any]:
     """An activity log record; an old or new value that does not exist is absent."""
     body: dict[str, Any] = {

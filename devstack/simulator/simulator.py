@@ -54,6 +54,8 @@ class PartnerCenterSimulator(PartnerCenterState):
         requests_per_minute: int | None = None,
         next_link_form: str = "v1",
         token_lifetime: int = 3600,
+        other_relationships: int = 0,
+        cloud: str = "public",
         host: str = "127.0.0.1",
         port: int = 0,
         state_dir: Path | None = None,
@@ -65,6 +67,8 @@ class PartnerCenterSimulator(PartnerCenterState):
             requests_per_minute=requests_per_minute,
             next_link_form=next_link_form,
             token_lifetime=token_lifetime,
+            other_relationships=other_relationships,
+            cloud=cloud,
         )
         self.host = host
         self.port = port

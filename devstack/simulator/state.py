@@ -26,6 +26,9 @@ DEFAULT_CLIENT_ID = "073f43c0-b67e-4dec-a529-d896d4a9b98a"
 DEFAULT_CLIENT_SECRET = "simulator-secret-not-for-production"
 DEFAULT_PARTNER_DOMAIN = "simulatorpartner.onmicrosoft.com"
 NEXT_LINK_FORMS = ("v1", "bare")
+CLOUDS = ("public", "china")
+# What "get partners of a customer" answers for a customer without a reseller.
+NO_RESELLER_ANSWERS = ("null", "empty", "collection")
 # Derives further partners' fixed ids, so a scenario script gets the same ids on every run.
 _PARTNER_NAMESPACE = uuid.UUID("49ccbd4e-682f-4a17-a1d7-61b23ebc6ba9")
 
@@ -45,6 +48,8 @@ class PartnerCenterState:
         requests_per_minute: int | None = None,
         next_link_form: str = "v1",
         token_lifetime: int = 3600,
+        other_relationships: int = 0,
+        cloud: str = "public",
     ) -> None:
         self.lock = threading.RLock()
         self.tokens = TokenIssuer(token_lifetime)
@@ -54,6 +59,10 @@ class PartnerCenterState:
         self.webhooks = SimulatedWebhooks()
         self.latency = 0.0
         self.next_link_form = "v1"
+        self.cloud = "public"
+        self.no_reseller_answer = "null"
+        self.relationship_page_size: int | None = None
+        self.set_cloud(cloud)
         self.set_latency(latency)
         self.set_next_link_form(next_link_form)
         self._seed = seed
@@ -61,7 +70,7 @@ class PartnerCenterState:
         self._budgets: dict[str, RequestBudget] = {}
         self._default = self._create_account(
             Partner(DEFAULT_PARTNER_TENANT_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PARTNER_DOMAIN),
-            customers, seed, requests_per_minute, resellers=0,
+            customers, seed, requests_per_minute, resellers=0, other_relationships=other_relationships,
         )
 
     # --- partners ------------------------------------------------------------------------------
@@ -90,11 +99,14 @@ class PartnerCenterState:
         seed: int | None = None,
         requests_per_minute: int | None = None,
         resellers: int = 0,
+        other_relationships: int = 0,
     ) -> Partner:
         """Another partner tenant with its own estate, credentials and limit.
 
         With `resellers` > 0 the partner is an indirect provider: it gets that many indirect
-        resellers and most of its customers are attributed to one of them.
+        resellers and most of its customers are attributed to one of them. `other_relationships`
+        customers with other relationship kinds (advisor, microsoft_support, ...) are spread
+        through its list in addition to the `customers` reseller ones.
         """
         with self.lock:
             ordinal = len(self._accounts)
@@ -111,7 +123,8 @@ class PartnerCenterState:
                 domain=f"simulatorpartner{ordinal}.onmicrosoft.com",
             )
             account = self._create_account(
-                partner, customers, self._seed if seed is None else seed, requests_per_minute, resellers
+                partner, customers, self._seed if seed is None else seed, requests_per_minute, resellers,
+                other_relationships,
             )
             return account.partner
 
@@ -220,6 +233,44 @@ class PartnerCenterState:
             partner = account.partner.tenant_id
         self.webhooks.relationship_accepted(partner, customer.tenant_id, indirect=bool(customer.indirect_reseller_id))
 
+    def set_relationship_kind(self, tenant_id: str, kind: str, partner_tenant_id: str | None = None) -> None:
+        """The customer's `relationshipToPartner` becomes `kind` (e.g. reseller to advisor, or a
+        value no document names); it stays listed."""
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("a relationship kind is a non-empty string")
+        with self.lock:
+            self.account(partner_tenant_id).set_relationship_kind(_guid(tenant_id), kind)
+
+    def set_reseller_state(self, reseller_id: str, state: str, partner_tenant_id: str | None = None) -> None:
+        """An indirect reseller's relationship state ("Active", "Inactive", "Terminated")."""
+        with self.lock:
+            self.account(partner_tenant_id).set_reseller_state(_guid(reseller_id), state)
+
+    def issue_tokens_without_mfa(self, enabled: bool = True, partner_tenant_id: str | None = None) -> None:
+        """From now on the partner's app+user tokens lack MFA (its admin signed in without it):
+        Partner Center answers them 401 with code 900421. Tokens issued earlier keep theirs."""
+        with self.lock:
+            self.account(partner_tenant_id).tokens_without_mfa = bool(enabled)
+
+    def set_cloud(self, cloud: str) -> None:
+        """"public" or "china": which token audience the API accepts (the other cloud's is a 401)."""
+        if cloud not in CLOUDS:
+            raise ValueError(f"cloud must be one of {CLOUDS}, not {cloud!r}")
+        self.cloud = cloud
+
+    def set_no_reseller_answer(self, form: str) -> None:
+        """What "get partners of a customer" answers when the customer has no reseller: `null`,
+        an empty body, or an empty collection."""
+        if form not in NO_RESELLER_ANSWERS:
+            raise ValueError(f"the answer must be one of {NO_RESELLER_ANSWERS}, not {form!r}")
+        self.no_reseller_answer = form
+
+    def set_relationship_page_size(self, size: int | None) -> None:
+        """Page `/v1/relationships` with `links.next` every `size` resellers (None: one page)."""
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError("the relationship page size must be at least 1, or None")
+        self.relationship_page_size = size
+
     def expire_continuation_tokens(self) -> None:
         """Every continuation token issued so far is refused from now on: a walk resumed with one
         gets 400 and has to start again from the first page."""
@@ -295,6 +346,11 @@ class PartnerCenterState:
         """API requests as (monotonic time, partner tenant id, endpoint, status)."""
         return self.traffic.requests()
 
+    def request_ids(self) -> list[tuple[str, int, str, str]]:
+        """(endpoint, status, MS-RequestId, MS-CorrelationId) of every API request, oldest first:
+        shows which retries reused a request id."""
+        return self.traffic.tracing()
+
     def peak_requests(self, window_seconds: float = 60.0, partner_tenant_id: str | None = None) -> int:
         """The most API requests admitted (not 429) in any sliding window: proves a budget held."""
         return self.traffic.peak(window_seconds, self.account(partner_tenant_id).partner.tenant_id)
@@ -312,13 +368,16 @@ class PartnerCenterState:
         body: Any = None,
         tenant_id: str | None = None,
         partner_tenant_id: str | None = None,
+        retry_after_form: str = "seconds",
     ) -> None:
         """The next `times` requests to `endpoint` ("*" for any) get a fault, then service resumes.
 
         Kinds: "status" (an error status with the documented body; 429 gets the throttle shape
-        and a Retry-After), "drop" (the connection closes mid-body), "malformed" (200 with a body
-        that is not JSON), "body" (200 with `body` as the JSON response). `tenant_id` limits the
-        fault to one customer's URLs; `partner_tenant_id` None means the default partner.
+        and a Retry-After in `retry_after_form`: "seconds", "http-date" or "none"), "drop" (the
+        connection closes mid-body), "malformed" (200 with a body that is not JSON), "body" (200
+        with `body` as the JSON response), "no_content" (204, no body), "null_items" (the real
+        page with `items: null`). `tenant_id` limits the fault to one customer's URLs;
+        `partner_tenant_id` None means the default partner.
         """
         partner = self.account(partner_tenant_id).partner.tenant_id
         self.faults.add(Fault(
@@ -330,6 +389,7 @@ class PartnerCenterState:
             body=body,
             tenant_id=_guid(tenant_id) if tenant_id else None,
             partner_tenant_id=partner,
+            retry_after_form=retry_after_form,
         ))
 
     def clear_faults(self) -> None:
@@ -367,10 +427,11 @@ class PartnerCenterState:
     # --- internals -----------------------------------------------------------------------------
 
     def _create_account(
-        self, partner: Partner, customers: int, seed: int, requests_per_minute: int | None, resellers: int
+        self, partner: Partner, customers: int, seed: int, requests_per_minute: int | None, resellers: int,
+        other_relationships: int = 0,
     ) -> PartnerAccount:
-        if customers < 0 or resellers < 0:
-            raise ValueError("customers and resellers cannot be negative")
+        if customers < 0 or resellers < 0 or other_relationships < 0:
+            raise ValueError("customers, resellers and other_relationships cannot be negative")
         if requests_per_minute is not None and requests_per_minute < 1:
             raise ValueError("requests_per_minute must be at least 1, or None")
         generator = EstateGenerator(seed, partner.tenant_id)
@@ -379,7 +440,8 @@ class PartnerCenterState:
             partner.tenant_id, partner.client_id, partner.client_secret, partner.domain,
             tuple(reseller.tenant_id for reseller in reseller_list),
         )
-        account = PartnerAccount(partner, generator, reseller_list, customers, requests_per_minute, _now())
+        others = EstateGenerator(seed, f"{partner.tenant_id}/other").other_relationships(other_relationships)
+        account = PartnerAccount(partner, generator, reseller_list, customers, requests_per_minute, _now(), others)
         self._accounts[partner.tenant_id] = account
         self._budgets[partner.tenant_id] = RequestBudget()
         return account

@@ -17,7 +17,9 @@ API_ENDPOINTS = (
 )
 CUSTOMER_ENDPOINTS = ("get_customer", "billing_profile", "customer_relationships")
 OUTCOMES = ("throttled", "faults", "unauthorized")
-FAULT_KINDS = ("status", "drop", "malformed", "body")
+FAULT_KINDS = ("status", "drop", "malformed", "body", "no_content", "null_items")
+# How a 429 states its Retry-After: whole seconds, an HTTP date, or not at all.
+RETRY_AFTER_FORMS = ("seconds", "http-date", "none")
 RATE_WINDOW_SECONDS = 60.0
 
 
@@ -28,16 +30,25 @@ class TrafficLog:
         self._lock = threading.Lock()
         self._counters = dict.fromkeys(ENTRA_ENDPOINTS + API_ENDPOINTS + OUTCOMES, 0)
         self._requests: list[tuple[float, str | None, str, int]] = []
+        self._tracing: list[tuple[str, int, str, str]] = []
 
     def count(self, name: str) -> None:
         """One more request to an endpoint, or one more outcome (throttled, faults, unauthorized)."""
         with self._lock:
             self._counters[name] += 1
 
-    def record(self, at: float, partner_tenant_id: str | None, endpoint: str, status: int) -> None:
-        """Log an API request: when it arrived (monotonic), whose it was, and what it got."""
+    def record(self, at: float, partner_tenant_id: str | None, endpoint: str, status: int,
+               request_id: str = "", correlation_id: str = "") -> None:
+        """Log an API request: when it arrived (monotonic), whose it was, what it got, and the
+        MS-RequestId / MS-CorrelationId the client sent ("" when absent)."""
         with self._lock:
             self._requests.append((at, partner_tenant_id, endpoint, status))
+            self._tracing.append((endpoint, status, request_id, correlation_id))
+
+    def tracing(self) -> list[tuple[str, int, str, str]]:
+        """(endpoint, status, MS-RequestId, MS-CorrelationId) of every API request, oldest first."""
+        with self._lock:
+            return list(self._tracing)
 
     def counters(self) -> dict[str, int]:
         """A copy of the counters."""
@@ -54,6 +65,7 @@ class TrafficLog:
         with self._lock:
             self._counters = dict.fromkeys(self._counters, 0)
             self._requests.clear()
+            self._tracing.clear()
 
     def peak(self, window_seconds: float, partner_tenant_id: str) -> int:
         """The most requests of this partner admitted (not answered 429) within any window."""
@@ -98,6 +110,7 @@ class Fault:
     body: Any
     tenant_id: str | None
     partner_tenant_id: str
+    retry_after_form: str = "seconds"
 
     def matches(self, endpoint: str, partner_tenant_id: str | None, tenant_id: str | None) -> bool:
         return (
@@ -124,6 +137,8 @@ class FaultPlan:
             raise ValueError("times must be at least 1")
         if fault.tenant_id is not None and fault.endpoint not in ("*",) + CUSTOMER_ENDPOINTS:
             raise ValueError(f"{fault.endpoint} has no customer in its URL: a tenant_id would never match")
+        if fault.retry_after_form not in RETRY_AFTER_FORMS:
+            raise ValueError(f"retry_after_form must be one of {', '.join(RETRY_AFTER_FORMS)}")
         if fault.kind == "status" and not 400 <= fault.status <= 599:
             raise ValueError(f"a status fault needs an error status (400-599), not {fault.status}")
         with self._lock:

@@ -129,6 +129,12 @@ class SimulatedWebhooks:
             raise RegistrationError(404, "No webhook registration exists for this partner.")
         return dict(registration)
 
+    def unregister(self, partner_tenant_id: str) -> None:
+        """Remove the registration (DELETE); 404 when there is none."""
+        with self._lock:
+            if self._registrations.pop(partner_tenant_id, None) is None:
+                raise RegistrationError(404, "No webhook registration exists for this partner.")
+
     def register(self, partner_tenant_id: str, body: Any, *, update: bool) -> dict[str, Any]:
         """Create (POST; 409 when one exists) or replace (PUT; 404 when none) the registration."""
         url, events, ms_signature_header = _registration_fields(body)

@@ -32,6 +32,15 @@ def validate_contact_edit(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def check_contact_edit(edit: ContactEdit, organizations: OrganizationStore, account_ids: list[str]) -> Decision:
-    """The decision for ``edit``: one point read per account, then the pure policy."""
+    """The decision for ``edit``: one point read per account, then the pure policy.
+
+    Without an ``accountId`` every account that stores an organization for the customer counts
+    (SPEC §5, "any account"), configured or not: the tenant index names them, so a customer
+    synced by an account removed from the settings is still refused, never waved through.
+    """
+    if not edit.account_id:
+        # The index is written before every create, and while it is incomplete a miss scans
+        # Organizations: it names every account there is, the configured ones included.
+        account_ids = organizations.tenant_index.accounts_of(edit.customer_tenant_id)
     stored = (organizations.get(account_id, edit.customer_tenant_id) for account_id in account_ids)
     return decide(edit, [organization for organization in stored if organization is not None])

@@ -11,25 +11,44 @@ from .auth import (
 )
 from .budget import RequestBudget
 from .client import PartnerCenterClient, RequestStats, RetryPolicy
+from .clouds import CHINA, CLOUDS, PUBLIC, Cloud, cloud_named
 from .errors import (
     AuthenticationError,
     BadRequestError,
+    ContinuationExpiredError,
     CustomerNotFoundError,
     DeadlineExceeded,
     ForbiddenError,
+    IncompleteListError,
     MalformedResponseError,
+    MfaRequiredError,
+    NotFoundError,
     PartnerCenterError,
     RelationshipEndedError,
     ThrottledError,
     TransientError,
+    WrongTokenAudienceError,
 )
-from .models import AuditRecord, Customer, CustomerPage, MalformedItem, NextLink, is_guid
+from .models import (
+    AuditRecord,
+    Customer,
+    CustomerPage,
+    MalformedItem,
+    NextLink,
+    is_guid,
+    is_known_relationship_kind,
+    is_synced_kind,
+    normalize_relationship_kind,
+)
 
 __all__ = [
     "AppTokenProvider", "RefreshTokenExpired", "RefreshTokenVault", "TokenProvider", "UserTokenProvider", "app_token_provider", "forget_token_providers",
     "RequestBudget", "PartnerCenterClient", "RequestStats", "RetryPolicy",
-    "AuthenticationError", "BadRequestError", "CustomerNotFoundError", "DeadlineExceeded",
-    "ForbiddenError", "MalformedResponseError", "PartnerCenterError", "RelationshipEndedError",
-    "ThrottledError", "TransientError",
+    "CHINA", "CLOUDS", "PUBLIC", "Cloud", "cloud_named",
+    "AuthenticationError", "BadRequestError", "ContinuationExpiredError", "CustomerNotFoundError",
+    "DeadlineExceeded", "ForbiddenError", "IncompleteListError", "MalformedResponseError", "MfaRequiredError",
+    "NotFoundError", "PartnerCenterError", "RelationshipEndedError", "ThrottledError", "TransientError",
+    "WrongTokenAudienceError",
     "AuditRecord", "Customer", "CustomerPage", "MalformedItem", "NextLink", "is_guid",
+    "is_known_relationship_kind", "is_synced_kind", "normalize_relationship_kind",
 ]

@@ -10,10 +10,8 @@ from urllib.parse import urlsplit
 
 import msal
 
+from .clouds import PUBLIC, Cloud
 from .errors import AuthenticationError
-
-PARTNER_CENTER_SCOPE = "https://api.partnercenter.microsoft.com/.default"
-USER_IMPERSONATION_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
 # Hosts MSAL already knows; for any other (sovereign clouds aside: a local simulator) instance
 # discovery would call login.microsoftonline.com, so it is turned off there.
 _WELL_KNOWN_AUTHORITY_HOSTS = {
@@ -48,13 +46,14 @@ class AppTokenProvider:
         *,
         client_secret: str | None = None,
         certificate: dict | None = None,
-        scope: str = PARTNER_CENTER_SCOPE,
+        cloud: Cloud = PUBLIC,
     ) -> None:
         if not (client_secret or certificate):
             raise AuthenticationError(f"no client secret or certificate configured for client {client_id}")
         self.client_id = client_id
         self.tenant_id = tenant_id
-        self._scope = scope
+        self.cloud = cloud
+        self._scope = cloud.app_scope
         self._lock = threading.Lock()
         self._current = ""
         self._authority_url = authority_url
@@ -132,13 +131,14 @@ class UserTokenProvider:
     """
 
     def __init__(self, authority_url: str, tenant_id: str, client_id: str, client_secret: str,
-                 vault: RefreshTokenVault, *, scope: str = USER_IMPERSONATION_SCOPE,
-                 clock=time.monotonic) -> None:
+                 vault: RefreshTokenVault, *, cloud: Cloud = PUBLIC, clock=time.monotonic) -> None:
         self.tenant_id = tenant_id
         self.client_id = client_id
-        self._app_tokens = AppTokenProvider(authority_url, tenant_id, client_id, client_secret=client_secret)
+        self.cloud = cloud
+        self._app_tokens = AppTokenProvider(authority_url, tenant_id, client_id, client_secret=client_secret,
+                                            cloud=cloud)
         self._vault = vault
-        self._scope = scope
+        self._scope = cloud.user_scope
         self._clock = clock
         self._lock = threading.Lock()
         self._current = ""
@@ -181,18 +181,24 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
 
-_providers: dict[tuple[str, str, str, str], AppTokenProvider] = {}
+_providers: dict[tuple[str, str, str, str, str], AppTokenProvider] = {}
 _providers_lock = threading.Lock()
 
 
-def app_token_provider(authority_url: str, tenant_id: str, client_id: str, client_secret: str) -> AppTokenProvider:
-    """The one provider per (authority, tenant, client) in this process, so tokens are reused."""
+def app_token_provider(authority_url: str, tenant_id: str, client_id: str, client_secret: str,
+                       *, cloud: Cloud = PUBLIC) -> AppTokenProvider:
+    """The one provider per (authority, tenant, client, audience) in this process, so tokens are reused.
+
+    ``cloud`` gives the token audience (pass ``Settings.cloud``); ``authority_url`` may differ
+    from the cloud's when a setting overrides it.
+    """
     # The secret's digest is part of the key so a rotated secret gets a fresh provider.
-    key = (authority_url.rstrip("/"), tenant_id, client_id, hashlib.sha256(client_secret.encode()).hexdigest())
+    key = (authority_url.rstrip("/"), tenant_id, client_id, hashlib.sha256(client_secret.encode()).hexdigest(),
+           cloud.audience)
     with _providers_lock:
         provider = _providers.get(key)
         if provider is None:
-            provider = AppTokenProvider(authority_url, tenant_id, client_id, client_secret=client_secret)
+            provider = AppTokenProvider(authority_url, tenant_id, client_id, client_secret=client_secret, cloud=cloud)
             _providers[key] = provider
         return provider
 

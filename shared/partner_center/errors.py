@@ -57,11 +57,25 @@ class AuthenticationError(PartnerCenterError):
     """The account's credentials were refused, or a token stayed invalid after a refresh."""
 
 
+class MfaRequiredError(AuthenticationError):
+    """401 code 900421: the app+user token carries no MFA claim. Only a person can fix it (a new
+    sign-in with MFA and a new refresh token), so the client never redeems the token again for it."""
+
+
+class WrongTokenAudienceError(AuthenticationError):
+    """401 code 900420: the token was issued for an audience Partner Center refuses (the retired
+    https://graph.windows.net, or another cloud's): the configuration is wrong, retrying cannot help."""
+
+
 class RelationshipEndedError(PartnerCenterError):
     """403 with code 20002: the customer no longer has a relationship with the partner."""
 
 
-class CustomerNotFoundError(PartnerCenterError):
+class NotFoundError(PartnerCenterError):
+    """404: the resource does not exist (for example no webhook registration yet)."""
+
+
+class CustomerNotFoundError(NotFoundError):
     """404 for a customer resource (codes 1000, 60003)."""
 
 
@@ -73,8 +87,19 @@ class BadRequestError(PartnerCenterError):
     """400 and the other 4xx a retry cannot fix."""
 
 
+class ContinuationExpiredError(BadRequestError):
+    """400 for a next-page request: Partner Center no longer accepts the continuation token
+    (it expired, or its paging state is gone). The walk has to start again from the first page."""
+
+
 class MalformedResponseError(PartnerCenterError):
     """Partner Center answered 2xx with a body the client cannot use; the message names where."""
+
+
+class IncompleteListError(TransientError):
+    """A collection page came back without its items (204 No Content, an empty body or
+    ``items: null``) in the middle of a walk. Retried like a transient error; if it persists the
+    walk is incomplete and nothing may be concluded from it (never take it for an empty page)."""
 
 
 class DeadlineExceeded(PartnerCenterError):
@@ -82,3 +107,7 @@ class DeadlineExceeded(PartnerCenterError):
 
 
 RELATIONSHIP_ENDED_CODE = "20002"
+# 401 codes that no token refresh can fix. 10001 ("Authentication failed. MFA required.") is the
+# older form of the MFA refusal, still reported by integrators.
+MFA_REQUIRED_CODES = frozenset({"900421", "10001"})
+RETIRED_AUDIENCE_CODE = "900420"

@@ -11,6 +11,21 @@ from .errors import MalformedResponseError
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
+# relationshipToPartner values Partner Center documents (snake_case on the wire); `unknown` is
+# the SDK's own. Any other value is kept as sent (normalised) and is simply not synced.
+RELATIONSHIP_KINDS = frozenset({"reseller", "advisor", "syndication", "microsoft_support", "none", "unknown"})
+# The kinds a partner can ask to sync (PARTNER_CENTER_RELATIONSHIP_KINDS).
+SYNCABLE_RELATIONSHIP_KINDS = frozenset({"reseller", "advisor", "syndication", "microsoft_support"})
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def normalize_relationship_kind(value: str) -> str:
+    """A relationship kind in Partner Center's wire form: lower-case snake_case
+    ("MicrosoftSupport", "microsoft-support" and " Microsoft_Support " are all "microsoft_support");
+    "" for a missing value."""
+    text = _CAMEL_BOUNDARY.sub("_", value.strip())
+    return re.sub(r"[\s\-]+", "_", text).lower()
+
 
 def is_guid(value: object) -> bool:
     return isinstance(value, str) and bool(GUID.match(value))
@@ -40,6 +55,23 @@ class Customer:
     domain: str
     relationship_to_partner: str
     indirect_reseller_id: str = ""
+
+    @property
+    def relationship_kind(self) -> str:
+        """`relationship_to_partner` normalised (lower-case snake_case); may be a kind nobody
+        documented yet: check with `is_known_relationship_kind`."""
+        return normalize_relationship_kind(self.relationship_to_partner)
+
+
+def is_synced_kind(customer: Customer, kinds: frozenset[str] | set[str]) -> bool:
+    """True when the customer's relationship is one of `kinds` (normalised names, as
+    `Settings.relationship_kinds` holds them): only those customers become organizations."""
+    return customer.relationship_kind in kinds
+
+
+def is_known_relationship_kind(kind: str) -> bool:
+    """True for a relationship kind Partner Center documents (after normalisation)."""
+    return normalize_relationship_kind(kind) in RELATIONSHIP_KINDS
 
 
 @dataclass(frozen=True)
@@ -116,7 +148,7 @@ def parse_customer(item: Any) -> Customer:
         if not isinstance(value, str):
             raise ValueError(f"companyProfile.{source} is a {type(value).__name__}, not a string")
         fields[name] = value.strip()
-    relationship = item.get("relationshipToPartner", "")
+    relationship = item.get("relationshipToPartner") or ""  # absent or null: a kind nobody named
     if not isinstance(relationship, str):
         raise ValueError("'relationshipToPartner' is not a string")
     reseller = item.get("associatedPartnerId", "") or ""

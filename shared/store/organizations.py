@@ -20,6 +20,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from shared.contacts.mapping import CONTENT_FIELDS, check_table_limits, content_hash
 from shared.store.keys import account_key, require_utc, tenant_key
 from shared.store.tables import Tables, batches, store_error
+from shared.store.tenant_index import TenantIndex
 
 STATUS_ACTIVE = "active"
 STATUS_RELATIONSHIP_ENDED = "relationship_ended"
@@ -105,6 +106,7 @@ class OrganizationStore:
 
     def __init__(self, tables: Tables) -> None:
         self._table = tables.organizations
+        self.tenant_index = TenantIndex(tables)
 
     def snapshot(self, account_id: str) -> dict[str, OrganizationState]:
         """Every organization of an account as ``{tenant id: state}``, from one partition query."""
@@ -163,6 +165,8 @@ class OrganizationStore:
                 skipped.append(tenant)
                 continue
             operations.append(_operation(partition, tenant, write))
+        # Index first: an organization must never exist that a contact-edit check cannot find.
+        self.tenant_index.record(partition, [op[1]["RowKey"] for op in operations if op[0] == "create"])
         transactions = entities = 0
         conflicts: list[str] = []
         for batch in batches(operations):

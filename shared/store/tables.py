@@ -62,6 +62,7 @@ class TableNames:
     held: str = "HeldChanges"
     walk: str = "ReconciliationWalk"
     request_budget: str = "RequestBudget"  # the account's Partner Center request budget, shared by every instance
+    tenant_index: str = "OrganizationTenants"
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -119,6 +120,10 @@ class Tables:
     @property
     def walk(self) -> TableClient:
         return self.client(self.names.walk)
+
+    @property
+    def tenant_index(self) -> TableClient:
+        return self.client(self.names.tenant_index)
 
     def create_all(self) -> None:
         """Create every table that does not exist yet (safe to call on every start)."""

@@ -12,12 +12,12 @@ import json
 import sys
 import time
 
-from shared.partner_center import AuthenticationError
+from shared.partner_center import AuthenticationError, PartnerCenterError
 from shared.settings import SettingsError, get_settings
 
 from .events import REGISTERED_EVENTS
 from .processing import webhook_status
-from .registration import RegistrationError, describe, registration_for
+from .registration import describe, registration_for
 
 _POLL_SECONDS = 1.0
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, AuthenticationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RegistrationError as exc:
+    except PartnerCenterError as exc:
         print(f"error: Partner Center: {exc}", file=sys.stderr)
         return 1
     return 0

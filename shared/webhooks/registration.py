@@ -8,102 +8,78 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
-import requests
-
-from shared.partner_center import AuthenticationError, TokenProvider, app_token_provider
+from shared.partner_center import (
+    AuthenticationError,
+    NotFoundError,
+    PartnerCenterClient,
+    RequestBudget,
+    app_token_provider,
+)
 from shared.settings import Settings, get_settings
 
 from .events import REGISTERED_EVENTS
 
-TIMEOUT = (5.0, 30.0)
-
-
-class RegistrationError(RuntimeError):
-    """Partner Center refused or failed a registration call; ``status`` is its HTTP status."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+PATH = "/webhooks/v1/registration"
 
 
 class WebhookRegistration:
-    """Reads and writes one partner's registration with its app's tokens."""
+    """Reads and writes one partner's registration through the account's Partner Center client,
+    so these calls share its request budget, retries and typed errors (`PartnerCenterError`)."""
 
-    def __init__(self, api_url: str, tokens: TokenProvider, session: requests.Session | None = None) -> None:
-        self.base = api_url.rstrip("/") + "/webhooks/v1/registration"
-        self.tokens = tokens
-        self.session = session or requests.Session()
+    def __init__(self, client: PartnerCenterClient) -> None:
+        self.client = client
 
     def show(self) -> dict | None:
         """The current registration, or None when the partner has none."""
         try:
             return self._call("GET", "")
-        except RegistrationError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except NotFoundError:
+            return None
 
     def register(self, webhook_url: str, events: tuple[str, ...] | list[str] = REGISTERED_EVENTS) -> dict:
         """Create the registration, or update it (PUT) when one exists; returns what Partner Center stored."""
         body = {"WebhookUrl": webhook_url, "WebhookEvents": list(events)}
         return self._call("PUT" if self.show() is not None else "POST", "", body)
 
+    def delete(self) -> None:
+        """Remove the partner's registration (Partner Center then sends no more events)."""
+        self._call("DELETE", "")
+
     def available_events(self) -> list[str]:
         """Every event name Partner Center offers."""
-        return self._call("GET", "/events")
+        return self._call("GET", "/events", endpoint="webhook_events")
 
     def send_test_event(self) -> str:
         """Ask Partner Center to deliver a ``test-created`` event; returns its correlation id.
         (Partner Center allows two per minute.)"""
-        answer = self._call("POST", "/validationEvents")
+        answer = self._call("POST", "/validationEvents", endpoint="webhook_validation_events")
         return answer["correlationId"] if isinstance(answer, dict) else str(answer)
 
     def test_event_status(self, correlation_id: str) -> dict:
         """The test event's delivery: ``status`` and one result per attempt."""
-        return self._call("GET", f"/validationEvents/{uuid.UUID(correlation_id)}")
+        return self._call("GET", f"/validationEvents/{uuid.UUID(correlation_id)}", endpoint="webhook_validation_events")
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {
-            "Authorization": f"Bearer {self.tokens.token()}",
-            "Accept": "application/json",
-            "MS-RequestId": str(uuid.uuid4()),
-            "MS-CorrelationId": str(uuid.uuid4()),
-        }
-        try:
-            response = self.session.request(method, self.base + path, json=body, headers=headers, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise RegistrationError(f"{method} {path or '/'}: {type(exc).__name__} talking to Partner Center") from exc
-        if not 200 <= response.status_code < 300:
-            raise RegistrationError(f"{method} registration{path}: {response.status_code} {_description(response)}",
-                                    response.status_code)
-        try:
-            return response.json()
-        except ValueError:
-            raise RegistrationError(f"{method} registration{path}: the answer is not JSON",
-                                    response.status_code) from None
-
-
-def _description(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason or ""
-    if isinstance(body, dict):
-        return str(body.get("description") or body.get("message") or "")[:300]
-    return ""
+    def _call(self, method: str, path: str, body: object = None, *, endpoint: str = "webhook_registration"):
+        return self.client.request_json(method, PATH + path, endpoint=endpoint, body=body,
+                                        what=f"webhook registration{path} ({method})")
 
 
 def registration_for(account_id: str, settings: Settings | None = None) -> WebhookRegistration:
-    """The registration client of a configured account (its app-only credentials)."""
+    """The registration client of a configured account: its app-only credentials, and the
+    account's request budget in this process (the one its syncs use)."""
+    # Imported here: the sync service imports the webhook package.
+    from shared.sync.service import request_budget
+
     settings = settings or get_settings()
     account = settings.account(account_id)
     secret = account.client_secret(settings.environ)
     if not secret:
         raise AuthenticationError(f"account {account.id}: the setting {account.client_secret_setting} is empty")
-    tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret)
-    return WebhookRegistration(settings.api_url, tokens)
+    tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret,
+                                cloud=settings.cloud)
+    budget: RequestBudget = request_budget(account.id, settings.max_requests_per_minute)
+    return WebhookRegistration(PartnerCenterClient(settings.api_url, tokens, budget, pool_size=2))
 
 
 def describe(registration: dict | None) -> str:

@@ -104,3 +104,39 @@ def test_bad_control_requests_are_400_and_unknown_customers_404(simulator):
     assert control(simulator, "DELETE", "/customers/not-a-guid").status_code == 400
     stranger = "00000000-0000-4000-8000-000000000003"
     assert control(simulator, "GET", "/customers", partnerTenantId=stranger).status_code == 404
+
+
+def test_the_2026_controls_over_http(simulator):
+    partner = control(simulator, "POST", "/partners", {"customers": 3, "resellers": 2, "otherRelationships": 4}).json()
+    listed = control(simulator, "GET", "/customers", partnerTenantId=partner["tenantId"]).json()
+    assert len(listed) == 7 and sum(c["relationshipToPartner"] == "reseller" for c in listed) == 3
+    settings = control(simulator, "PATCH", "/settings", {
+        "cloud": "china", "noResellerAnswer": "empty", "relationshipPageSize": 1,
+        "tokensWithoutMfa": True, "partnerTenantId": partner["tenantId"],
+    }).json()
+    assert settings["cloud"] == "china" and settings["noResellerAnswer"] == "empty"
+    assert settings["relationshipPageSize"] == 1 and settings["tokensWithoutMfa"][partner["tenantId"]] is True
+    assert get(simulator, "/v1/customers", app_token(simulator)).json()["code"] == 800001  # public audience
+    control(simulator, "PATCH", "/settings", {"cloud": "public", "relationshipPageSize": None,
+                                             "noResellerAnswer": "null"})
+    tenant = simulator.customers()[0]["id"]
+    changed = control(simulator, "PATCH", f"/customers/{tenant}", {"relationshipToPartner": "advisor"})
+    assert changed.json() == {"tenantId": tenant, "relationshipToPartner": "advisor"}
+    assert simulator.customers()[0]["relationshipToPartner"] == "advisor"
+    fault = {"endpoint": "list_customers", "kind": "status", "status": 429, "retryAfterForm": "none"}
+    assert control(simulator, "POST", "/faults", fault).status_code == 201
+    throttled = get(simulator, "/v1/customers", app_token(simulator))
+    assert throttled.status_code == 429 and "Retry-After" not in throttled.headers
+    assert control(simulator, "POST", "/faults", {"endpoint": "list_customers", "kind": "no_content"}).status_code == 201
+    assert get(simulator, "/v1/customers", app_token(simulator)).status_code == 204
+
+
+def test_bad_2026_control_values_are_400(simulator):
+    for body in ({"cloud": "mooncake"}, {"noResellerAnswer": "maybe"}, {"relationshipPageSize": 0},
+                 {"tokensWithoutMfa": "yes"}):
+        assert control(simulator, "PATCH", "/settings", body).status_code == 400, body
+    fault = {"endpoint": "list_customers", "kind": "status", "status": 429, "retryAfterForm": "fortnight"}
+    assert control(simulator, "POST", "/faults", fault).status_code == 400
+    tenant = simulator.customers()[0]["id"]
+    assert control(simulator, "PATCH", f"/customers/{tenant}", {"relationshipToPartner": ""}).status_code == 400
+    assert control(simulator, "PATCH", "/resellers/7d0fc6c4-2d59-4bd4-8f37-0a4b4ef9b6e3", {"state": "Active"}).status_code == 404

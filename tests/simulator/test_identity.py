@@ -96,8 +96,18 @@ def test_an_unknown_tenant_is_an_aad_error(simulator):
     assert "AADSTS90002" in response.json()["error_description"]
 
 
-def test_the_retired_graph_audience_is_refused(simulator):
+def test_a_token_of_the_retired_graph_audience_is_refused_by_partner_center_with_900420(simulator):
+    # Entra still issues it; Partner Center no longer accepts that audience.
     response = request_token(simulator, scope="https://graph.windows.net/.default")
+    assert response.status_code == 200
+    refused = get(simulator, "/v1/customers", response.json()["access_token"])
+    assert refused.status_code == 401
+    assert refused.json()["code"] == 900420
+    assert "https://graph.windows.net" in refused.json()["description"]
+
+
+def test_an_unknown_resource_is_refused_by_entra(simulator):
+    response = request_token(simulator, scope="https://management.azure.com/.default")
     assert response.status_code == 400
     assert "AADSTS500011" in response.json()["error_description"]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.simulator.conftest import app_token, app_user_token, get, walk
+from tests.simulator.conftest import app_token, app_user_token, control, get, walk
 
 
 @pytest.fixture
@@ -36,14 +36,54 @@ def test_a_customer_names_its_reseller_and_the_relationship_endpoint_agrees(simu
     seen = set()
     for item in simulator.customers(partner.tenant_id):
         customer = get(simulator, f"/v1/customers/{item['id']}", token).json()
-        relationships = get(simulator, f"/v1/customers/{item['id']}/relationships", token).json()["items"]
+        answer = get(simulator, f"/v1/customers/{item['id']}/relationships", token)
         if "associatedPartnerId" in customer:
             seen.add(customer["associatedPartnerId"])
-            assert [r["id"] for r in relationships] == [customer["associatedPartnerId"]]
-            assert relationships[0]["relationshipType"] == "is_indirect_reseller_of"
+            relationships = answer.json()["items"]
+            # "Get partners of a customer": the provider itself as well as the reseller.
+            assert [(r["id"], r["relationshipType"]) for r in relationships] == [
+                (partner.tenant_id, "is_indirect_cloud_solution_provider_of"),
+                (customer["associatedPartnerId"], "is_indirect_reseller_of"),
+            ]
         else:
-            assert relationships == []
+            assert answer.status_code == 200 and answer.json() is None  # null when there is none
     assert seen == set(partner.reseller_ids)
+
+
+def _direct_customer(simulator, partner):
+    return next(c.tenant_id for c in simulator.account(partner.tenant_id).listed() if not c.indirect_reseller_id)
+
+
+def test_a_customer_without_reseller_can_be_answered_empty_or_as_an_empty_collection(simulator, provider):
+    partner, token = provider
+    tenant = _direct_customer(simulator, partner)
+    simulator.set_no_reseller_answer("empty")
+    answer = get(simulator, f"/v1/customers/{tenant}/relationships", token)
+    assert answer.status_code == 200 and answer.content == b""
+    simulator.set_no_reseller_answer("collection")
+    assert get(simulator, f"/v1/customers/{tenant}/relationships", token).json()["items"] == []
+    with pytest.raises(ValueError):
+        simulator.set_no_reseller_answer("silence")
+
+
+def test_the_reseller_list_can_be_paged_with_next_links(simulator):
+    partner = simulator.add_partner(customers=5, resellers=5)
+    token = app_user_token(simulator, partner)
+    simulator.set_relationship_page_size(2)
+    pages = walk(simulator, token, "/v1/relationships", relationship_type="IsIndirectCloudSolutionProviderOf")
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert [item["id"] for page in pages for item in page["items"]] == list(partner.reseller_ids)
+    assert pages[0]["links"]["next"]["uri"].startswith("/v1/relationships?relationship_type=")
+
+
+def test_a_reseller_relationship_can_become_inactive(simulator, provider):
+    partner, token = provider
+    reseller = partner.reseller_ids[1]
+    response = control(simulator, "PATCH", f"/resellers/{reseller}",
+                       {"state": "Inactive", "partnerTenantId": partner.tenant_id})
+    assert response.status_code == 200
+    page = get(simulator, "/v1/relationships", token, relationship_type="IsIndirectCloudSolutionProviderOf").json()
+    assert {item["id"]: item["state"] for item in page["items"]}[reseller] == "Inactive"
 
 
 def test_the_indirect_reseller_filter_lists_one_resellers_customers(simulator, provider):

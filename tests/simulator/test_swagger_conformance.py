@@ -103,7 +103,11 @@ def test_reseller_relationships_match_the_swagger(estate):
     assert resellers["totalCount"] == 4
     _assert_valid(validator, resellers)
     for item in sim.customers(partner.tenant_id)[:10]:
-        _assert_valid(validator, get(sim, f"/v1/customers/{item['id']}/relationships", token).json())
+        answer = get(sim, f"/v1/customers/{item['id']}/relationships", token).json()
+        if answer is None:  # no reseller: Partner Center answers null, outside the Swagger (learn Q&A 339)
+            assert not sim.account(partner.tenant_id).customer(item["id"]).indirect_reseller_id
+            continue
+        _assert_valid(validator, answer)
 
 
 def test_the_relaxation_changes_only_string_enums_declared_integer():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from shared.partner_center import AppTokenProvider
+import pytest
+
+from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget, RetryPolicy, ThrottledError
 from shared.webhooks.cli import add_arguments, run
 from shared.webhooks.events import REGISTERED_EVENTS
 from shared.webhooks.registration import WebhookRegistration, registration_for
@@ -17,11 +19,12 @@ def webhook(*argv: str) -> int:
     return run(parser.parse_args(list(argv)))
 
 
-def new_partner_registration(sim) -> WebhookRegistration:
+def new_partner_registration(sim, budget: RequestBudget | None = None, **policy) -> WebhookRegistration:
     """The registration client of a fresh simulated partner, which has no registration yet."""
     partner = sim.add_partner()
     tokens = AppTokenProvider(sim.url, partner.tenant_id, partner.client_id, client_secret=partner.client_secret)
-    return WebhookRegistration(sim.url, tokens)
+    fast = RetryPolicy(backoff_initial=0.01, backoff_max=0.05, **policy)
+    return WebhookRegistration(PartnerCenterClient(sim.url, tokens, budget or RequestBudget(1_000), policy=fast))
 
 
 def test_register_creates_a_registration_where_there_is_none(receiver):
@@ -61,3 +64,34 @@ def test_an_unknown_account_is_a_setting_error(receiver, capsys):
 
 def test_the_available_events_include_both_relationship_events(receiver):
     assert set(REGISTERED_EVENTS) <= set(registration_for(receiver.account_id).available_events())
+
+
+def test_registration_calls_share_the_clients_budget_retries_and_typed_errors(receiver):
+    sim = receiver.sim
+    budget = RequestBudget(1_000)
+    registration = new_partner_registration(sim, budget, throttled_attempts=2)
+    partner = registration.client.tokens.tenant_id
+    sim.inject("webhook_registration", "status", status=503, partner_tenant_id=partner)
+    sim.inject("webhook_registration", "drop", partner_tenant_id=partner)
+    assert registration.show() is None  # two faults retried, then the 404 means "none"
+    assert registration.client.stats.retried == 2
+    assert registration.client.stats.by_endpoint["webhook_registration"] == 3
+    assert len(budget._starts) == 3  # every attempt took a slot of the account's budget
+    sim.inject("webhook_registration", "status", status=429, retry_after=0.01, times=2, partner_tenant_id=partner)
+    with pytest.raises(ThrottledError):
+        registration.register(receiver.url)
+
+
+def test_a_registration_can_be_deleted(receiver):
+    registration = new_partner_registration(receiver.sim)
+    registration.register(receiver.url)
+    registration.delete()
+    assert registration.show() is None
+
+
+def test_the_registration_of_a_configured_account_uses_the_accounts_process_budget(receiver):
+    from shared.settings import get_settings
+    from shared.sync.service import request_budget
+
+    registration = registration_for(receiver.account_id)
+    assert registration.client.budget is request_budget(receiver.account_id, get_settings().max_requests_per_minute)

@@ -1,0 +1,79 @@
+"""The tenant index: written with every organization create, read by contact-edit checks."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from shared.store import CREATE, END, OrganizationStore, OrganizationWrite
+from shared.store.tenant_index import TenantIndex
+from tests.store.conftest import ACCOUNT, T0, content, new_tenant
+
+
+def _create(store: OrganizationStore, account: str, count: int) -> list[str]:
+    writes = []
+    for _ in range(count):
+        fields = content()
+        writes.append(OrganizationWrite(new_tenant(), CREATE, T0, fields))
+    store.apply(account, writes)
+    return [write.tenant_id for write in writes]
+
+
+def test_every_create_is_indexed_under_its_account_and_other_writes_add_nothing(tables):
+    store = OrganizationStore(tables)
+    tenants = _create(store, ACCOUNT, 130)
+    store.apply(ACCOUNT, [OrganizationWrite(tenants[0], END, T0)])
+    index = TenantIndex(tables)
+    assert all(index.accounts_of(tenant) == [ACCOUNT] for tenant in tenants[:5])
+    assert len(list(tables.tenant_index.list_entities())) == 130
+
+
+def test_a_customer_of_two_accounts_names_both(tables):
+    store = OrganizationStore(tables)
+    tenant = _create(store, ACCOUNT, 1)[0]
+    store.apply("second-account", [OrganizationWrite(tenant, CREATE, T0, content())])
+    assert sorted(TenantIndex(tables).accounts_of(tenant)) == [ACCOUNT, "second-account"]
+
+
+def test_accounts_added_at_once_by_many_writers_are_all_kept(tables):
+    tenant = new_tenant()
+    index = TenantIndex(tables)
+    accounts = [f"account-{n}" for n in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda account: TenantIndex(tables).record(account, [tenant]), accounts))
+    assert sorted(index.accounts_of(tenant)) == accounts
+    index.record(accounts[0], [tenant])  # again: nothing changes
+    assert sorted(index.accounts_of(tenant)) == accounts
+
+
+def test_a_miss_scans_organizations_until_the_index_is_complete(tables, request_log):
+    legacy_tenant = new_tenant()
+    tables.organizations.create_entity({"PartitionKey": "legacy", "RowKey": legacy_tenant, "Status": "active"})
+    index = TenantIndex(tables)
+    assert not index.is_complete()
+    assert index.accounts_of(new_tenant()) == []  # unknown: scanned, nothing found
+    assert index.accounts_of(legacy_tenant) == ["legacy"]  # found by the scan, then indexed
+    assert [row["Accounts"] for row in tables.tenant_index.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": legacy_tenant})] == ["legacy"]
+
+
+def test_backfill_indexes_every_stored_organization_once_and_then_misses_read_no_organizations(tables, request_log):
+    for account in ("a-one", "a-two"):
+        for _ in range(3):
+            tables.organizations.create_entity({"PartitionKey": account, "RowKey": new_tenant(), "Status": "active"})
+    index = TenantIndex(tables)
+    assert index.ensure_backfilled() == 6
+    assert index.ensure_backfilled() == 0
+    assert TenantIndex(tables).is_complete()  # the mark is stored, not only remembered
+    request_log.requests.clear()
+    assert TenantIndex(tables).accounts_of(new_tenant()) == []
+    organizations = tables.names.organizations
+    assert not any(f"/{organizations}(" in url or f"/{organizations}?" in url for _, url, _ in request_log.requests)
+
+
+def test_a_deployment_without_organizations_is_complete_from_its_first_lookup(tables, request_log):
+    assert TenantIndex(tables).accounts_of(new_tenant()) == []
+    assert TenantIndex(tables).is_complete()
+    request_log.requests.clear()
+    assert TenantIndex(tables).accounts_of(new_tenant()) == []
+    organizations = tables.names.organizations
+    assert not any(f"/{organizations}(" in url or f"/{organizations}?" in url for _, url, _ in request_log.requests)
