@@ -14,6 +14,7 @@ import logging
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
+from shared import telemetry
 from shared.settings import Settings, SettingsError, get_settings
 from shared.webhooks import signature
 from shared.webhooks.events import InvalidEvent
@@ -92,7 +93,7 @@ def _enqueue(settings: Settings, account_id: str, key: str) -> bool:
     drain of pending events picks up what the queue missed.
     """
     try:
-        event_queue_for(settings).send(EventMessage(account_id, key))
+        event_queue_for(settings).send(EventMessage(account_id, key, trace_context=telemetry.inject_context()))
     except (AzureError, SettingsError) as exc:
         log.error("webhook event %s/%s is stored but could not be queued (the incremental run will process it): %s",
                   account_id, key, exc)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Callable
 
+from shared import telemetry
 from shared.partner_center import (
     Customer,
     DeadlineExceeded,
@@ -104,7 +105,8 @@ class AccountSync:
         until_next_tick = TimeBudget(min(budget.deadline, began + 0.8 * self.options.incremental_interval_seconds))
         if result.outcome in (RunOutcome.SUCCEEDED, RunOutcome.SUCCEEDED_WITH_FAILURES) \
                 and state.get_checkpoint(self.account_id) is not None and until_next_tick.left() > 30:
-            self.full(until_next_tick)
+            with telemetry.run_span(self.account_id, FULL, correlation_id=self.client.correlation_id) as span:
+                telemetry.record_run(span, self.full(until_next_tick))
         return result
 
     def customer(self, tenant_id: str, budget: TimeBudget | None = None) -> tuple[RunResult, dict | None]:
@@ -166,6 +168,7 @@ class AccountSync:
             if keeper is not None:
                 close_abandoned_runs(self, mode, started)
             record = self.stores.runs.start(self.account_id, mode)
+            telemetry.bind_run_id(record.run_id)
             result = RunResult(self.account_id, mode, record.run_id, RunOutcome.SKIPPED, started_at=started)
             if exclusive and keeper is None:
                 result.error = "another run of this account holds the lease, or did this run's work meanwhile"

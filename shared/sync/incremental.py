@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shared import telemetry
 from shared.store import STATUS_EXCLUDED, STATUS_RELATIONSHIP_ENDED
 from shared.store.runs import RunOutcome
 
 from .endings import end_missing
-from .run import Run
+from .run import INCREMENTAL, Run
 from .writes import commit, plan_customers, record_malformed
 
 # Activity-log operations that mean "read this customer again" or "this relationship ended".
@@ -27,7 +28,7 @@ ENDED_OPERATIONS = {"remove_partner_customer_relationship", "delete_customer", "
 
 
 def incremental(run: Run) -> None:
-    sync, state, account, options = run.sync, run.stores.state, run.account_id, run.options
+    state, account, options = run.stores.state, run.account_id, run.options
     started = run.result.started_at
     watermark = state.get_watermark(account)
     if watermark is None:
@@ -58,28 +59,10 @@ def incremental(run: Run) -> None:
     seen: set[str] = set()
     listed = 0
     for page in run.client.iter_customer_pages(page_size=options.page_size):
+        with telemetry.page_span(account, INCREMENTAL, page.number):
+            outcome = _sync_page(run, page, snapshot, failing, refresh, retry, seen)
         listed += len(page.customers) + len(page.malformed)
-        wanted = []
-        for customer in page.customers:
-            if not run.synced_kind(customer):
-                continue  # not a kind that syncs: as good as not listed
-            seen.add(customer.tenant_id)
-            status = _status(snapshot, customer.tenant_id)
-            if status == STATUS_EXCLUDED:
-                continue
-            if (status is None or status == STATUS_RELATIONSHIP_ENDED or customer.tenant_id in refresh
-                    or customer.tenant_id in retry):
-                wanted.append(customer)
-        seen.update(m.tenant_id for m in page.malformed if m.tenant_id)
-        if sync.indirect_provider:
-            wanted = [sync.with_indirect_seller(c, snapshot.get(c.tenant_id)) for c in wanted]
-        plan = plan_customers(run, wanted, snapshot)
-        seen.difference_update(plan.gone)
-        commit(run, plan, failing)
-        record_malformed(run, page)
-        if page.next_link is not None and run.near_budget():
-            run.result.outcome = RunOutcome.PARTIAL
-            run.result.error = "time budget spent before the customer list was walked; watermark kept"
+        if outcome is not None:
             return
     end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended)
     # Only now is everything up to the run's start stored: the watermark may move.
@@ -87,6 +70,34 @@ def incremental(run: Run) -> None:
     run.check_lease()
     state.set_watermark(account, started, {r: at for r, at in applied.items() if at >= next_window})
     run.result.outcome = RunOutcome.SUCCEEDED
+
+
+def _sync_page(run: Run, page, snapshot: dict, failing: dict, refresh: set[str], retry: set[str],
+               seen: set[str]) -> RunOutcome | None:
+    """Sync the customers of one page that need it; :attr:`RunOutcome.PARTIAL` when the time is up."""
+    wanted = []
+    for customer in page.customers:
+        if not run.synced_kind(customer):
+            continue  # not a kind that syncs: as good as not listed
+        seen.add(customer.tenant_id)
+        status = _status(snapshot, customer.tenant_id)
+        if status == STATUS_EXCLUDED:
+            continue
+        if (status is None or status == STATUS_RELATIONSHIP_ENDED or customer.tenant_id in refresh
+                or customer.tenant_id in retry):
+            wanted.append(customer)
+    seen.update(m.tenant_id for m in page.malformed if m.tenant_id)
+    if run.sync.indirect_provider:
+        wanted = [run.sync.with_indirect_seller(c, snapshot.get(c.tenant_id)) for c in wanted]
+    plan = plan_customers(run, wanted, snapshot)
+    seen.difference_update(plan.gone)
+    commit(run, plan, failing)
+    record_malformed(run, page)
+    if page.next_link is not None and run.near_budget():
+        run.result.outcome = RunOutcome.PARTIAL
+        run.result.error = "time budget spent before the customer list was walked; watermark kept"
+        return RunOutcome.PARTIAL
+    return None
 
 
 def _status(snapshot: dict, tenant_id: str) -> str | None:

@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
+from shared import telemetry
 from shared.partner_center import BadRequestError, CustomerPage, NextLink
 from shared.store import STATUS_EXCLUDED
 from shared.store.runs import RunOutcome
 
 from .endings import end_missing
-from .run import Run
+from .run import FULL, Run
 from .writes import PagePlan, commit, plan_customers, record_malformed
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def reconcile(run: Run) -> None:
     start = NextLink.from_dict(checkpoint["next"]) if checkpoint.get("next") else None
     if checkpoint:
         log.info("account %s: resuming reconciliation walk %s at page %d", account, walk["walkId"], walk["page"] + 1)
+    # Deployments from before the tenant index get it filled once (a point read ever after), so a
+    # contact-edit check without an account finds every organization.
+    run.stores.organizations.tenant_index.ensure_backfilled()
     snapshot = run.stores.organizations.snapshot(account)
     failing = run.stores.failures.failing(account)
     sellers = sync.indirect_sellers() if sync.indirect_provider else None
@@ -88,7 +92,8 @@ def reconcile(run: Run) -> None:
             if sellers is not None:
                 wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
             try:
-                plan = plan_customers(run, wanted, snapshot)
+                with telemetry.page_span(account, FULL, page_number):
+                    plan = plan_customers(run, wanted, snapshot)
             finally:
                 if storing is not None:
                     storing.result()  # the previous page is stored (or its error raised) first

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable
 
 from shared.partner_center import RelationshipEndedError
+from shared.partner_center.models import is_known_relationship_kind, is_synced_kind
 from shared.store import Lease, LeaseLost, RunRecord, SyncState
 from shared.store.runs import RunOutcome
 from shared.store.state import RUN_LEASE, WALK_LEASE
@@ -282,19 +283,17 @@ class Run:
         log.warning("account %s: %s", self.account_id, text)
 
     def synced_kind(self, customer) -> bool:
-        """Whether the customer's relationship kind becomes an organization; unknown kinds are
-        logged once per run and never synced."""
-        kind = (customer.relationship_to_partner or "").strip().lower().replace("-", "_")
-        if kind in self.options.relationship_kinds:
+        """Whether the customer's relationship kind becomes an organization (a customer of another
+        kind is as good as not listed: its organization ends through the guarded path). Unknown
+        kinds are logged once per run and never synced."""
+        if is_synced_kind(customer, self.options.relationship_kinds):
             return True
-        if kind not in KNOWN_RELATIONSHIP_KINDS and kind not in self._unknown_kinds:
+        kind = customer.relationship_kind
+        if not is_known_relationship_kind(kind) and kind not in self._unknown_kinds:
             self._unknown_kinds.add(kind)
-            log.warning("account %s: customer list holds relationship kind %r, unknown to the sync; customers "
+            log.warning("account %s: the customer list holds relationship kind %r, unknown to the sync; customers "
                         "of that kind are not synced", self.account_id, kind)
         return False
-
-
-KNOWN_RELATIONSHIP_KINDS = frozenset({"reseller", "advisor", "syndication", "microsoft_support", "none"})
 
 
 def describe(exc: BaseException) -> str:

@@ -49,7 +49,7 @@ def sync_options(settings: Settings) -> SyncOptions:
         deletion_guard_percent=settings.deletion_guard_percent,
         deletion_guard_minimum=settings.deletion_guard_minimum,
         lease_seconds=settings.lease_seconds,
-        relationship_kinds=frozenset(getattr(settings, "relationship_kinds", None) or {"reseller"}),
+        relationship_kinds=frozenset(settings.relationship_kinds),
         incremental_interval_seconds=schedule_interval_seconds(settings.incremental_schedule),
     )
 
@@ -83,7 +83,8 @@ def client_for(account: Account, settings: Settings, stores: SyncStores, lane: s
     if account.refresh_token_setting:
         tokens = _user_token_provider(account, settings, stores, secret)
     else:
-        tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret)
+        tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret,
+                                    cloud=settings.cloud)
     return PartnerCenterClient(
         settings.api_url,
         tokens,
@@ -104,7 +105,8 @@ def _user_token_provider(account: Account, settings: Settings, stores: SyncStore
     if not settings.token_encryption_key:
         raise AuthenticationError(f"account {account.id}: SYNC_TOKEN_ENCRYPTION_KEY is not set, so its rotated "
                                   "refresh token cannot be stored safely")
-    key = (account.id, hashlib.sha256(f"{configured}|{secret}|{settings.authority_url}".encode()).hexdigest())
+    key = (account.id, hashlib.sha256(f"{configured}|{secret}|{settings.authority_url}|{settings.cloud.audience}"
+                                      .encode()).hexdigest())
     with _lock:
         provider = _user_tokens.get(key)
         if provider is None:
@@ -112,7 +114,8 @@ def _user_token_provider(account: Account, settings: Settings, stores: SyncStore
                 vault = RefreshTokenStore(stores.tables, account.id, configured, settings.token_encryption_key)
             except ValueError as exc:
                 raise AuthenticationError(f"account {account.id}: {exc}") from None
-            provider = UserTokenProvider(settings.authority_url, account.tenant_id, account.client_id, secret, vault)
+            provider = UserTokenProvider(settings.authority_url, account.tenant_id, account.client_id, secret, vault,
+                                         cloud=settings.cloud)
             _user_tokens[key] = provider
         return provider
 

@@ -12,6 +12,8 @@ SCOPE = "pcsync"
 # -- spans -------------------------------------------------------------------------------------
 SPAN_RUN = "pcsync.run"
 SPAN_PAGE = "pcsync.page"
+# A queued webhook event's processing, a child of the request that received it (trace context in the message).
+SPAN_WEBHOOK_PROCESS = "pcsync.webhook.process"
 
 # -- attributes (on spans, metric points and log records) ------------------------------------
 ACCOUNT = "pcsync.account"
@@ -63,4 +65,4 @@ ATTRIBUTES = (
     ACCOUNT, MODE, RUN_ID, OUTCOME, CORRELATION_ID, REQUEST_ID, PAGE_NUMBER, API_CALLS, THROTTLED_CALLS,
     HTTP_STATUS, *COUNT_ATTRIBUTES.values(),
 )
-SPANS = (SPAN_RUN, SPAN_PAGE)
+SPANS = (SPAN_RUN, SPAN_PAGE, SPAN_WEBHOOK_PROCESS)

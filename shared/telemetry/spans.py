@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from . import names
+from .carriers import extract_context
 from .context import RunContext, current_run, with_run
 from .metrics import record_run_metrics
 
@@ -52,6 +53,17 @@ def page_span(account_id: str, mode: str, page_number: int) -> Iterator[trace.Sp
     if run is not None:
         attributes.update({k: v for k, v in run.attributes().items() if k in (names.RUN_ID, names.CORRELATION_ID)})
     with tracer().start_as_current_span(names.SPAN_PAGE, attributes=attributes) as span:
+        yield span
+
+
+@contextmanager
+def webhook_processing_span(account_id: str, carrier: dict | None, queue_name: str) -> Iterator[trace.Span]:
+    """The processing of a queued webhook event, continuing the trace of the request that received
+    it (``carrier``: the message's ``traceContext``); a message without one starts a new trace."""
+    attributes = {names.ACCOUNT: account_id, "messaging.system": "azure_storage_queues",
+                  "messaging.destination.name": queue_name, "messaging.operation.type": "process"}
+    with tracer().start_as_current_span(names.SPAN_WEBHOOK_PROCESS, context=extract_context(carrier),
+                                        kind=trace.SpanKind.CONSUMER, attributes=attributes) as span:
         yield span
 
 

@@ -16,12 +16,13 @@ import threading
 import time
 from typing import Callable
 
+from shared import telemetry
 from shared.partner_center import AuthenticationError
 from shared.settings import Settings, get_settings
 from shared.sync.engine import AccountSync
 from shared.sync.stores import SyncStores
 
-from .queue import POISON_QUEUE, EventMessage, EventQueue, MalformedEventMessage, decoded
+from .queue import EVENT_QUEUE, POISON_QUEUE, EventMessage, EventQueue, MalformedEventMessage, decoded
 from .store import FAILED, MAX_ATTEMPTS, PENDING, PROCESSED, StoredEvent, WebhookEventStore
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,13 @@ def process_queued_event(body: bytes, *, message_id: str, dequeue_count: int, ma
     if message.account_id not in {account.id for account in settings.accounts}:
         return _park(body, message_id, f"event message for account {message.account_id}, which is not configured",
                      settings, queue)
+    with telemetry.webhook_processing_span(message.account_id, message.trace_context, EVENT_QUEUE):
+        return _process_message(message, body, message_id, dequeue_count, max_dequeue_count, sync_for, settings,
+                                events, queue)
+
+
+def _process_message(message, body, message_id, dequeue_count, max_dequeue_count, sync_for, settings, events,
+                     queue) -> str:
     events = events or event_store_for(settings)
     event = events.get(message.account_id, message.event_key)
     if event is None:

@@ -13,7 +13,6 @@ from shared.partner_center import (
     AuthenticationError,
     NotFoundError,
     PartnerCenterClient,
-    RequestBudget,
     app_token_provider,
 )
 from shared.settings import Settings, get_settings
@@ -67,9 +66,10 @@ class WebhookRegistration:
 
 def registration_for(account_id: str, settings: Settings | None = None) -> WebhookRegistration:
     """The registration client of a configured account: its app-only credentials, and the
-    account's request budget in this process (the one its syncs use)."""
+    account's request budget shared by every instance (the interactive lane: an operator waits)."""
     # Imported here: the sync service imports the webhook package.
-    from shared.sync.service import request_budget
+    from shared.store.request_budget import shared_request_budget
+    from shared.sync.service import INTERACTIVE, stores_for
 
     settings = settings or get_settings()
     account = settings.account(account_id)
@@ -78,7 +78,7 @@ def registration_for(account_id: str, settings: Settings | None = None) -> Webho
         raise AuthenticationError(f"account {account.id}: the setting {account.client_secret_setting} is empty")
     tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret,
                                 cloud=settings.cloud)
-    budget: RequestBudget = request_budget(account.id, settings.max_requests_per_minute)
+    budget = shared_request_budget(stores_for(settings).tables, account.id, settings, lane=INTERACTIVE)
     return WebhookRegistration(PartnerCenterClient(settings.api_url, tokens, budget, pool_size=2))
 
 
