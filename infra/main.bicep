@@ -48,8 +48,11 @@ param syncTokenEncryptionKey string = ''
 @description('Comma-separated app setting names that PARTNER_CENTER_ACCOUNTS names (clientSecretSetting, refreshTokenSetting); each becomes a Key Vault reference to the secret of that name with \'_\' -> \'-\', which you set in the vault.')
 param accountSecretSettings string = ''
 
-@description('Resource id of an action group for the alert rules (wired by the monitoring modules); empty: none.')
+@description('Resource id of an action group for the alert rules; empty: the rules fire without notifying anyone.')
 param actionGroupId string = ''
+
+@description('Minutes between two incremental runs (INCREMENTAL_SYNC_SCHEDULE): the lag alert fires past two.')
+param incrementalIntervalMinutes int = 5
 
 @description('Principal id of the deployer (azd sets AZURE_PRINCIPAL_ID); granted Key Vault Secrets Officer to set secrets.')
 param principalId string = ''
@@ -146,6 +149,8 @@ var hostSettings = {
   AzureWebJobsStorage__clientId: identity.outputs.clientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  // The Python worker exports OpenTelemetry to Application Insights itself (host.json telemetryMode).
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
 }
 var syncStorageSettings = {
   SYNC_STORAGE__tableServiceUri: storage.outputs.tableEndpoint
@@ -186,6 +191,30 @@ module functionApp 'app/function.bicep' = {
   dependsOn: [
     rbac
   ]
+}
+
+// Alert rules and the operators' workbook read what the app emits (shared/telemetry/names.py).
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    actionGroupId: actionGroupId
+    incrementalIntervalMinutes: incrementalIntervalMinutes
+  }
+}
+
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+  }
 }
 
 output AZURE_LOCATION string = location

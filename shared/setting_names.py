@@ -20,6 +20,8 @@ APP_SETTINGS = frozenset({
     "PARTNER_CENTER_ACCOUNTS",
     "INCREMENTAL_SYNC_SCHEDULE",
     "FULL_SYNC_SCHEDULE",
+    "PARTNER_CENTER_CLOUD",
+    "PARTNER_CENTER_RELATIONSHIP_KINDS",
     "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE",
     "PARTNER_CENTER_INTERACTIVE_RESERVE_PERCENT",
     "PARTNER_CENTER_BUDGET_FALLBACK_INSTANCES",
@@ -39,6 +41,13 @@ APP_SETTINGS = frozenset({
     "WEBHOOK_CERTIFICATE_ISSUER",
     # Set by App Service when Authentication (Easy Auth) is on: only then is the operator's name trusted.
     "WEBSITE_AUTH_ENABLED",
+    # Telemetry: Application Insights (also read by the Functions worker) or, locally, OTLP.
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_TRACES_SAMPLER",
     # Read by requests itself: the trust store for a local or test Partner Center.
     "REQUESTS_CA_BUNDLE",
 })

@@ -11,10 +11,10 @@ from opentelemetry.trace import SpanKind
 
 from devstack.local.host import call_http
 from shared.telemetry import names
-from tests.webhooks.conftest import eventually, functions_server, receiver  # noqa: F401 (fixtures)
+from tests.webhooks.conftest import event_queues, eventually, functions_server, listening, receiver  # noqa: F401
 
 
-def test_a_webhook_delivery_is_one_trace_from_receive_to_organization(otel, receiver):
+def test_a_webhook_delivery_is_one_trace_from_receive_to_organization(otel, receiver, listening):
     tenant = receiver.sim.accept_relationship(company_name="Traced Ltd")
     eventually(lambda: receiver.organization(tenant))
     eventually(lambda: [e["Status"] for e in receiver.stored_events()] == ["processed"])
@@ -22,7 +22,12 @@ def test_a_webhook_delivery_is_one_trace_from_receive_to_organization(otel, rece
     received = [s for s in otel.spans() if s.kind == SpanKind.SERVER and "partner-center/events" in s.name]
     assert len(received) == 1 and received[0].attributes["http.response.status_code"] == 200
     trace_id = received[0].context.trace_id
-    # The customer's one Partner Center call, made on a processing thread, is in the receive's trace.
+    # The processing, on the queue trigger, continues the receive's trace: the message carried it.
+    processed = [s for s in otel.spans() if s.name == names.SPAN_WEBHOOK_PROCESS]
+    assert len(processed) == 1 and processed[0].kind == SpanKind.CONSUMER
+    assert processed[0].context.trace_id == trace_id and processed[0].parent is not None
+    assert processed[0].attributes["messaging.destination.name"] == "webhook-events"
+    # The customer's one Partner Center call, made by the queue trigger, is in the receive's trace.
     calls = [s for s in otel.spans() if names.REQUEST_ID in (s.attributes or {})]
     assert [s.context.trace_id for s in calls] == [trace_id]
     assert calls[0].attributes["http.response.status_code"] == 200

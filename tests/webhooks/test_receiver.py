@@ -3,6 +3,8 @@ tampered or malformed ones do not."""
 
 from __future__ import annotations
 
+import re
+
 import json
 
 import pytest
@@ -35,7 +37,12 @@ def test_an_accepted_event_is_stored_and_queued_before_the_answer(receiver):
     receiver.sim.wait_for_webhooks()
     [event] = receiver.stored_events()
     assert (event["Status"], event["CustomerTenantId"]) == ("pending", tenant)
-    assert receiver.queued() == [{"account": receiver.account_id, "event": event["RowKey"], "traceContext": {}}]
+    [queued] = receiver.queued()
+    assert (queued["account"], queued["event"]) == (receiver.account_id, event["RowKey"])
+    # The receipt's trace context travels with the message (W3C traceparent; empty when nothing traces).
+    assert set(queued["traceContext"]) <= {"traceparent", "tracestate"}
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]", queued["traceContext"].get("traceparent", "00-" + "0" * 32
+                                                                                          + "-" + "0" * 16 + "-00"))
     assert receiver.organization(tenant) is None  # no trigger listens: nothing ran after the answer
 
 

@@ -89,9 +89,13 @@ def test_a_registration_can_be_deleted(receiver):
     assert registration.show() is None
 
 
-def test_the_registration_of_a_configured_account_uses_the_accounts_process_budget(receiver):
+def test_the_registration_of_a_configured_account_uses_the_accounts_shared_budget(receiver):
     from shared.settings import get_settings
-    from shared.sync.service import request_budget
+    from shared.store.request_budget import shared_request_budget
+    from shared.sync.service import INTERACTIVE, stores_for
 
+    settings = get_settings()
     registration = registration_for(receiver.account_id)
-    assert registration.client.budget is request_budget(receiver.account_id, get_settings().max_requests_per_minute)
+    # The one budget every instance of the account shares, on the lane an operator waiting is on.
+    shared = shared_request_budget(stores_for(settings).tables, receiver.account_id, settings, lane=INTERACTIVE)
+    assert registration.client.budget.budget is shared.budget and registration.client.budget.name == INTERACTIVE
