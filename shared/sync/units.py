@@ -24,7 +24,6 @@ Nothing here knows about Azure Functions; the queue trigger and the local runner
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -32,11 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueClient
-
 from shared.settings import Settings, SettingsError, get_settings
 from shared.store.connections import StorageConnection, as_connection, binding_storage
+from shared.store.queues import PoisonedQueue, decoded_body
 from shared.store.runs import RunRecord
 
 from .engine import FULL, INCREMENTAL, RunResult
@@ -59,8 +56,6 @@ UNIT_MODES = (INCREMENTAL, FULL)
 # Run-log mode and outcome of the row that records a unit given up after its last attempt.
 PARKED_RUN_MODE = "unit"
 PARKED = "parked"
-# Peek returns at most 32 messages: the Queue service's limit.
-PEEK_LIMIT = 32
 
 _FIELDS = {"account", "mode", "requestedAt", "continues"}
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -133,17 +128,12 @@ def dispatch_mode(settings: Settings) -> str:
     return value
 
 
-class UnitQueue:
-    """The ``sync-units`` queue and its poison queue in one storage account.
-
-    Messages are base64 text, the queue trigger's default ``messageEncoding``.
-    """
+class UnitQueue(PoisonedQueue):
+    """The ``sync-units`` queue and its poison queue in one storage account."""
 
     def __init__(self, connection: StorageConnection | str, name: str = UNIT_QUEUE) -> None:
         storage = as_connection(connection)
-        self.units = storage.queue(name)
-        self.poison = storage.queue(name + "-poison")
-        self._created: set[str] = set()
+        super().__init__(storage.queue(name), storage.queue(name + "-poison"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "UnitQueue":
@@ -152,29 +142,7 @@ class UnitQueue:
 
     def send(self, unit: SyncUnit) -> str:
         """Put a unit on the queue; returns the message id."""
-        return self._send(self.units, unit.to_json().encode()).id
-
-    def park(self, body: bytes) -> str:
-        """Put a message body in the poison queue, where it stays until an operator removes it."""
-        return self._send(self.poison, body, time_to_live=-1).id
-
-    def peek_parked(self, limit: int = PEEK_LIMIT) -> list:
-        """The oldest parked messages (at most 32), left where they are."""
-        self._create(self.poison)
-        return self.poison.peek_messages(max_messages=min(limit, PEEK_LIMIT))
-
-    def _send(self, queue: QueueClient, body: bytes, **options):
-        self._create(queue)
-        return queue.send_message(base64.b64encode(body).decode("ascii"), **options)
-
-    def _create(self, queue: QueueClient) -> None:
-        if queue.queue_name in self._created:
-            return
-        try:
-            queue.create_queue()
-        except ResourceExistsError:
-            pass
-        self._created.add(queue.queue_name)
+        return self.send_body(unit.to_json().encode())
 
 
 def enqueue_units(mode: str, *, settings: Settings | None = None, queue: UnitQueue | None = None,
@@ -285,11 +253,11 @@ def parked_units(settings: Settings | None = None, *, queue: UnitQueue | None = 
     queue = queue or UnitQueue.from_settings(settings)
     configured = {account.id for account in settings.accounts}
     parked = []
-    for message in queue.peek_parked():
+    for message in queue.peek_poison():
         entry = {"messageId": message.id,
                  "parkedAt": message.inserted_on.isoformat() if message.inserted_on else None}
         try:
-            unit = SyncUnit.parse(_decoded(message.content))
+            unit = SyncUnit.parse(decoded_body(message.content))
         except MalformedUnit as exc:
             parked.append({**entry, "problem": f"malformed unit: {exc}"})
             continue
@@ -308,10 +276,3 @@ def _last_parked_reason(stores: SyncStores, account_id: str) -> str:
     if records:
         return records[0].error
     return "its run failed on every attempt; the account's run log has the errors"
-
-
-def _decoded(content: str) -> bytes:
-    try:
-        return base64.b64decode(content, validate=True)
-    except ValueError:
-        return content.encode()

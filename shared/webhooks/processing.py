@@ -22,7 +22,9 @@ from shared.settings import Settings, get_settings
 from shared.sync.engine import AccountSync
 from shared.sync.stores import SyncStores
 
-from .queue import EVENT_QUEUE, POISON_QUEUE, EventMessage, EventQueue, MalformedEventMessage, decoded
+from shared.store.queues import decoded_body
+
+from .queue import EVENT_QUEUE, POISON_QUEUE, EventMessage, EventQueue, MalformedEventMessage
 from .store import FAILED, MAX_ATTEMPTS, PENDING, PROCESSED, StoredEvent, WebhookEventStore
 
 log = logging.getLogger(__name__)
@@ -217,11 +219,11 @@ def poisoned_events(settings: Settings | None = None, *, queue: EventQueue | Non
     queue = queue or EventQueue.from_settings(settings)
     configured = {account.id for account in settings.accounts}
     poisoned = []
-    for message in queue.peek_poisoned():
+    for message in queue.peek_poison():
         entry = {"messageId": message.id,
                  "poisonedAt": message.inserted_on.isoformat() if message.inserted_on else None}
         try:
-            parsed = EventMessage.parse(decoded(message.content))
+            parsed = EventMessage.parse(decoded_body(message.content))
         except MalformedEventMessage as exc:
             poisoned.append({**entry, "problem": f"malformed event message: {exc}"})
             continue

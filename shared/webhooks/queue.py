@@ -13,26 +13,20 @@ customer data: the trigger reads the event from the table, which stays the sourc
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import threading
 from dataclasses import dataclass, field
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueClient
-
 from shared.settings import Settings
 from shared.store.connections import binding_storage
+from shared.store.queues import PoisonedQueue
 
 EVENT_QUEUE = "webhook-events"
 # The name the Functions runtime gives the poison queue of a queue trigger.
 POISON_QUEUE = EVENT_QUEUE + "-poison"
 # The app setting the queue trigger listens through (always set on a Function App).
 EVENT_QUEUE_CONNECTION = "AzureWebJobsStorage"
-# Peek returns at most 32 messages: the Queue service's limit.
-PEEK_LIMIT = 32
 
 _FIELDS = {"account", "event", "traceContext"}
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -88,21 +82,8 @@ class EventMessage:
         return cls(account, event, dict(trace))
 
 
-def decoded(content: str) -> bytes:
-    """A queue message's text as the trigger sees it (base64, the host's ``messageEncoding``)."""
-    try:
-        return base64.b64decode(content, validate=True)
-    except (binascii.Error, ValueError):
-        return content.encode("utf-8", "replace")
-
-
-class EventQueue:
-    """The ``webhook-events`` queue and its poison queue; messages are base64 text."""
-
-    def __init__(self, events: QueueClient, poison: QueueClient) -> None:
-        self.events = events
-        self.poison = poison
-        self._created: set[str] = set()
+class EventQueue(PoisonedQueue):
+    """The ``webhook-events`` queue and its poison queue."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "EventQueue":
@@ -113,29 +94,7 @@ class EventQueue:
 
     def send(self, message: EventMessage) -> str:
         """Put an event message on the queue; returns the message id."""
-        return self._send(self.events, message.to_json().encode()).id
-
-    def park(self, body: bytes) -> str:
-        """Put a message body in the poison queue, where it stays until an operator removes it."""
-        return self._send(self.poison, body, time_to_live=-1).id
-
-    def peek_poisoned(self, limit: int = PEEK_LIMIT) -> list:
-        """The oldest poisoned messages (at most 32), left where they are."""
-        self._create(self.poison)
-        return self.poison.peek_messages(max_messages=min(limit, PEEK_LIMIT))
-
-    def _send(self, queue: QueueClient, body: bytes, **options):
-        self._create(queue)
-        return queue.send_message(base64.b64encode(body).decode("ascii"), **options)
-
-    def _create(self, queue: QueueClient) -> None:
-        if queue.queue_name in self._created:
-            return
-        try:
-            queue.create_queue()
-        except ResourceExistsError:
-            pass
-        self._created.add(queue.queue_name)
+        return self.send_body(message.to_json().encode())
 
 
 _queues: dict[str, EventQueue] = {}

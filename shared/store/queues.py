@@ -1,0 +1,59 @@
+"""A work queue and its poison queue in Azure Queue Storage, as a Functions queue trigger sees them.
+
+Messages are base64 text (the trigger's default ``messageEncoding``); the runtime names a
+trigger's poison queue ``<queue>-poison``. Both queues are created on first use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
+
+# Peek returns at most 32 messages: the Queue service's limit.
+PEEK_LIMIT = 32
+
+
+class PoisonedQueue:
+    """A queue a trigger reads (``work``) and the poison queue its failures end in."""
+
+    def __init__(self, work: QueueClient, poison: QueueClient) -> None:
+        self.work = work
+        self.poison = poison
+        self._created: set[str] = set()
+
+    def send_body(self, body: bytes) -> str:
+        """Put a message body on the work queue; returns the message id."""
+        return self._send(self.work, body).id
+
+    def park(self, body: bytes) -> str:
+        """Put a message body in the poison queue, where it stays until an operator removes it."""
+        return self._send(self.poison, body, time_to_live=-1).id
+
+    def peek_poison(self, limit: int = PEEK_LIMIT) -> list:
+        """The oldest messages in the poison queue (at most 32), left where they are."""
+        self._create(self.poison)
+        return self.poison.peek_messages(max_messages=min(limit, PEEK_LIMIT))
+
+    def _send(self, queue: QueueClient, body: bytes, **options):
+        self._create(queue)
+        return queue.send_message(base64.b64encode(body).decode("ascii"), **options)
+
+    def _create(self, queue: QueueClient) -> None:
+        if queue.queue_name in self._created:
+            return
+        try:
+            queue.create_queue()
+        except ResourceExistsError:
+            pass
+        self._created.add(queue.queue_name)
+
+
+def decoded_body(content: str) -> bytes:
+    """A peeked message's body: base64-decoded, or as it is when it is not base64."""
+    try:
+        return base64.b64decode(content, validate=True)
+    except (ValueError, binascii.Error):
+        return content.encode("utf-8", "replace")
