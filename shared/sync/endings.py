@@ -33,7 +33,8 @@ def end_missing(run: Run, *, walk_started: datetime, seen: set[str], listed: int
 
     ``walk_started``: when the walk began (its first invocation). ``listed``: how many customers
     the whole walk listed. Endings the activity log ``confirmed`` are Partner Center's own word,
-    not a list that came back short, so the threshold does not hold them back.
+    not a list that came back short, so the threshold does not hold them back. Every ending is
+    confirmed with Partner Center (one call) before it is stored.
     """
     # Read now, not when the walk began: organizations other writers created meanwhile count.
     snapshot = run.stores.organizations.snapshot(run.account_id)
@@ -52,8 +53,16 @@ def end_missing(run: Run, *, walk_started: datetime, seen: set[str], listed: int
         log.warning("account %s: %s; held as %s for an operator", run.account_id, why, held_id)
         unconfirmed = []
     endings = sure + unconfirmed
-    if endings:
-        store(run, [plan_ending(t, snapshot[t], run.now(), fresh_after) for t in endings])
+    if not endings:
+        return
+    # A list can miss a live customer (it left and came back while the walk passed its page, or
+    # the list shifted under the walk): Partner Center confirms each ending first, one call each.
+    gone = [t for t, is_gone in zip(endings, _confirm_gone(run, endings)) if is_gone]
+    if len(gone) < len(endings):
+        log.info("account %s: %d organization(s) missing from the walk are still Partner Center customers; "
+                 "kept active", run.account_id, len(endings) - len(gone))
+    if gone:
+        store(run, [plan_ending(t, snapshot[t], run.now(), fresh_after) for t in gone])
 
 
 def approve_held(run: Run, held_id: str, by: str) -> None:
@@ -95,6 +104,7 @@ def continue_approvals(run: Run) -> None:
 
 
 def _confirm_gone(run: Run, tenants: list[str]) -> list[bool]:
+    """For each tenant, whether Partner Center says the relationship is gone (403 20002 or 404)."""
     def gone(tenant_id: str) -> bool:
         try:
             run.client.get_customer(tenant_id)

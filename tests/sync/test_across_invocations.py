@@ -85,10 +85,27 @@ def test_a_listed_customer_answering_20002_is_ended_not_failed(make_sync, stores
     tenant = pc.customers()[12]["id"]
     pc.update_billing_profile(tenant, {"email": "moved@example.com"})  # the walk wants its profile
     pc.inject("billing_profile", "status", status=403, body=ENDED_BODY, tenant_id=tenant, times=1)
+    pc.inject("get_customer", "status", status=403, body=ENDED_BODY, tenant_id=tenant, times=1)
     result = make_sync().full()
     assert result.outcome == "succeeded" and result.counts.failed == 0 and result.counts.ended == 1
     assert status_of(stores, tenant) == "relationship_ended"
     assert stores.failures.failing(ACCOUNT) == {}
+
+
+def test_a_customer_the_walk_missed_but_partner_center_still_serves_is_not_ended(make_sync, stores, pc):
+    make_sync().full()
+    tenant = pc.customers()[20]["id"]  # on page 3, ahead of the walk
+
+    def leaves_and_returns_unseen(page: int) -> None:
+        if page == 1:
+            pc.remove_relationship(tenant)
+            pc.restore_relationship(tenant, position=0)  # back behind the walk; no sync wrote it
+
+    pc.reset_counters()
+    walk = make_sync(after_page=leaves_and_returns_unseen).full()
+    assert walk.outcome == "succeeded" and walk.counts.ended == 0
+    assert status_of(stores, tenant) == STATUS_ACTIVE
+    assert pc.counters()["get_customer"] == 1  # the one ending candidate, confirmed alive
 
 
 def test_a_refused_continuation_token_restarts_the_walk_and_the_run_log_says_so(make_sync, stores, pc):
