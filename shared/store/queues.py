@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
@@ -57,3 +58,21 @@ def decoded_body(content: str) -> bytes:
         return base64.b64decode(content, validate=True)
     except (ValueError, binascii.Error):
         return content.encode("utf-8", "replace")
+
+
+def json_message(body: bytes | str, *, fields: set[str], max_bytes: int, error: type[ValueError]) -> dict:
+    """A queue message body as its JSON object, with only the known ``fields``; ``error`` (naming
+    the problem, never the message's values) for anything else."""
+    raw = body.encode() if isinstance(body, str) else bytes(body)
+    if len(raw) > max_bytes:
+        raise error(f"the message is larger than {max_bytes} bytes")
+    try:
+        parsed = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise error("the message is not UTF-8 JSON") from None
+    if not isinstance(parsed, dict):
+        raise error("the message is not a JSON object")
+    unknown = sorted(set(parsed) - fields)
+    if unknown:
+        raise error(f"unknown field(s) {', '.join(repr(name)[:40] for name in unknown[:5])}")
+    return parsed

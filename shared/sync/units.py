@@ -33,7 +33,7 @@ from typing import Callable
 
 from shared.settings import Settings, SettingsError, get_settings
 from shared.store.connections import StorageConnection, as_connection, binding_storage
-from shared.store.queues import PoisonedQueue, decoded_body
+from shared.store.queues import PoisonedQueue, decoded_body, json_message
 from shared.store.runs import RunRecord
 
 from .engine import FULL, INCREMENTAL, RunResult
@@ -89,18 +89,7 @@ class SyncUnit:
     @classmethod
     def parse(cls, body: bytes | str) -> "SyncUnit":
         """The unit in a message body, validated strictly; :class:`MalformedUnit` otherwise."""
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        if len(raw) > _MAX_BODY_BYTES:
-            raise MalformedUnit(f"the message is larger than {_MAX_BODY_BYTES} bytes")
-        try:
-            fields = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise MalformedUnit("the message is not UTF-8 JSON") from None
-        if not isinstance(fields, dict):
-            raise MalformedUnit("the message is not a JSON object")
-        unknown = sorted(set(fields) - _FIELDS)
-        if unknown:
-            raise MalformedUnit(f"unknown field(s) {', '.join(repr(name)[:40] for name in unknown[:5])}")
+        fields = json_message(body, fields=_FIELDS, max_bytes=_MAX_BODY_BYTES, error=MalformedUnit)
         account = fields.get("account")
         if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
             raise MalformedUnit("'account' must be an account id (1-64 letters, digits, '-' or '_')")

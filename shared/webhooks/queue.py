@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from shared.settings import Settings
 from shared.store.connections import binding_storage
-from shared.store.queues import PoisonedQueue
+from shared.store.queues import PoisonedQueue, json_message
 
 EVENT_QUEUE = "webhook-events"
 # The name the Functions runtime gives the poison queue of a queue trigger.
@@ -55,18 +55,7 @@ class EventMessage:
     @classmethod
     def parse(cls, body: bytes | str) -> "EventMessage":
         """The message in a queue body, validated strictly; :class:`MalformedEventMessage` otherwise."""
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        if len(raw) > _MAX_BODY_BYTES:
-            raise MalformedEventMessage(f"the message is larger than {_MAX_BODY_BYTES} bytes")
-        try:
-            fields = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise MalformedEventMessage("the message is not UTF-8 JSON") from None
-        if not isinstance(fields, dict):
-            raise MalformedEventMessage("the message is not a JSON object")
-        unknown = sorted(set(fields) - _FIELDS)
-        if unknown:
-            raise MalformedEventMessage(f"unknown field(s) {', '.join(repr(name)[:40] for name in unknown[:5])}")
+        fields = json_message(body, fields=_FIELDS, max_bytes=_MAX_BODY_BYTES, error=MalformedEventMessage)
         account = fields.get("account")
         if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
             raise MalformedEventMessage("'account' must be an account id (1-64 letters, digits, '-' or '_')")
