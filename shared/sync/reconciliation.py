@@ -46,10 +46,10 @@ def reconcile(run: Run) -> None:
     failing = run.stores.failures.failing(account)
     sellers = sync.indirect_sellers() if sync.indirect_provider else None
 
-    def store_page(plan: PagePlan, page: CustomerPage, number: int, listed: int) -> None:
+    def store_page(plan: PagePlan, page: CustomerPage, number: int, listed: int, skipped: set[str]) -> None:
         nonlocal etag
         commit(run, plan, failing)
-        alive = [t for t in _page_ids(page) if t not in plan.gone and t not in plan_skipped[number]]
+        alive = [t for t in _page_ids(page) if t not in plan.gone and t not in skipped]
         run.stores.walk.record_page(account, walk["walkId"], number, alive)
         position = {**walk, "page": number, "listed": listed,
                     "next": page.next_link.to_dict() if page.next_link else None}
@@ -58,7 +58,6 @@ def reconcile(run: Run) -> None:
         if sync.after_page:
             sync.after_page(number)
 
-    plan_skipped: dict[int, set[str]] = {}
     pages = _pages(run, start)
     try:
         first = next(pages, None)
@@ -88,7 +87,6 @@ def reconcile(run: Run) -> None:
                     run.result.counts.excluded_skipped += 1
                 else:
                     wanted.append(customer)
-            plan_skipped[page_number] = skipped
             if sellers is not None:
                 wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
             try:
@@ -97,9 +95,8 @@ def reconcile(run: Run) -> None:
             finally:
                 if storing is not None:
                     storing.result()  # the previous page is stored (or its error raised) first
-            storing = None
             record_malformed(run, page)
-            storing = writer.submit(store_page, plan, page, page_number, listed)
+            storing = writer.submit(store_page, plan, page, page_number, listed, skipped)
             if page.next_link is None:
                 break
             if run.near_budget():
