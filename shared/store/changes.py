@@ -3,6 +3,10 @@
 PartitionKey = ``{account}|{run id}`` so one run's entries go in transactions of 100;
 RowKey = customer tenant id, so an organization has one entry per run (re-recording it in the
 same run, e.g. after a crash and replay, replaces the entry instead of doubling it).
+
+An entry is written just before its organization and carries the same timestamp as the row's
+``LastChangedAt``: that is how a later run tells a stored change from one whose write never landed
+(see :func:`shared.sync.writes.settle_change_log`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Mapping, Sequence
 
 from shared.contacts.mapping import MAX_STRING_CODE_UNITS
 from shared.store.keys import SEPARATOR, account_range, composite_key, require_utc, tenant_key, token_key
-from shared.store.tables import Tables, submit_batches
+from shared.store.tables import Tables, delete_rows, submit_batches
 
 # Beyond this a value in the log is cut: the log says what changed, the row holds the value.
 _LOGGED_VALUE_CHARS = 200
@@ -56,6 +60,20 @@ class ChangeLog:
             }
             operations.append(("upsert", entity))
         return submit_batches(self._table, partition, operations)[1]
+
+    def forget(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> int:
+        """Delete a run's entries for these organizations: changes that were never stored."""
+        if not tenant_ids:
+            return 0
+        partition = composite_key(account_id, token_key(run_id, "run id"))
+        return delete_rows(self._table, partition, [tenant_key(t) for t in tenant_ids])
+
+    def logged_at(self, account_id: str, run_id: str) -> dict[str, datetime]:
+        """``{tenant id: timestamp}`` of every entry of one run (two columns: cheap for a big run)."""
+        partition = composite_key(account_id, token_key(run_id, "run id"))
+        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition},
+                                           select=["RowKey", "At"])
+        return {entity["RowKey"]: entity["At"] for entity in query}
 
     def for_run(self, account_id: str, run_id: str) -> list[ChangeEntry]:
         """Every change recorded by one run."""

@@ -122,6 +122,26 @@ class OrganizationStore:
         except ResourceNotFoundError:
             return None
 
+    def changed_at(self, account_id: str, tenant_ids: Sequence[str] | None = None, *,
+                   since: datetime | None = None) -> dict[str, datetime | None]:
+        """``{tenant id: LastChangedAt}`` for the given organizations (point reads; a missing row
+        is absent), or for every organization changed at or after ``since`` (one filtered query)."""
+        if tenant_ids is not None:
+            found = {}
+            for tenant in tenant_ids:
+                row = self.get(account_id, tenant)
+                if row is not None:
+                    found[row["RowKey"]] = row.get("LastChangedAt")
+            return found
+        if since is None:
+            raise ValueError("changed_at needs tenant ids or a moment")
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and LastChangedAt ge @since",
+            parameters={"pk": account_key(account_id), "since": require_utc(since, "since")},
+            select=["RowKey", "LastChangedAt"],
+        )
+        return {row["RowKey"]: row.get("LastChangedAt") for row in query}
+
     def list(self, account_id: str, *, status: str | None = None, top: int | None = None) -> Iterator[dict]:
         """The organizations of an account, optionally only those with ``status``, at most ``top``."""
         parameters = {"pk": account_key(account_id)}

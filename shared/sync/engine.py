@@ -27,6 +27,7 @@ from shared.store import STATUS_ACTIVE, STATUS_EXCLUDED, OrganizationState, orga
 from shared.store.runs import RunOutcome
 
 from .endings import approve_held, continue_approvals
+from .change_log import settle_change_log
 from .incremental import incremental
 from .reconciliation import reconcile
 from .run import (
@@ -210,6 +211,8 @@ class AccountSync:
             result.failure = exc
             log.exception("account %s: %s run %s failed", self.account_id, result.mode, result.run_id)
         finally:
+            if run.unsettled:
+                self._settle(run)
             result.api_calls = self.client.stats.calls - calls_before
             result.throttled_calls = self.client.stats.throttled - throttled_before
             result.ended_at = self.clock()
@@ -219,6 +222,15 @@ class AccountSync:
                 notes="; ".join(result.notes),
             )
         return result
+
+    def _settle(self, run: Run) -> None:
+        """A write failed midway: take back the entries of its changes that did not land."""
+        try:
+            settle_change_log(self.stores, self.account_id, run.result.run_id, since=run.result.started_at,
+                              tenant_ids=run.unsettled)
+        except Exception as exc:  # storage is failing: the entries stay, and the run log says so
+            run.note(f"change log not settled after a failed write ({describe(exc)}): it may list changes of "
+                     f"{len(run.unsettled)} organization(s) that were not stored")
 
     def _sync_one(self, run: Run, tenant_id: str) -> None:
         """Read one customer (its billing profile comes with it) and write its organization."""

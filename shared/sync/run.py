@@ -23,6 +23,8 @@ from shared.store import Lease, LeaseLost, RunRecord, SyncState
 from shared.store.runs import RunOutcome
 from shared.store.state import RUN_LEASE, WALK_LEASE
 
+from .change_log import settle_change_log
+
 if TYPE_CHECKING:
     from .engine import AccountSync
 
@@ -224,6 +226,8 @@ def close_abandoned_runs(sync: "AccountSync", mode: str, now: datetime) -> int:
     for record in sync.stores.runs.running(sync.account_id):
         if LEASE_OF_MODE.get(record.mode) == lease or (
                 record.mode not in LEASE_OF_MODE and now - record.started_at > _STALE_UNLEASED_RUN):
+            # Its last entries may be for writes that never landed: take those back first.
+            settle_change_log(sync.stores, sync.account_id, record.run_id, since=record.started_at)
             sync.stores.runs.abandon(record, "the run never finished: its process stopped (crash, scale-in or "
                                              "recycling) and its lease expired; the next run carried on")
             closed += 1
@@ -243,6 +247,8 @@ class Run:
         self.record = record
         self.budget = budget
         self.keeper = keeper
+        # Organizations whose change-log entry is written but whose write failed midway: settled at the end.
+        self.unsettled: set[str] = set()
         self._slowest_page = 0.0
         self._page_started = time.monotonic()
         self._unknown_kinds: set[str] = set()

@@ -6,9 +6,12 @@ Two rules hold everywhere here:
 - Only an answer about one customer (403, 404, 400, a profile that cannot be stored) is that
   customer's failure. Anything else (5xx, 429, timeouts, tokens, the time budget) is about the
   run: :class:`RunInterrupted` stops the page before anything of it is written.
-- An organization is written first and its change-log entry right after, so no entry exists
-  without its stored change. A write that loses a race with another writer (ETag) is re-read and
-  decided again for that organization alone; the rest of the page is stored as planned.
+- A change-log entry is written just before its organization, with the row's ``LastChangedAt``
+  as its timestamp, so no stored change lacks its entry even when the process dies between the two
+  writes. An entry whose organization write did not land is taken back: at once when the write
+  lost a race or failed, by :func:`~shared.sync.change_log.settle_change_log` when the process died (the next run, closing
+  the dead one). A write that loses a race with another writer (ETag) is re-read and decided again
+  for that organization alone; the rest of the page is stored as planned.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from shared.contacts.mapping import (
@@ -164,40 +167,59 @@ def plan_ending(tenant_id: str, state: OrganizationState | None, now: datetime,
 
 
 def store(run: Run, planned: list[PlannedWrite]) -> None:
-    """Write organizations, then their change-log entries; re-decide the ones another writer changed."""
+    """Write change-log entries, then their organizations; re-decide the ones another writer changed."""
     counts = run.result.counts
+    account, run_id = run.account_id, run.result.run_id
     for _ in range(_CONFLICT_ROUNDS):
+        planned = [p for p in planned if not _excluded_before(p, counts)]
         if not planned:
             return
         run.check_lease()
-        stats = run.stores.organizations.apply(run.account_id, [p.write() for p in planned])
+        run.stores.changes.record(account, run_id, [p.change() for p in planned])
+        try:
+            stats = run.stores.organizations.apply(account, [p.write() for p in planned])
+        except Exception:
+            # Earlier transactions may have landed: the run's end sorts out which entries stand.
+            run.unsettled.update(p.tenant_id for p in planned)
+            raise
         run.result.transactions += stats.transactions
         run.result.entities_written += stats.entities
         lost = set(stats.conflicts)
-        skipped = set(stats.skipped_excluded)
-        landed = [p for p in planned if p.tenant_id not in lost and p.tenant_id not in skipped]
-        counts.excluded_skipped += len(skipped)
-        if landed:
-            run.stores.changes.record(run.account_id, run.result.run_id, [p.change() for p in landed])
-        for p in landed:
+        for p in planned:
+            if p.tenant_id in lost:
+                continue
             if p.kind == CREATE:
                 counts.created += 1
             elif p.kind == UPDATE:
                 counts.updated += 1
             else:
                 counts.ended += 1
-        planned = [again for p in planned if p.tenant_id in lost if (again := _decide_again(run, p)) is not None]
+        again = [a for p in planned if p.tenant_id in lost if (a := _decide_again(run, p)) is not None]
+        # A lost write decided again re-records its entry (same row); one not to be written loses it.
+        run.stores.changes.forget(account, run_id, sorted(lost - {a.tenant_id for a in again}))
+        planned = again
     if planned:
-        raise RuntimeError(f"account {run.account_id}: organizations {', '.join(p.tenant_id for p in planned)} "
+        run.stores.changes.forget(account, run_id, [p.tenant_id for p in planned])
+        raise RuntimeError(f"account {account}: organizations {', '.join(p.tenant_id for p in planned)} "
                            f"kept changing under concurrent writers; the next run writes them")
+
+
+def _excluded_before(planned: PlannedWrite, counts) -> bool:
+    """Known excluded when planned: the store would skip it (F12), so it gets no entry either."""
+    if planned.previous is not None and planned.previous.status == STATUS_EXCLUDED:
+        counts.excluded_skipped += 1
+        return True
+    return False
 
 
 def _decide_again(run: Run, planned: PlannedWrite) -> PlannedWrite | None:
     """Another writer changed this organization first: read it and decide once more."""
     stored = run.stores.organizations.get(run.account_id, planned.tenant_id)
     counts = run.result.counts
+    # A new timestamp, later than the other writer's: the entry then tells which write landed last.
+    at = run.now()
     if stored is None:
-        return planned if planned.kind == CREATE else None
+        return replace(planned, at=at) if planned.kind == CREATE else None
     state = organization_state(stored)
     if state.status == STATUS_EXCLUDED:
         counts.excluded_skipped += 1
@@ -206,7 +228,7 @@ def _decide_again(run: Run, planned: PlannedWrite) -> PlannedWrite | None:
         if state.status != STATUS_ACTIVE or (
                 planned.fresh_after is not None and (state.changed_at is None or state.changed_at >= planned.fresh_after)):
             return None  # ended meanwhile, or written after the walk began: never this walk's to end
-        return PlannedWrite(planned.tenant_id, END, planned.at, None, planned.diff, previous=state,
+        return PlannedWrite(planned.tenant_id, END, at, None, planned.diff, previous=state,
                             fresh_after=planned.fresh_after)
     if state.status == STATUS_ACTIVE and state.content_hash == content_hash(planned.fields):
         counts.unchanged += 1
@@ -214,7 +236,7 @@ def _decide_again(run: Run, planned: PlannedWrite) -> PlannedWrite | None:
     diff = changed_fields(stored, planned.fields)
     if state.status == STATUS_RELATIONSHIP_ENDED:
         diff["Status"] = (STATUS_RELATIONSHIP_ENDED, STATUS_ACTIVE)
-    return PlannedWrite(planned.tenant_id, UPDATE, planned.at, planned.fields, diff, previous=state)
+    return PlannedWrite(planned.tenant_id, UPDATE, at, planned.fields, diff, previous=state)
 
 
 def settle_failures(run: Run, customers: list[Customer], failed: dict[str, str], failing: dict,
