@@ -21,7 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import UpdateMode
 
 from shared.store.keys import account_key, tenant_key
@@ -68,7 +75,14 @@ class TenantIndex:
                     return
                 except ResourceExistsError:
                     pass
-                row = self._index.get_entity(tenant, _ROW)
+                except (ServiceRequestError, ServiceResponseError):
+                    # The SDK retries no POST; a dropped connection (an idle keep-alive closed by the
+                    # server) may or may not have created the row: the read below tells.
+                    pass
+                try:
+                    row = self._index.get_entity(tenant, _ROW)
+                except ResourceNotFoundError:
+                    continue  # the dropped create never landed: create again
                 accounts = _accounts(row)
                 if account in accounts:
                     return

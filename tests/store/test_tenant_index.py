@@ -77,3 +77,27 @@ def test_a_deployment_without_organizations_is_complete_from_its_first_lookup(ta
     assert TenantIndex(tables).accounts_of(new_tenant()) == []
     organizations = tables.names.organizations
     assert not any(f"/{organizations}(" in url or f"/{organizations}?" in url for _, url, _ in request_log.requests)
+
+
+def test_a_create_whose_connection_drops_is_indexed_once_whether_or_not_it_landed(tables, monkeypatch):
+    """Azure SDKs retry no POST: a keep-alive connection the server closed is the index's to handle."""
+    from azure.core.exceptions import ServiceResponseError
+
+    index = TenantIndex(tables)
+    real_create = index._index.create_entity
+    lost, landed = new_tenant(), new_tenant()
+    dropped = []
+
+    def drop_once(entity, **kwargs):
+        tenant = entity["PartitionKey"]
+        if tenant not in dropped:
+            dropped.append(tenant)
+            if tenant == landed:
+                real_create(entity, **kwargs)  # this one landed before its connection dropped
+            raise ServiceResponseError("('Connection aborted.', RemoteDisconnected(...))")
+        return real_create(entity, **kwargs)
+
+    monkeypatch.setattr(index._index, "create_entity", drop_once)
+    index.record(ACCOUNT, [lost, landed])
+    assert sorted(dropped) == sorted([lost, landed])
+    assert index.accounts_of(lost) == [ACCOUNT] and index.accounts_of(landed) == [ACCOUNT]
