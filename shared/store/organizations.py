@@ -40,6 +40,8 @@ _STATUS_AFTER = {
 _SYNC_KINDS = (CREATE, UPDATE, END)
 _CONTENT = frozenset(CONTENT_FIELDS)
 _SNAPSHOT_COLUMNS = ["RowKey", "Status", "LastChangedAt", *CONTENT_FIELDS]
+# A status snapshot leaves the content out: a tenth of the columns to send and parse.
+_STATUS_COLUMNS = ["RowKey", "Status", "LastChangedAt", "IndirectResellerId"]
 # 412: the row changed since it was read; 409: a create found the row already there. Both mean
 # another writer got there first: the caller re-reads that one organization and decides again.
 _CONFLICT_STATUSES = (409, 412)
@@ -50,7 +52,7 @@ class OrganizationState:
     """What a run needs to know about a stored organization: small, so a snapshot stays small."""
 
     status: str
-    content_hash: str
+    content_hash: str  # empty when the state was read without the content (a status snapshot)
     etag: str
     # Kept so a run that cannot see a customer's indirect seller (an incremental list walk)
     # carries the stored attribution forward instead of erasing it.
@@ -88,13 +90,14 @@ class WriteStats:
     conflicts: tuple[str, ...] = ()
 
 
-def organization_state(entity: Mapping[str, object]) -> OrganizationState:
-    """The :class:`OrganizationState` of a stored row (as returned by ``get`` or a query)."""
+def organization_state(entity: Mapping[str, object], *, with_content: bool = True) -> OrganizationState:
+    """The :class:`OrganizationState` of a stored row (as returned by ``get`` or a query); without
+    its content hash (empty: unknown) when the row was read without its content."""
     metadata = getattr(entity, "metadata", {}) or {}
     changed = entity.get("LastChangedAt")
     return OrganizationState(
         status=str(entity.get("Status") or ""),
-        content_hash=content_hash(entity),
+        content_hash=content_hash(entity) if with_content else "",
         etag=str(metadata.get("etag") or ""),
         indirect_reseller_id=str(entity.get("IndirectResellerId") or ""),
         changed_at=require_utc(changed, "LastChangedAt") if isinstance(changed, datetime) else None,
@@ -114,6 +117,14 @@ class OrganizationStore:
             "PartitionKey eq @pk", parameters={"pk": account_key(account_id)}, select=_SNAPSHOT_COLUMNS
         )
         return {entity["RowKey"]: organization_state(entity) for entity in query}
+
+    def statuses(self, account_id: str) -> dict[str, OrganizationState]:
+        """Like :meth:`snapshot` without the content: states whose ``content_hash`` is empty
+        (unknown). For runs that decide from status alone and read the few rows they write."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": account_key(account_id)}, select=_STATUS_COLUMNS
+        )
+        return {entity["RowKey"]: organization_state(entity, with_content=False) for entity in query}
 
     def get(self, account_id: str, tenant_id: str) -> dict | None:
         """One organization row, or ``None``. The row's ETag is in ``row.metadata["etag"]``."""

@@ -37,7 +37,7 @@ def end_missing(run: Run, *, walk_started: datetime, seen: set[str], listed: int
     confirmed with Partner Center (one call) before it is stored.
     """
     # Read now, not when the walk began: organizations other writers created meanwhile count.
-    snapshot = run.stores.organizations.snapshot(run.account_id)
+    snapshot = run.stores.organizations.statuses(run.account_id)
     fresh_after = walk_started - run.options.clock_skew
     active = [t for t, s in snapshot.items() if s.status == STATUS_ACTIVE]
     missing = sorted(t for t in active if t not in seen and _unwritten_since(snapshot[t], fresh_after))
@@ -78,7 +78,7 @@ def approve_held(run: Run, held_id: str, by: str) -> None:
         run.result.outcome = RunOutcome.SUCCEEDED
         return
     tenants = run.stores.held.tenant_ids(run.account_id, held_id)
-    snapshot = run.stores.organizations.snapshot(run.account_id)
+    snapshot = run.stores.organizations.statuses(run.account_id)
     ended = sum(1 for t in tenants if _status(snapshot, t) == STATUS_RELATIONSHIP_ENDED)
     kept = sum(1 for t in tenants if _status(snapshot, t) not in (STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED))
     waiting = [t for t in tenants if _status(snapshot, t) == STATUS_ACTIVE]

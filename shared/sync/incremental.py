@@ -53,7 +53,8 @@ def incremental(run: Run) -> None:
             refresh.add(tenant)
         elif record.operation_type in ENDED_OPERATIONS:
             ended.add(tenant)
-    snapshot = run.stores.organizations.snapshot(account)
+    # Status alone says who needs syncing; the few written are read in full (plan_content_write).
+    snapshot = run.stores.organizations.statuses(account)
     failing = run.stores.failures.failing(account)
     retry = {tenant for tenant, failure in failing.items() if not failure.quarantined}
     seen: set[str] = set()

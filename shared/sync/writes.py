@@ -144,6 +144,11 @@ def plan_content_write(run: Run, tenant_id: str, fields: dict[str, str], snapsho
                        now: datetime) -> PlannedWrite | None:
     """The write that makes the stored organization hold ``fields``, or ``None`` when it does."""
     known = snapshot.get(tenant_id)
+    stored = None
+    if known is not None and not known.content_hash:
+        # A status snapshot: the row itself says whether the content changed (and its old values).
+        stored = run.stores.organizations.get(run.account_id, tenant_id)
+        known = organization_state(stored) if stored is not None else None
     digest = content_hash(fields)
     snapshot[tenant_id] = OrganizationState(STATUS_ACTIVE, digest, "", fields["IndirectResellerId"], now)
     if known is None:
@@ -154,7 +159,9 @@ def plan_content_write(run: Run, tenant_id: str, fields: dict[str, str], snapsho
         run.result.counts.unchanged += 1
         return None
     # Only a changed organization costs a point read: the change log needs its old values.
-    diff = changed_fields(run.stores.organizations.get(run.account_id, tenant_id) or {}, fields)
+    if stored is None:
+        stored = run.stores.organizations.get(run.account_id, tenant_id)
+    diff = changed_fields(stored or {}, fields)
     if reactivated:
         diff["Status"] = (STATUS_RELATIONSHIP_ENDED, STATUS_ACTIVE)
     return PlannedWrite(tenant_id, UPDATE, now, fields, diff, previous=known)

@@ -93,6 +93,18 @@ def test_snapshot_is_one_query_reading_only_the_needed_columns(store, tables, re
     assert method == "GET" and "$select=RowKey%2CStatus%2C" in url and "PlatformNotes" not in url
 
 
+def test_a_status_snapshot_has_the_states_without_the_content(store, tables, request_log):
+    tenant = create(store)
+    full = store.snapshot(ACCOUNT)[tenant]
+    request_log.requests.clear()
+    light = store.statuses(ACCOUNT)[tenant]
+    (method, url, _), = request_log.requests
+    assert method == "GET" and "$select=RowKey%2CStatus%2CLastChangedAt%2CIndirectResellerId" in url
+    assert (light.status, light.etag, light.changed_at, light.indirect_reseller_id) == \
+        (full.status, full.etag, full.changed_at, full.indirect_reseller_id)
+    assert full.content_hash and light.content_hash == ""
+
+
 def test_an_update_merges_so_platform_columns_survive(store, tables):
     tenant = create(store)
     tables.organizations.upsert_entity({"PartitionKey": ACCOUNT, "RowKey": tenant, "PlatformOrgId": "org-42"})

@@ -143,3 +143,17 @@ def test_changes_older_than_the_last_reconciliation_are_not_fetched_again(make_s
     assert result.outcome == "succeeded"
     assert pc.counters()["billing_profile"] == 0
     assert stores.organizations.get(ACCOUNT, tenant)["PrimaryEmail"] == "before-the-walk@example.com"
+
+
+def test_a_refresh_that_changes_nothing_writes_nothing(make_sync, stores, pc):
+    """The incremental run decides from statuses only; the customer it re-reads is compared with its
+    stored row, so an activity record without a real change costs no write."""
+    make_sync().full()
+    tenant = pc.customers()[6]["id"]
+    pc.update_billing_profile(tenant, {"email": stores.organizations.get(ACCOUNT, tenant)["PrimaryEmail"]})
+    before = stores.organizations.get(ACCOUNT, tenant).metadata["etag"]
+    result = make_sync().incremental()
+    assert result.outcome == "succeeded"
+    assert result.counts.updated == 0 and result.counts.unchanged == 1
+    assert stores.organizations.get(ACCOUNT, tenant).metadata["etag"] == before
+    assert stores.changes.for_run(ACCOUNT, result.run_id) == []
