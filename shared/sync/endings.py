@@ -28,16 +28,20 @@ _CONFIRM_CHUNK = 100
 
 
 def end_missing(run: Run, *, walk_started: datetime, seen: set[str], listed: int,
-                confirmed: frozenset[str] | set[str] = frozenset()) -> None:
+                confirmed: frozenset[str] | set[str] = frozenset(),
+                statuses: dict[str, OrganizationState] | None = None) -> None:
     """End the organizations a complete walk did not see, behind the deletion guard.
 
     ``walk_started``: when the walk began (its first invocation). ``listed``: how many customers
     the whole walk listed. Endings the activity log ``confirmed`` are Partner Center's own word,
     not a list that came back short, so the threshold does not hold them back. Every ending is
-    confirmed with Partner Center (one call) before it is stored.
+    confirmed with Partner Center (one call) before it is stored. ``statuses``: the organizations'
+    states read during this invocation, if the caller has them (an incremental run's walk).
     """
-    # Read now, not when the walk began: organizations other writers created meanwhile count.
-    snapshot = run.stores.organizations.statuses(run.account_id)
+    # Read now, not when the walk began: organizations other writers created meanwhile count. One
+    # read in this invocation is as good: what was written after it is fresh, never ended, and a
+    # state that changed since makes the ETag-guarded ending a conflict, decided again.
+    snapshot = statuses if statuses is not None else run.stores.organizations.statuses(run.account_id)
     fresh_after = walk_started - run.options.clock_skew
     active = [t for t, s in snapshot.items() if s.status == STATUS_ACTIVE]
     missing = sorted(t for t in active if t not in seen and _unwritten_since(snapshot[t], fresh_after))

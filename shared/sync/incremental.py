@@ -65,7 +65,7 @@ def incremental(run: Run) -> None:
         listed += len(page.customers) + len(page.malformed)
         if outcome is not None:
             return
-    end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended)
+    end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended, statuses=snapshot)
     # Only now is everything up to the run's start stored: the watermark may move.
     next_window = started - options.audit_overlap
     run.check_lease()
