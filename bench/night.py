@@ -19,7 +19,8 @@ on demand at once, as a webhook would), leaving, and coming back. It prints, in 
 minutes where it says so:
 
 - whether the walk completed, and its duration against the bound set by the budget;
-- incremental latency, acceptance to organization, against one incremental interval;
+- incremental latency, acceptance to organization, against one incremental interval, and whether
+  each acceptance arrived by the end of the first incremental run that started after it;
 - organizations ended while their customer was live (want 0), and endings of departed customers;
 - the longest invocation against its time budget and functionTimeout;
 - API calls and throttled calls (want 0).
@@ -134,6 +135,8 @@ class _Night:
         self.invocations: list[tuple[str, float, str]] = []  # mode, wall seconds, outcome
         self.accepted: dict[str, float] = {}  # tenant -> monotonic time it accepted
         self.latencies: list[float] = []
+        self.arrived: dict[str, float] = {}  # tenant -> monotonic time its organization was seen
+        self.incremental_runs: list[tuple[float, float]] = []  # (start, end), monotonic
         self.churn: dict[str, list[tuple[datetime, str]]] = {}  # tenant -> [(when, "leave"|"return")]
         self.walk_seconds: float | None = None
         self.walk_units = 0
@@ -184,7 +187,12 @@ class _Night:
         next_tick = time.monotonic() + self.interval
         while not self.done.is_set():
             time.sleep(max(0.0, next_tick - time.monotonic()))
-            self._invoke(INCREMENTAL)
+            started = time.monotonic()
+            results = self._invoke(INCREMENTAL)
+            # The incremental run's own end, not the walk it may continue with the time left.
+            own = max(((r.ended_at - r.started_at).total_seconds() for r in results if r.ended_at), default=0.0)
+            with self.lock:
+                self.incremental_runs.append((started, started + own))
             # A timer never overlaps itself: a long invocation delays the next tick.
             next_tick = max(next_tick + self.interval, time.monotonic())
 
@@ -229,7 +237,8 @@ class _Night:
                 if self.stores.organizations.get(ACCOUNT, tenant) is not None:
                     with self.lock:
                         self._seen.add(tenant)
-                        self.latencies.append(time.monotonic() - self.accepted[tenant])
+                        self.arrived[tenant] = time.monotonic()
+                        self.latencies.append(self.arrived[tenant] - self.accepted[tenant])
             time.sleep(0.2)
 
     def _endings(self) -> tuple[int, int]:
@@ -246,6 +255,18 @@ class _Night:
             else:
                 wrong += 1
         return wrong, right
+
+    def _first_run_after_acceptance(self) -> tuple[int, float]:
+        """How many acceptances the timer's next run (or the one under way) brought in, and the
+        longest incremental run (without the walk it may continue after it)."""
+        runs = sorted(self.incremental_runs)
+        on_time = 0
+        for tenant, accepted in self.accepted.items():
+            arrived = self.arrived.get(tenant)
+            following = next((end for start, end in runs if start >= accepted), None)
+            if arrived is not None and (following is None or arrived <= following + 1.0):  # +1 s: the watcher's poll
+                on_time += 1
+        return on_time, max((end - start for start, end in runs), default=0.0)
 
     def report(self) -> None:
         k = self.k
@@ -265,6 +286,10 @@ class _Night:
                   f"p95 {p95 * k / 60:.1f}, max {max(self.latencies) * k / 60:.1f} real min "
                   f"vs one interval {REAL_INTERVAL_SECONDS / 60:.0f} min (max ratio "
                   f"{max(self.latencies) / self.interval:.2f}); {len(self.accepted) - len(self.latencies)} never arrived")
+        on_time, slowest_run = self._first_run_after_acceptance()
+        print(f"night: organizations there by the end of the first incremental run started after the "
+              f"acceptance {on_time} of {len(self.accepted)} (want all); longest incremental run "
+              f"{slowest_run * k / 60:.1f} real min, so the worst case is one interval plus that")
         print(f"night: endings of live customers {wrong} (want 0); endings of departed customers {right}; "
               f"live customers shown ended now {len(live_now & ended_now)} (want 0)")
         by_mode: dict[str, list[float]] = {}
