@@ -9,11 +9,9 @@ import pytest
 
 from tests.simulator.conftest import get, walk
 
-TODAY = datetime.now(timezone.utc).date()
-
-
 def _days_ago(days: int) -> str:
-    return str(TODAY - timedelta(days=days))
+    # Read the clock at each call: a test session may cross midnight UTC.
+    return str(datetime.now(timezone.utc).date() - timedelta(days=days))
 
 
 def _records(sim, token, **params):
@@ -46,13 +44,14 @@ def test_a_record_has_the_documented_fields(simulator, token):
 
 
 @pytest.mark.parametrize("start, end", [
-    (_days_ago(31), _days_ago(0)),  # a 31-day span
-    (_days_ago(91), _days_ago(85)),  # older than 90 days
-    (_days_ago(3), _days_ago(5)),  # ends before it starts
+    (31, 0),  # a 31-day span
+    (91, 85),  # older than 90 days
+    (3, 5),  # ends before it starts
     ("yesterday", None),
-    (None, _days_ago(1)),
+    (None, 1),
 ])
 def test_a_window_outside_the_rules_is_400(simulator, token, start, end):
+    start, end = (_days_ago(day) if isinstance(day, int) else day for day in (start, end))
     params = {key: value for key, value in (("startDate", start), ("endDate", end)) if value is not None}
     response = get(simulator, "/v1/auditrecords", token, **params)
     assert response.status_code == 400
