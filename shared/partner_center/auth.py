@@ -56,6 +56,7 @@ class AppTokenProvider:
         self._scope = cloud.app_scope
         self._lock = threading.Lock()
         self._current = ""
+        self._fresh_until = 0.0  # monotonic: until then the current token is handed out as it is
         self._authority_url = authority_url
         self._credential = certificate or client_secret
         self._app: msal.ConfidentialClientApplication | None = None
@@ -67,6 +68,11 @@ class AppTokenProvider:
         return self._app
 
     def token(self, *, rejected: str | None = None) -> str:
+        # Every Partner Center call asks: while the token is fresh, no lock and no MSAL cache search
+        # (one lock around MSAL serialised a walk's sixteen fetch threads).
+        current = self._current
+        if rejected is None and current and time.monotonic() < self._fresh_until:
+            return current
         with self._lock:
             self.msal_app()
             if rejected is not None and rejected != self._current and self._current:
@@ -84,6 +90,8 @@ class AppTokenProvider:
             if "access_token" not in result:
                 raise _refusal(result, self.tenant_id, self.client_id)
             self._current = result["access_token"]
+            lifetime = float(result.get("expires_in") or 0)
+            self._fresh_until = time.monotonic() + max(0.0, lifetime - _EARLY_RENEWAL_SECONDS)
             return self._current
 
     def _build_app(self) -> msal.ConfidentialClientApplication:

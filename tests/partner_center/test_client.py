@@ -146,6 +146,19 @@ def test_expired_token_is_refreshed_once(make_client, simulator):
     assert simulator.counters()["token"] == 2
 
 
+def test_a_fresh_token_is_handed_out_without_asking_msal_again(make_client, simulator, monkeypatch):
+    client = make_client()
+    tenant = simulator.customers()[0]["id"]
+    client.get_billing_profile(tenant)
+    app = client.tokens.msal_app()
+    asked = []
+    real = app.acquire_token_for_client
+    monkeypatch.setattr(app, "acquire_token_for_client", lambda **kw: asked.append(kw) or real(**kw))
+    for _ in range(20):
+        client.get_billing_profile(tenant)
+    assert asked == [] and simulator.counters()["token"] == 1
+
+
 def test_wrong_secret_is_an_authentication_error(make_client):
     with pytest.raises(AuthenticationError):
         next(make_client(secret="not-the-secret").iter_customers())
