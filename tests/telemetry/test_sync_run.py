@@ -88,6 +88,23 @@ def test_each_table_transaction_is_an_azure_sdk_span_in_the_runs_trace(otel, acc
     assert {s.context.trace_id for s in transactions} == {run.context.trace_id}
 
 
+def test_a_table_operation_is_one_span_carrying_its_http_status_and_storage_request_id(otel, account):
+    _, settings, stores = account
+    only(run_accounts("full", settings=settings, stores=stores))
+    spans = otel.spans()
+    operations = [s for s in spans if s.name.startswith("TableClient.")]
+    transactions = [s for s in operations if s.name.endswith("submit_transaction")]
+    assert transactions and {s.attributes["http.response.status_code"] for s in transactions} == {202}
+    assert all(s.attributes["az.service_request_id"] for s in transactions)
+    # The HTTP attempts are folded into their operation: no span is a child of a table operation.
+    operation_ids = {s.context.span_id for s in operations}
+    assert not [s for s in spans if s.parent is not None and s.parent.span_id in operation_ids]
+    # Nor are storage calls traced a second time by the requests instrumentation.
+    storage = [s for s in spans if s.instrumentation_scope.name == "opentelemetry.instrumentation.requests"
+               and "devstoreaccount1" in str(s.attributes.get("http.url", ""))]
+    assert storage == []
+
+
 def test_a_run_records_organization_call_duration_and_budget_metrics(otel, account):
     account_id, settings, stores = account
     result = only(run_accounts("full", settings=settings, stores=stores))
