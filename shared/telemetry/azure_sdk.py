@@ -8,12 +8,16 @@ HTTP attempt made inside an operation span records nothing of its own: its statu
 retry count and Azure request ids go onto the operation's span instead. An HTTP call outside any
 operation span (none of ours) keeps its CLIENT span.
 
+Where one span of ours stands for many small SDK calls (the tenant index's rows, written one
+by one), :func:`sdk_calls_in_one_span` makes the calls inside record nothing of their own.
+
 The plugin also keeps one tracer instead of asking the provider for a new one at every span.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 from azure.core.tracing import SpanKind
 from azure.core.tracing.ext import opentelemetry_span as plugin
@@ -26,6 +30,7 @@ _FOLDED_ATTRIBUTES = frozenset({"az.service_request_id", "az.client_request_id",
 _STATUS_CODE = "http.response.status_code"
 _ERROR_TYPE = "error.type"
 _OTEL_KINDS = plugin._SPAN_KIND_MAPPINGS  # azure SpanKind -> OpenTelemetry SpanKind
+_IN_ONE_SPAN = context.create_key("pcsync-azure-sdk-calls-in-one-span")
 
 
 class AzureSdkSpan(plugin.OpenTelemetrySpan):
@@ -38,9 +43,14 @@ class AzureSdkSpan(plugin.OpenTelemetrySpan):
         self._current_ctxt_manager = None
         self._schema_version = kwargs.pop("schema_version", plugin._OpenTelemetrySchemaVersion.V1_23_1)
         self._attribute_mappings = plugin.OpenTelemetrySchema.get_attribute_mappings(self._schema_version)
-        self._operation: trace.Span | None = None  # set when this is an HTTP attempt folded into it
+        self._folded = False  # True: records nothing of its own (an HTTP attempt, or inside one span)
+        self._operation: trace.Span | None = None  # an HTTP attempt's operation span
         if span is not None:
             self._span_instance = span
+            return
+        if context.get_value(_IN_ONE_SPAN):
+            self._folded = True
+            self._span_instance = NonRecordingSpan(trace.get_current_span().get_span_context())
             return
         otel_kind = _OTEL_KINDS.get(kind)
         if kind is not None and otel_kind is None:
@@ -52,7 +62,7 @@ class AzureSdkSpan(plugin.OpenTelemetrySpan):
                 return
             operation = _operation_span()
             if kind == SpanKind.CLIENT and operation is not None and not links and "context" not in kwargs:
-                self._operation = operation
+                self._folded, self._operation = True, operation
                 self._span_instance = NonRecordingSpan(operation.get_span_context())
                 return
         if links:
@@ -71,8 +81,10 @@ class AzureSdkSpan(plugin.OpenTelemetrySpan):
         return cls._tracer
 
     def set_http_attributes(self, request, response=None) -> None:
-        if self._operation is None:
+        if not self._folded:
             super().set_http_attributes(request, response)
+            return
+        if self._operation is None:
             return
         status = getattr(response, "status_code", None) or 504  # no response: what the plugin reports
         self._operation.set_attribute(_STATUS_CODE, status)
@@ -80,14 +92,31 @@ class AzureSdkSpan(plugin.OpenTelemetrySpan):
             self._operation.set_attribute(_ERROR_TYPE, str(status))
 
     def add_attribute(self, key: str, value) -> None:
-        if self._operation is None:
+        if not self._folded:
             super().add_attribute(key, value)
-        elif key in _FOLDED_ATTRIBUTES:
+        elif self._operation is not None and key in _FOLDED_ATTRIBUTES:
             self._operation.set_attribute(key, value)
 
     def finish(self) -> None:
-        if self._operation is None:
+        if not self._folded:
             super().finish()
+
+
+@contextmanager
+def sdk_calls_in_one_span(name: str, attributes: Mapping[str, Any]) -> Iterator[trace.Span]:
+    """A span of ours standing for every Azure SDK call made inside it, on this thread and on the
+    worker threads it starts (the threading instrumentation carries the context): those calls,
+    and their HTTP, record no span of their own. A failure inside ends this span in error."""
+    from .spans import tracer
+
+    with tracer().start_as_current_span(name, attributes=dict(attributes)) as span:
+        quiet = context.set_value(_IN_ONE_SPAN, True)
+        quiet = context.set_value(plugin._SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, quiet)
+        token = context.attach(quiet)
+        try:
+            yield span
+        finally:
+            context.detach(token)
 
 
 def _operation_span() -> trace.Span | None:

@@ -178,9 +178,10 @@ def _configure_azure_monitor(settings: TelemetrySettings) -> None:
         resource=_resource(settings),
         # A command-line run is too short for live metrics; the worker keeps its own default.
         enable_live_metrics=False,
-        # We instrument requests ourselves, with hooks; the web frameworks are not used here.
+        # We instrument requests ourselves, with hooks; the web frameworks are not used here, and
+        # urllib3 only under requests (whose span already covers the call) or the Azure SDK.
         instrumentation_options={name: {"enabled": False} for name in
-                                 ("requests", "django", "fastapi", "flask", "psycopg2")},
+                                 ("requests", "django", "fastapi", "flask", "psycopg2", "urllib", "urllib3")},
     )
 
 

@@ -3,11 +3,14 @@ HTTP call outside any operation keeps its own span."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
+import pytest
 from azure.core.tracing import SpanKind
+from opentelemetry.trace import StatusCode
 
-from shared.telemetry.azure_sdk import AzureSdkSpan
+from shared.telemetry.azure_sdk import AzureSdkSpan, sdk_calls_in_one_span
 
 
 def test_an_http_attempt_inside_an_operation_records_on_the_operations_span(otel):
@@ -42,3 +45,30 @@ def test_an_http_call_outside_any_operation_keeps_its_client_span(otel):
     call.finish()
     (span,) = otel.spans()
     assert span.name == "GET" and span.attributes["http.response.status_code"] == 200
+
+
+def _an_sdk_call() -> None:
+    with AzureSdkSpan(name="TableClient.create_entity", kind=SpanKind.INTERNAL):
+        attempt = AzureSdkSpan(name="POST", kind=SpanKind.CLIENT)
+        attempt.set_http_attributes(SimpleNamespace(method="POST", url="http://x/t", headers={}),
+                                    SimpleNamespace(status_code=201))
+        attempt.finish()
+
+
+def test_sdk_calls_inside_one_span_record_nothing_of_their_own_on_any_thread(otel):
+    with sdk_calls_in_one_span("pcsync.tenant_index.record", {"pcsync.tenant_index.rows": 3}):
+        _an_sdk_call()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda _: _an_sdk_call(), range(2)))
+    (span,) = otel.spans()
+    assert span.name == "pcsync.tenant_index.record" and span.attributes["pcsync.tenant_index.rows"] == 3
+    _an_sdk_call()  # and outside it, the calls are spans again
+    assert [s.name for s in otel.spans()][1:] == ["TableClient.create_entity"]
+
+
+def test_a_failure_inside_one_span_ends_it_in_error(otel):
+    with pytest.raises(RuntimeError):
+        with sdk_calls_in_one_span("pcsync.tenant_index.record", {}):
+            raise RuntimeError("row not written")
+    (span,) = otel.spans()
+    assert span.status.status_code == StatusCode.ERROR

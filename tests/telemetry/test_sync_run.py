@@ -105,6 +105,20 @@ def test_a_table_operation_is_one_span_carrying_its_http_status_and_storage_requ
     assert storage == []
 
 
+def test_the_tenant_index_rows_of_a_page_are_one_span_not_one_per_row(otel, account):
+    account_id, settings, stores = account
+    result = only(run_accounts("full", settings=settings, stores=stores))
+    run = only(otel.spans(names.SPAN_RUN))
+    index = otel.spans(names.SPAN_TENANT_INDEX)
+    # 25 new organizations in pages of 10: three pages' rows, each page's in one span.
+    assert sorted(s.attributes[names.TENANT_INDEX_ROWS] for s in index) == [5, 10, 10]
+    assert sum(s.attributes[names.TENANT_INDEX_ROWS] for s in index) == result.counts.created
+    assert {s.attributes[names.ACCOUNT] for s in index} == {account_id}
+    assert {s.context.trace_id for s in index} == {run.context.trace_id}
+    index_ids = {s.context.span_id for s in index}
+    assert not [s for s in otel.spans() if s.parent is not None and s.parent.span_id in index_ids]
+
+
 def test_a_run_records_organization_call_duration_and_budget_metrics(otel, account):
     account_id, settings, stores = account
     result = only(run_accounts("full", settings=settings, stores=stores))
