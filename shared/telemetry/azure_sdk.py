@@ -101,6 +101,11 @@ class AzureSdkSpan(plugin.OpenTelemetrySpan):
         if not self._folded:
             super().finish()
 
+    def to_header(self) -> dict[str, str]:
+        if self._folded and self._operation is None:
+            return {}  # a call inside one span of ours: no span of its own to name as the caller
+        return super().to_header()
+
 
 @contextmanager
 def sdk_calls_in_one_span(name: str, attributes: Mapping[str, Any]) -> Iterator[trace.Span]:
