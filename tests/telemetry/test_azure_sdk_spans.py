@@ -72,3 +72,9 @@ def test_a_failure_inside_one_span_ends_it_in_error(otel):
             raise RuntimeError("row not written")
     (span,) = otel.spans()
     assert span.status.status_code == StatusCode.ERROR
+
+
+def test_instrumenting_makes_it_the_azure_sdks_tracing_plugin(otel):
+    from azure.core.settings import settings
+
+    assert settings.tracing_implementation() is AzureSdkSpan
