@@ -36,7 +36,7 @@ _IN_ONE_SPAN = context.create_key("pcsync-azure-sdk-calls-in-one-span")
 class AzureSdkSpan(plugin.OpenTelemetrySpan):
     """``azure.core.settings.tracing_implementation`` for this service (see the module's text)."""
 
-    _tracer: trace.Tracer | None = None
+    _tracers: dict[str, trace.Tracer] = {}  # by schema version
 
     def __init__(self, span: trace.Span | None = None, name: str | None = "span", *,
                  kind: SpanKind | None = None, links: list | None = None, **kwargs: Any) -> None:
@@ -70,15 +70,16 @@ class AzureSdkSpan(plugin.OpenTelemetrySpan):
         parent = kwargs.pop("context", None)
         if parent:
             kwargs["context"] = extract(parent)
-        self._span_instance = self._shared_tracer().start_span(name=name, kind=otel_kind, **kwargs)
+        self._span_instance = self._tracer(self._schema_version).start_span(name=name, kind=otel_kind, **kwargs)
 
     @classmethod
-    def _shared_tracer(cls) -> trace.Tracer:
-        if cls._tracer is None:
+    def _tracer(cls, schema_version) -> trace.Tracer:
+        tracer = cls._tracers.get(schema_version)
+        if tracer is None:
             # A proxy until a provider is set, then the provider's tracer: safe to keep.
-            cls._tracer = trace.get_tracer(plugin.__name__, plugin.__version__, schema_url=plugin.OpenTelemetrySchema
-                                           .get_schema_url(plugin._OpenTelemetrySchemaVersion.V1_23_1))
-        return cls._tracer
+            tracer = cls._tracers[schema_version] = trace.get_tracer(
+                plugin.__name__, plugin.__version__, schema_url=plugin.OpenTelemetrySchema.get_schema_url(schema_version))
+        return tracer
 
     def set_http_attributes(self, request, response=None) -> None:
         if not self._folded:
