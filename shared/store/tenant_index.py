@@ -31,8 +31,10 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from shared import telemetry
 from shared.store.keys import account_key, tenant_key
 from shared.store.tables import StoreError, Tables
+from shared.telemetry import names
 
 # The completeness marker lives in a partition no tenant id (a GUID) can have.
 _META_PARTITION = "_index"
@@ -60,11 +62,16 @@ class TenantIndex:
         """
         account = account_key(account_id)
         tenants = [tenant_key(tenant) for tenant in tenant_ids]
-        if len(tenants) == 1:
-            self._add(tenants[0], account)
-        elif tenants:
-            with ThreadPoolExecutor(max_workers=min(_WRITERS, len(tenants))) as pool:
-                list(pool.map(lambda tenant: self._add(tenant, account), tenants))
+        if not tenants:
+            return 0
+        # One span for the page's rows, not one (or three, when the row exists) per customer.
+        with telemetry.sdk_calls_in_one_span(names.SPAN_TENANT_INDEX, {
+                names.ACCOUNT: account_id, names.TENANT_INDEX_ROWS: len(tenants)}):
+            if len(tenants) == 1:
+                self._add(tenants[0], account)
+            else:
+                with ThreadPoolExecutor(max_workers=min(_WRITERS, len(tenants))) as pool:
+                    list(pool.map(lambda tenant: self._add(tenant, account), tenants))
         return len(tenants)
 
     def _add(self, tenant: str, account: str) -> None:

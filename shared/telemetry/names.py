@@ -14,6 +14,8 @@ SPAN_RUN = "pcsync.run"
 SPAN_PAGE = "pcsync.page"
 # A queued webhook event's processing, a child of the request that received it (trace context in the message).
 SPAN_WEBHOOK_PROCESS = "pcsync.webhook.process"
+# The tenant index rows of one page's new organizations, written one call per row: one span for them all.
+SPAN_TENANT_INDEX = "pcsync.tenant_index.record"
 
 # -- attributes (on spans, metric points and log records) ------------------------------------
 ACCOUNT = "pcsync.account"
@@ -26,6 +28,7 @@ PAGE_NUMBER = "pcsync.page_number"
 API_CALLS = "pcsync.api_calls"
 THROTTLED_CALLS = "pcsync.throttled_calls"
 HTTP_STATUS = "pcsync.http_status"
+TENANT_INDEX_ROWS = "pcsync.tenant_index.rows"
 # One attribute per run count (F10): pcsync.count.created, pcsync.count.updated, ...
 COUNT_PREFIX = "pcsync.count."
 COUNT_NAMES = ("created", "updated", "unchanged", "ended", "failed", "held", "excluded_skipped")
@@ -63,6 +66,6 @@ METRICS = (
 )
 ATTRIBUTES = (
     ACCOUNT, MODE, RUN_ID, OUTCOME, CORRELATION_ID, REQUEST_ID, PAGE_NUMBER, API_CALLS, THROTTLED_CALLS,
-    HTTP_STATUS, *COUNT_ATTRIBUTES.values(),
+    HTTP_STATUS, TENANT_INDEX_ROWS, *COUNT_ATTRIBUTES.values(),
 )
-SPANS = (SPAN_RUN, SPAN_PAGE, SPAN_WEBHOOK_PROCESS)
+SPANS = (SPAN_RUN, SPAN_PAGE, SPAN_WEBHOOK_PROCESS, SPAN_TENANT_INDEX)

@@ -79,7 +79,8 @@ def configure_in_worker() -> None:
 def instrument() -> None:
     """Our instrumentation on the current providers (idempotent): Partner Center calls through the
     ``requests`` instrumentation with our hooks, context into worker threads, a span per Azure
-    SDK call (Table Storage, queues), and the run's identity on every log record."""
+    SDK operation (Table Storage, queues: :mod:`.azure_sdk`), and the run's identity on every log
+    record."""
     global _instrumented
     with _lock:
         if _instrumented:
@@ -90,9 +91,11 @@ def instrument() -> None:
         if not ThreadingInstrumentor().is_instrumented_by_opentelemetry:
             ThreadingInstrumentor().instrument()
         from azure.core.settings import settings as azure_settings
-        from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
 
-        azure_settings.tracing_implementation = OpenTelemetrySpan
+        from .azure_sdk import AzureSdkSpan
+
+        # The Azure SDK's plugin, with an operation's HTTP attempts folded into its span.
+        azure_settings.tracing_implementation = AzureSdkSpan
         _install_log_context()
         azure_logger = logging.getLogger("azure")
         if azure_logger.level == logging.NOTSET:
@@ -175,9 +178,10 @@ def _configure_azure_monitor(settings: TelemetrySettings) -> None:
         resource=_resource(settings),
         # A command-line run is too short for live metrics; the worker keeps its own default.
         enable_live_metrics=False,
-        # We instrument requests ourselves, with hooks; the web frameworks are not used here.
+        # We instrument requests ourselves, with hooks; the web frameworks are not used here, and
+        # urllib3 only under requests (whose span already covers the call) or the Azure SDK.
         instrumentation_options={name: {"enabled": False} for name in
-                                 ("requests", "django", "fastapi", "flask", "psycopg2")},
+                                 ("requests", "django", "fastapi", "flask", "psycopg2", "urllib", "urllib3")},
     )
 
 

@@ -88,6 +88,37 @@ def test_each_table_transaction_is_an_azure_sdk_span_in_the_runs_trace(otel, acc
     assert {s.context.trace_id for s in transactions} == {run.context.trace_id}
 
 
+def test_a_table_operation_is_one_span_carrying_its_http_status_and_storage_request_id(otel, account):
+    _, settings, stores = account
+    only(run_accounts("full", settings=settings, stores=stores))
+    spans = otel.spans()
+    operations = [s for s in spans if s.name.startswith("TableClient.")]
+    transactions = [s for s in operations if s.name.endswith("submit_transaction")]
+    assert transactions and {s.attributes["http.response.status_code"] for s in transactions} == {202}
+    assert all(s.attributes["az.service_request_id"] for s in transactions)
+    # The HTTP attempts are folded into their operation: no span is a child of a table operation.
+    operation_ids = {s.context.span_id for s in operations}
+    assert not [s for s in spans if s.parent is not None and s.parent.span_id in operation_ids]
+    # Nor are storage calls traced a second time by the requests instrumentation.
+    storage = [s for s in spans if s.instrumentation_scope.name == "opentelemetry.instrumentation.requests"
+               and "devstoreaccount1" in str(s.attributes.get("http.url", ""))]
+    assert storage == []
+
+
+def test_the_tenant_index_rows_of_a_page_are_one_span_not_one_per_row(otel, account):
+    account_id, settings, stores = account
+    result = only(run_accounts("full", settings=settings, stores=stores))
+    run = only(otel.spans(names.SPAN_RUN))
+    index = otel.spans(names.SPAN_TENANT_INDEX)
+    # 25 new organizations in pages of 10: three pages' rows, each page's in one span.
+    assert sorted(s.attributes[names.TENANT_INDEX_ROWS] for s in index) == [5, 10, 10]
+    assert sum(s.attributes[names.TENANT_INDEX_ROWS] for s in index) == result.counts.created
+    assert {s.attributes[names.ACCOUNT] for s in index} == {account_id}
+    assert {s.context.trace_id for s in index} == {run.context.trace_id}
+    index_ids = {s.context.span_id for s in index}
+    assert not [s for s in otel.spans() if s.parent is not None and s.parent.span_id in index_ids]
+
+
 def test_a_run_records_organization_call_duration_and_budget_metrics(otel, account):
     account_id, settings, stores = account
     result = only(run_accounts("full", settings=settings, stores=stores))
