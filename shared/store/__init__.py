@@ -22,6 +22,7 @@ from shared.store.organizations import (
     OrganizationWrite,
     WriteStats,
     organization_state,
+    skipped_over_exclusion,
 )
 from shared.store.runs import COMPLETED_OUTCOMES, COUNT_NAMES, RunLog, RunRecord
 from shared.store.state import Checkpoint, Lease, LeaseLost, SyncState
@@ -68,5 +69,6 @@ __all__ = [
     "WriteStats",
     "account_key",
     "organization_state",
+    "skipped_over_exclusion",
     "tenant_key",
 ]

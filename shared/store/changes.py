@@ -6,7 +6,7 @@ same run, e.g. after a crash and replay, replaces the entry instead of doubling 
 
 An entry is written just before its organization and carries the same timestamp as the row's
 ``LastChangedAt``: that is how a later run tells a stored change from one whose write never landed
-(see :func:`shared.sync.writes.settle_change_log`).
+(see :func:`shared.sync.change_log.settle_change_log`).
 """
 
 from __future__ import annotations

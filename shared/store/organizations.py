@@ -90,6 +90,12 @@ class WriteStats:
     conflicts: tuple[str, ...] = ()
 
 
+def skipped_over_exclusion(write: OrganizationWrite) -> bool:
+    """Whether :meth:`OrganizationStore.apply` leaves this write out: sync content or an ending,
+    decided on a row known to be excluded (F12)."""
+    return write.kind in _SYNC_KINDS and write.previous is not None and write.previous.status == STATUS_EXCLUDED
+
+
 def organization_state(entity: Mapping[str, object], *, with_content: bool = True) -> OrganizationState:
     """The :class:`OrganizationState` of a stored row (as returned by ``get`` or a query); without
     its content hash (empty: unknown) when the row was read without its content."""
@@ -140,9 +146,11 @@ class OrganizationStore:
         if tenant_ids is not None:
             found = {}
             for tenant in tenant_ids:
-                row = self.get(account_id, tenant)
-                if row is not None:
-                    found[row["RowKey"]] = row.get("LastChangedAt")
+                try:
+                    row = self._table.get_entity(account_key(account_id), tenant_key(tenant), select=["LastChangedAt"])
+                except ResourceNotFoundError:
+                    continue
+                found[tenant_key(tenant)] = row.get("LastChangedAt")
             return found
         if since is None:
             raise ValueError("changed_at needs tenant ids or a moment")
@@ -192,7 +200,7 @@ class OrganizationStore:
             seen.add(tenant)
             if write.kind not in WRITE_KINDS:
                 raise ValueError(f"write kind must be one of {', '.join(WRITE_KINDS)}, got {write.kind!r}")
-            if write.kind in _SYNC_KINDS and write.previous and write.previous.status == STATUS_EXCLUDED:
+            if skipped_over_exclusion(write):
                 skipped.append(tenant)
                 continue
             operations.append(_operation(partition, tenant, write))

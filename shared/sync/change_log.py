@@ -46,3 +46,15 @@ def settle_change_log(stores: "SyncStores", account_id: str, run_id: str, *, sin
         log.warning("account %s: run %s stopped before storing %d change(s) it had logged; their change-log "
                     "entries were taken back", account_id, run_id, len(unstored))
     return len(unstored)
+
+
+def settle_change_log_or_say_why(stores: "SyncStores", account_id: str, run_id: str, *, since: datetime,
+                                 tenant_ids: Iterable[str]) -> str | None:
+    """:func:`settle_change_log` after a failed write, when storage may be failing too: ``None``
+    when settled, else why not (the entries stay; the caller says so in the run's log)."""
+    try:
+        settle_change_log(stores, account_id, run_id, since=since, tenant_ids=tenant_ids)
+    except Exception as exc:
+        log.warning("account %s: change log of run %s not settled", account_id, run_id, exc_info=True)
+        return f"{type(exc).__name__}: {exc}"
+    return None

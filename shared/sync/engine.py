@@ -26,8 +26,8 @@ from shared.partner_center.models import parse_customer
 from shared.store import STATUS_ACTIVE, STATUS_EXCLUDED, OrganizationState, organization_state
 from shared.store.runs import RunOutcome
 
+from .change_log import settle_change_log_or_say_why
 from .endings import approve_held, continue_approvals
-from .change_log import settle_change_log
 from .incremental import incremental
 from .reconciliation import reconcile
 from .run import (
@@ -225,11 +225,10 @@ class AccountSync:
 
     def _settle(self, run: Run) -> None:
         """A write failed midway: take back the entries of its changes that did not land."""
-        try:
-            settle_change_log(self.stores, self.account_id, run.result.run_id, since=run.result.started_at,
-                              tenant_ids=run.unsettled)
-        except Exception as exc:  # storage is failing: the entries stay, and the run log says so
-            run.note(f"change log not settled after a failed write ({describe(exc)}): it may list changes of "
+        why = settle_change_log_or_say_why(self.stores, self.account_id, run.result.run_id,
+                                           since=run.result.started_at, tenant_ids=run.unsettled)
+        if why:
+            run.note(f"change log not settled after a failed write ({why}): it may list changes of "
                      f"{len(run.unsettled)} organization(s) that were not stored")
 
     def _sync_one(self, run: Run, tenant_id: str) -> None:

@@ -34,14 +34,13 @@ from shared.store import (
     APPROVING,
     PENDING,
     ChangeEntry,
-    ConcurrencyConflict,
     HeldChangeDecided,
     OrganizationWrite,
     StoreError,
     organization_state,
 )
 
-from .change_log import settle_change_log
+from .change_log import settle_change_log_or_say_why
 from .engine import AccountSync, RunResult
 from .stores import SyncStores
 
@@ -211,28 +210,18 @@ def _set_exclusion(stores: SyncStores, account_id: str, tenant_id: str, kind: st
         # ETag-guarded: a sync that wrote the row since we read it makes this a conflict, not a lost write.
         stats = stores.organizations.apply(account_id, [
             OrganizationWrite(tenant_id, kind, at, previous=organization_state(stored))])
-        if stats.conflicts:
-            raise ConcurrencyConflict(f"organization {tenant_id} changed meanwhile")
-    except (StoreError, ConcurrencyConflict) as exc:
-        if isinstance(exc, ConcurrencyConflict):
-            stores.changes.forget(account_id, record.run_id, [tenant_id])
-        else:
-            _settle_quietly(stores, account_id, record.run_id, at, tenant_id)
+    except StoreError as exc:
+        settle_change_log_or_say_why(stores, account_id, record.run_id, since=at, tenant_ids=[tenant_id])
         stores.runs.finish(record, "failed", {}, api_calls=0, throttled_calls=0, error=str(exc))
-        if getattr(exc, "status_code", None) == 412 or isinstance(exc, ConcurrencyConflict):
-            raise ActionConflict(f"organization {tenant_id} changed meanwhile; read it and try again") from exc
         raise
+    if stats.conflicts:
+        stores.changes.forget(account_id, record.run_id, [tenant_id])
+        stores.runs.finish(record, "failed", {}, api_calls=0, throttled_calls=0,
+                           error=f"organization {tenant_id} changed meanwhile")
+        raise ActionConflict(f"organization {tenant_id} changed meanwhile; read it and try again")
     stores.runs.finish(record, "succeeded", {"updated": 1}, api_calls=0, throttled_calls=0)
     log.info("account %s: organization %s %sd by %s", account_id, tenant_id, kind, by or "an operator")
     return stores.organizations.get(account_id, tenant_id), True
-
-
-def _settle_quietly(stores: SyncStores, account_id: str, run_id: str, at: datetime, tenant_id: str) -> None:
-    try:
-        settle_change_log(stores, account_id, run_id, since=at, tenant_ids=[tenant_id])
-    except Exception:  # storage is failing; the failed run's log says so and the operator retries
-        log.warning("account %s: could not settle the change log of failed run %s", account_id, run_id,
-                    exc_info=True)
 
 
 _TEMPORARY = (TransientError, ThrottledError, DeadlineExceeded)

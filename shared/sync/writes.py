@@ -8,9 +8,9 @@ Two rules hold everywhere here:
   run: :class:`RunInterrupted` stops the page before anything of it is written.
 - A change-log entry is written just before its organization, with the row's ``LastChangedAt``
   as its timestamp, so no stored change lacks its entry even when the process dies between the two
-  writes. An entry whose organization write did not land is taken back: at once when the write
-  lost a race or failed, by :func:`~shared.sync.change_log.settle_change_log` when the process died (the next run, closing
-  the dead one). A write that loses a race with another writer (ETag) is re-read and decided again
+  writes. An entry whose organization write did not land is taken back (:mod:`shared.sync.change_log`):
+  at once when the write lost a race, at the run's end when it failed, by the next run when the
+  process died. A write that loses a race with another writer (ETag) is re-read and decided again
   for that organization alone; the rest of the page is stored as planned.
 """
 
@@ -50,6 +50,7 @@ from shared.store import (
     OrganizationState,
     OrganizationWrite,
     organization_state,
+    skipped_over_exclusion,
 )
 
 from .run import Run, describe
@@ -212,8 +213,8 @@ def store(run: Run, planned: list[PlannedWrite]) -> None:
 
 
 def _excluded_before(planned: PlannedWrite, counts) -> bool:
-    """Known excluded when planned: the store would skip it (F12), so it gets no entry either."""
-    if planned.previous is not None and planned.previous.status == STATUS_EXCLUDED:
+    """Known excluded when planned: the store would skip it, so it gets no entry either."""
+    if skipped_over_exclusion(planned.write()):
         counts.excluded_skipped += 1
         return True
     return False
