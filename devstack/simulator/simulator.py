@@ -2,40 +2,45 @@
 
 from __future__ import annotations
 
-import socket
+import logging
 import ssl
 import tempfile
 import threading
 from pathlib import Path
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from devstack.simulator.app import PartnerCenterApp
 from devstack.simulator.certificates import issue_server_certificate
 from devstack.simulator.state import PartnerCenterState
 
-# An idle or half-open client must not hold its handler thread forever.
+# An idle or half-open client must not hold its connection forever.
 CONNECTION_TIMEOUT_SECONDS = 30
+# Requests served at once: every sync fetch thread, webhook delivery and test client, with room.
+# Idle keep-alive connections wait in cheroot's selector and hold no thread.
+SERVING_THREADS = 64
+
+_log = logging.getLogger(__name__)
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """Serves requests without writing a line per request (or per aborted handshake) to stderr."""
+class _DeferredHandshakeTLS(BuiltinSSLAdapter):
+    """TLS whose handshake runs on the connection's worker thread, at its first read.
 
-    timeout = CONNECTION_TIMEOUT_SECONDS
-    # Keep-alive, as Partner Center itself offers: without it every call pays a TLS handshake.
-    protocol_version = "HTTP/1.1"
+    cheroot's adapter shakes hands in the thread that accepts connections, where one silent client
+    would stall every other one for the whole timeout.
+    """
 
-    def setup(self) -> None:
-        # Headers and body go out as separate TLS records; with Nagle's algorithm the second one
-        # waits for a delayed ACK, about 10 ms per request. Loopback gains nothing from batching.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().setup()
+    def wrap(self, sock):
+        tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return tls, {"wsgi.url_scheme": "https", "HTTPS": "on"}
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
-    def log_error(self, format: str, *args: object) -> None:
-        pass
+class _QuietServer(wsgi.Server):
+    """cheroot's WSGI server, logging aborted connections and handshakes at debug, not to stderr."""
+
+    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
+        _log.debug("simulator connection: %s", msg, exc_info=traceback)
 
 
 class PartnerCenterSimulator(PartnerCenterState):
@@ -74,7 +79,7 @@ class PartnerCenterSimulator(PartnerCenterState):
         self.port = port
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._temporary_dir: tempfile.TemporaryDirectory | None = None
-        self._server: BaseWSGIServer | None = None
+        self._server: wsgi.Server | None = None
         self._thread: threading.Thread | None = None
         self._ca_path: Path | None = None
 
@@ -101,25 +106,22 @@ class PartnerCenterSimulator(PartnerCenterState):
             self._temporary_dir = tempfile.TemporaryDirectory(prefix="partner-center-simulator-")
             state_dir = Path(self._temporary_dir.name)
         certificate = issue_server_certificate(state_dir, [self.host])
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.num_tickets = 0  # clients keep their connection alive; no sessions to resume
-        context.load_cert_chain(certificate.cert_path, certificate.key_path)
+        tls = _DeferredHandshakeTLS(str(certificate.cert_path), str(certificate.key_path))
+        tls.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.context.num_tickets = 0  # clients keep their connection alive; no sessions to resume
 
-        server = make_server(
-            self.host, self.port, PartnerCenterApp(self), threaded=True, request_handler=_QuietRequestHandler
-        )
-        # TLS is added here rather than through make_server(ssl_context=...): werkzeug would shake
-        # hands in the accepting thread, where one silent client stalls every other connection.
-        # Deferred, the handshake runs on the connection's own handler thread at its first read.
-        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        server.ssl_context = context
-        self.port = server.port
+        # HTTP/1.1 keep-alive, as Partner Center itself offers: without it every call pays a TLS
+        # handshake on both sides, and the simulator's costs would pass for the sync's.
+        server = _QuietServer((self.host, self.port), PartnerCenterApp(self), numthreads=SERVING_THREADS,
+                              timeout=CONNECTION_TIMEOUT_SECONDS)
+        server.ssl_adapter = tls
+        server.keep_alive_conn_limit = None  # every client's pool may keep its connections
+        server.expiration_interval = 0.05  # its select() timeout, so stop() is prompt
+        server.prepare()
+        self.port = server.bind_addr[1]
         self._ca_path = certificate.ca_path
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="partner-center-simulator", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve, name="partner-center-simulator", daemon=True)
         self._thread.start()
         self.webhooks.start(self.url, state_dir)
         return self
@@ -128,8 +130,7 @@ class PartnerCenterSimulator(PartnerCenterState):
         """Stop serving and remove a temporary state folder."""
         self.webhooks.wait(timeout=5)  # deliveries in flight must not outlive the certificate URL
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._thread.join(timeout=5)
             self._server = None
             self._thread = None
