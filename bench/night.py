@@ -45,9 +45,10 @@ from bench.__main__ import _Simulator
 from devstack.local.azurite import Azurite
 from shared.settings import Settings
 from shared.store.keys import account_range
+from shared.store.request_budget import WINDOW_SECONDS
 from shared.store.runs import RunOutcome
 from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
-from shared.sync.service import account_sync, run_accounts, stores_for
+from shared.sync.service import INTERACTIVE, account_sync, run_accounts, stores_for
 
 ACCOUNT = "night"
 print = functools.partial(print, flush=True)  # progress as it happens, also through a pipe
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"night: yesterday's state synced in {time.monotonic() - started:.0f} s ({seeded.outcome}, "
               f"{seeded.counts.created} organizations)")
 
+        # Yesterday ended more than a minute ago: its calls have left Partner Center's window
+        # (otherwise the night's first minute would be spent waiting for them).
+        time.sleep(WINDOW_SECONDS)
         env.update({"PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE": str(budget_per_minute),
                     "SYNC_TIME_BUDGET_SECONDS": f"{invocation:.3f}",
                     "SYNC_LEASE_SECONDS": str(max(5, round(REAL_LEASE_SECONDS / k))),
@@ -198,7 +202,7 @@ class _Night:
 
     def _customers(self) -> None:
         listed = self.control.listed()
-        sync = account_sync(self.settings.accounts[0], self.settings, self.stores)
+        sync = account_sync(self.settings.accounts[0], self.settings, self.stores, INTERACTIVE)  # as a webhook
         next_accept = time.monotonic()
         next_leave = time.monotonic() + self.args.leave_every / self.k
         gone: list[str] = []

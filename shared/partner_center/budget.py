@@ -59,6 +59,10 @@ class RequestBudget:
                 )
             self._sleep(min(ready_at - now, 1.0))
 
+    def first_in_line(self) -> "RequestBudget":
+        """The same budget: one run's window has no other runs to go before."""
+        return self
+
     def pause(self, seconds: float) -> None:
         """Hold every thread back for ``seconds`` (Partner Center said 429)."""
         with self._lock:

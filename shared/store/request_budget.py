@@ -17,6 +17,10 @@ concurrency:
   budget; the background lane (timers, reconciliation) everything but a reserved share. The
   reserve is always there for interactive calls; the background may slow down for them, never
   the reverse.
+- **First in line.** Within a process, a lane's calls go first to the runs someone is waiting on
+  (the incremental sync, bringing in customers who just accepted), then to the rest (a
+  reconciliation's walk, which has hours): a walk's sixteen fetch threads would otherwise take
+  sixteen calls of every seventeen. Between instances the row's slices alternate instead.
 - A 429 seen anywhere is stored as ``PausedUntil``: every instance books nothing before it, and
   each stops at its next claim, within about one slice (two seconds of its calls).
 - **Storage unavailable**: each instance falls back to a local sliding window of
@@ -24,7 +28,7 @@ concurrency:
   books the calls it made meanwhile when storage is back.
 
 The lanes have the interface of :class:`shared.partner_center.RequestBudget` (``acquire(deadline)``,
-``pause(seconds)``, ``per_minute``), so the Partner Center client does not change.
+``pause(seconds)``, ``per_minute``, ``first_in_line()``), so the Partner Center client does not change.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ SLICE_TARGET_SECONDS = 2.0  # a slice is sized to this much of the lane's recent
 MIN_SLICE = {"background": 30, "interactive": 5}  # ...and never smaller (storage ops per call)
 LANES = ("background", "interactive")
 ROW_KEY = "requests"
+FIRST_IN_LINE_YIELD_SECONDS = 0.005  # how long other callers step back while a first-in-line one waits
 CLAIM_ATTEMPTS = 8  # ETag conflicts in a row before the claim backs off
 RETRY_STORAGE_SECONDS = 5.0  # while storage is down, how often to try it again
 # Storage calls of the budget fail fast: a call waiting on the budget waits on them.
@@ -223,6 +228,7 @@ class SharedRequestBudget:
         self._lanes = {name: _LaneState(name, sizes[name]) for name in LANES}
         self._views = {name: LaneBudget(self, name) for name in LANES}
         self._condition = threading.Condition()
+        self._first_waiting = {name: 0 for name in LANES}  # callers first in line, waiting for a call
         self._claiming = False
         self._paused_until = 0.0
         self._published_pause = 0.0
@@ -252,15 +258,34 @@ class SharedRequestBudget:
 
     # -- acquire ---------------------------------------------------------------------------
 
-    def acquire(self, lane_name: str, deadline: float | None = None) -> None:
-        """Block until a call of ``lane_name`` may start; DeadlineExceeded if that is past ``deadline``."""
+    def acquire(self, lane_name: str, deadline: float | None = None, *, first: bool = False) -> None:
+        """Block until a call of ``lane_name`` may start; DeadlineExceeded if that is past ``deadline``.
+
+        A call ``first`` in line gets the lane's next call before any other of this process.
+        """
         lane = self._lanes[lane_name]
+        if not first:
+            return self._acquire(lane, deadline)
+        with self._condition:
+            self._first_waiting[lane_name] += 1
+        try:
+            return self._acquire(lane, deadline, first=True)
+        finally:
+            with self._condition:
+                self._first_waiting[lane_name] -= 1
+
+    def _acquire(self, lane: _LaneState, deadline: float | None, first: bool = False) -> None:
+        lane_name = lane.name
         while True:
             claim = False
             with self._condition:
                 now = self._clock()
                 ready_at: float | None = self._paused_until
                 if ready_at <= now:
+                    if not first and self._first_waiting[lane_name] and self._could_call(lane, now):
+                        # Someone first in line waits for this lane: let it take the next call.
+                        self._condition.wait(FIRST_IN_LINE_YIELD_SECONDS)
+                        continue
                     if lane.usable(now):
                         lane.remaining -= 1
                         lane.unsettled.append(now)
@@ -290,6 +315,12 @@ class SharedRequestBudget:
                 with self._condition:
                     self._claiming = False
                     self._condition.notify_all()
+
+    def _could_call(self, lane: _LaneState, now: float) -> bool:
+        """Whether a call of ``lane`` could start right now (from its slice, or the fallback share)."""
+        if lane.usable(now):
+            return True
+        return self._storage_down_until > now and self._fallback_wait(lane.name, now) <= 0
 
     def _wait(self, ready_at: float | None, now: float, deadline: float | None) -> None:
         """Sleep (holding the condition) until ``ready_at`` or a notification."""
@@ -442,9 +473,10 @@ class SharedRequestBudget:
 class LaneBudget:
     """One lane of a :class:`SharedRequestBudget`, with the interface the Partner Center client uses."""
 
-    def __init__(self, budget: SharedRequestBudget, name: str) -> None:
+    def __init__(self, budget: SharedRequestBudget, name: str, *, first: bool = False) -> None:
         self.budget = budget
         self.name = name
+        self.first = first
 
     @property
     def per_minute(self) -> int:
@@ -452,7 +484,11 @@ class LaneBudget:
 
     def acquire(self, deadline: float | None = None) -> None:
         """Block until a request may start; raise DeadlineExceeded if that is past ``deadline``."""
-        self.budget.acquire(self.name, deadline)
+        self.budget.acquire(self.name, deadline, first=self.first)
+
+    def first_in_line(self) -> "LaneBudget":
+        """The same lane, its calls going before this process's other calls on it."""
+        return LaneBudget(self.budget, self.name, first=True)
 
     def pause(self, seconds: float) -> None:
         """Hold every lane of every instance of the account back for ``seconds`` (a 429)."""

@@ -95,7 +95,8 @@ class AccountSync:
             return self.full(budget)
 
         def body(run: Run) -> None:
-            incremental(run)
+            with self.client.first_in_line():  # new customers ahead of a walk of this process
+                incremental(run)
             if run.result.outcome == RunOutcome.SUCCEEDED and budget.left() > 30:
                 continue_approvals(run)
                 run.result.outcome = RunOutcome.SUCCEEDED

@@ -22,9 +22,9 @@ def tables(storage_connection, table_prefix):
 def make_budget(tables):
     """A budget as one instance of the account would hold it (each call: another instance)."""
 
-    def make(per_minute: int = 60, table=None, **options) -> SharedRequestBudget:
+    def make(per_minute: int = 60, table=None, account_id: str = "acct", **options) -> SharedRequestBudget:
         client = table or tables.client(tables.names.request_budget)
-        return SharedRequestBudget(client, "acct", per_minute, **options)
+        return SharedRequestBudget(client, account_id, per_minute, **options)
 
     return make
 
