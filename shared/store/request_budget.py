@@ -17,6 +17,10 @@ concurrency:
   budget; the background lane (timers, reconciliation) everything but a reserved share. The
   reserve is always there for interactive calls; the background may slow down for them, never
   the reverse.
+- **Paced.** A paced lane (the background, in service) spreads its calls evenly, at most its
+  ceiling per window, with a burst of about two seconds' worth. A sliding window alone admits the
+  whole minute's calls in the first seconds of it: a walk's sixteen threads used the 405 calls of
+  a real minute in about 2.5 s, and anything that came after waited the other 58 s.
 - **First in line.** Within a process, a lane's calls go first to the runs someone is waiting on
   (the incremental sync, bringing in customers who just accepted), then to the rest (a
   reconciliation's walk, which has hours): a walk's sixteen fetch threads would otherwise take
@@ -69,6 +73,7 @@ SLICE_TARGET_SECONDS = 2.0  # a slice is sized to this much of the lane's recent
 MIN_SLICE = {"background": 30, "interactive": 5}  # ...and never smaller (storage ops per call)
 LANES = ("background", "interactive")
 ROW_KEY = "requests"
+PACE_BURST_SECONDS = 2.0  # a paced lane may run this far ahead of its even pace
 FIRST_IN_LINE_YIELD_SECONDS = 0.005  # how long other callers step back while a first-in-line one waits
 CLAIM_ATTEMPTS = 8  # ETag conflicts in a row before the claim backs off
 RETRY_STORAGE_SECONDS = 5.0  # while storage is down, how often to try it again
@@ -177,6 +182,21 @@ class _LaneState:
         self.start = self.end = 0.0
         self.unsettled: list[float] = []  # calls under the lane's open slice, not yet settled in the row
         self.recent: deque[float] = deque()  # the lane's calls in the last SLICE_TARGET_SECONDS
+        self.spacing = 0.0  # seconds between two calls of a paced lane (0: not paced)
+        self.burst = 0.0  # how far ahead of its pace a paced lane may run, in seconds
+        self.paced_at = 0.0  # when the lane's next call is due at its even pace
+
+    def pace(self, per_window: int, window: float) -> None:
+        self.spacing = window / per_window
+        self.burst = PACE_BURST_SECONDS
+
+    def due(self) -> float:
+        """The moment from which the lane's pace lets its next call start (its burst allowance included)."""
+        return self.paced_at - self.burst
+
+    def paced_call(self, now: float) -> None:
+        if self.spacing:
+            self.paced_at = max(self.paced_at, now) + self.spacing
 
     def usable(self, now: float) -> bool:
         return self.remaining > 0 and self.start <= now < self.end
@@ -203,6 +223,7 @@ class SharedRequestBudget:
         window: float = WINDOW_SECONDS,
         slice_seconds: float = SLICE_SECONDS,
         min_slice: dict[str, int] | None = None,
+        paced: tuple[str, ...] = (),
         retry_storage_seconds: float = RETRY_STORAGE_SECONDS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -226,6 +247,8 @@ class SharedRequestBudget:
         self._monotonic = monotonic
         sizes = {**MIN_SLICE, **(min_slice or {})}
         self._lanes = {name: _LaneState(name, sizes[name]) for name in LANES}
+        for name in paced:
+            self._lanes[name].pace(self.ceiling(name), window)
         self._views = {name: LaneBudget(self, name) for name in LANES}
         self._condition = threading.Condition()
         self._first_waiting = {name: 0 for name in LANES}  # callers first in line, waiting for a call
@@ -281,7 +304,9 @@ class SharedRequestBudget:
             with self._condition:
                 now = self._clock()
                 ready_at: float | None = self._paused_until
-                if ready_at <= now:
+                if ready_at <= now and lane.due() > now:
+                    ready_at = lane.due()  # the lane's even pace: its next call is not due yet
+                elif ready_at <= now:
                     if not first and self._first_waiting[lane_name] and self._could_call(lane, now):
                         # Someone first in line waits for this lane: let it take the next call.
                         self._condition.wait(FIRST_IN_LINE_YIELD_SECONDS)
@@ -289,6 +314,7 @@ class SharedRequestBudget:
                     if lane.usable(now):
                         lane.remaining -= 1
                         lane.unsettled.append(now)
+                        lane.paced_call(now)
                         self._record(lane, now)
                         self.stats.shared_calls += 1
                         return
@@ -298,6 +324,7 @@ class SharedRequestBudget:
                         wait = self._fallback_wait(lane_name, now)
                         if wait <= 0:
                             self._fallback_unsettled.append(now)
+                            lane.paced_call(now)
                             self._record(lane, now)
                             self.stats.fallback_calls += 1
                             return
@@ -318,6 +345,8 @@ class SharedRequestBudget:
 
     def _could_call(self, lane: _LaneState, now: float) -> bool:
         """Whether a call of ``lane`` could start right now (from its slice, or the fallback share)."""
+        if lane.due() > now:
+            return False
         if lane.usable(now):
             return True
         return self._storage_down_until > now and self._fallback_wait(lane.name, now) <= 0
@@ -526,6 +555,7 @@ def shared_request_budget(tables: Tables, account_id: str, settings: Settings, l
                 tables.client(table_name), account_id, settings.max_requests_per_minute,
                 interactive_reserve_percent=settings.interactive_reserve_percent,
                 fallback_instances=settings.budget_fallback_instances,
+                paced=("background",),  # timers and walks have time; the interactive lane does not
             )
     return budget.lane(lane)
 

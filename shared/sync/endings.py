@@ -19,7 +19,7 @@ from shared.store import APPROVED, STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED, Org
 from shared.store.runs import RunOutcome
 
 from .run import OutOfTime, Run
-from .writes import RunInterrupted, plan_ending, store
+from .writes import plan_ending, run_stopped_by, store
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _confirm_gone(run: Run, tenants: list[str]) -> list[bool]:
         except (RelationshipEndedError, CustomerNotFoundError):
             return True
         except PartnerCenterError as exc:
-            raise RunInterrupted(exc) from exc
+            raise run_stopped_by(exc) from exc
         return False
 
     with ThreadPoolExecutor(max_workers=max(1, min(run.options.concurrency, len(tenants))),

@@ -34,6 +34,7 @@ from shared.partner_center import (
     BadRequestError,
     Customer,
     CustomerNotFoundError,
+    DeadlineExceeded,
     ForbiddenError,
     MalformedResponseError,
     PartnerCenterError,
@@ -313,5 +314,18 @@ def _fetch_profiles(run: Run, customers: list[Customer]) -> dict[str, object]:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billing-profile") as pool:
             profiles = dict(zip((c.tenant_id for c in customers), pool.map(fetch, customers)))
     if interruptions:
-        raise RunInterrupted(interruptions[0]) from interruptions[0]
+        raise run_stopped_by(interruptions[0])
     return profiles
+
+
+def run_stopped_by(error: PartnerCenterError) -> Exception:
+    """What stops the run: the invocation's time, or Partner Center failing it (not one customer).
+
+    A call that would wait for the request budget past the invocation's deadline is the time
+    being up, as it is for the page loop: the walk checkpoints, it has not failed.
+    """
+    if isinstance(error, DeadlineExceeded):
+        return error
+    interrupted = RunInterrupted(error)
+    interrupted.__cause__ = error
+    return interrupted

@@ -125,6 +125,39 @@ def test_a_call_first_in_line_goes_before_a_walks_threads(make_budget):
     assert sum(queued) > sum(ahead) + 6, (ahead, queued)
 
 
+def test_a_paced_lane_spreads_its_calls_instead_of_spending_the_window_at_once(make_budget):
+    # 60 calls per 6 s window: one every 0.1 s, with a 2 s (20 calls) burst allowance.
+    options = dict(window=6.0, interactive_reserve_percent=0, min_slice={"background": 5})
+    paced = make_budget(60, paced=("background",), **options)
+    taken: list[float] = []
+    lock = threading.Lock()
+
+    def walk() -> None:
+        for at in take_all(paced.lane("background"), 0.3):
+            with lock:
+                taken.append(at)
+        # take_all stops once a wait would pass 0.3 s; at 0.1 s a call that never happens
+
+    started = time.time()
+    threads = [threading.Thread(target=walk) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3.0)
+    first = time.monotonic()
+    paced.lane("background").first_in_line().acquire(time.monotonic() + 2)
+    waited = time.monotonic() - first
+    for thread in threads:
+        thread.join(timeout=10)
+    early = [at for at in taken if at - started < 3.0]
+    assert 40 <= len(early) <= 55, len(early)  # the burst plus 10 a second, not all 60 at once
+    late = sorted(at for at in taken if 1.0 <= at - started < 3.0)
+    assert 15 <= len(late) <= 24, len(late)  # past the burst: the even pace
+    assert waited < 0.5, waited  # a call first in line waits for the next paced call, not the window
+
+    unpaced = make_budget(60, account_id="other", **options)
+    assert len(take_all(unpaced.lane("background"), 0.3)) == 60  # the window alone lets them all through
+
+
 def test_a_crashed_instance_frees_its_slice_after_the_window(make_budget):
     crashed = make_budget(20, window=2.0, slice_seconds=1.0, min_slice={"background": 20},
                           interactive_reserve_percent=0)
