@@ -45,7 +45,7 @@ from bench.__main__ import _Simulator
 from devstack.local.azurite import Azurite
 from shared.settings import Settings
 from shared.store.keys import account_range
-from shared.store.request_budget import WINDOW_SECONDS
+from shared.store.request_budget import WINDOW_SECONDS, interactive_reserve
 from shared.store.runs import RunOutcome
 from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
 from shared.sync.service import INTERACTIVE, account_sync, run_accounts, stores_for
@@ -280,10 +280,17 @@ class _Night:
         ended_now = {o["RowKey"] for o in self.stores.organizations.list(ACCOUNT, status="relationship_ended")}
         calls = sum(v for name, v in counters.items() if name in ("list_customers", "billing_profile", "get_customer",
                                                                   "audit_records", "customer_relationships"))
-        bound = (self.args.customers / 500 + self.args.customers) / (REAL_BUDGET_PER_MINUTE * k / 60)
+        calls_needed = self.args.customers / 500 + self.args.customers
+        bound = calls_needed / (REAL_BUDGET_PER_MINUTE * k / 60)
+        # The background lane's pace: the budget less the interactive reserve, per budget window.
+        ceiling = self.settings.max_requests_per_minute - interactive_reserve(
+            self.settings.max_requests_per_minute, self.settings.interactive_reserve_percent)
+        paced = calls_needed / (ceiling / WINDOW_SECONDS)
+        walked = self.walk_seconds or 0
         print(f"night: walk {'completed' if self.walk_seconds else 'DID NOT complete'} in {self.walk_units} units, "
-              f"{(self.walk_seconds or 0):.0f} s = {(self.walk_seconds or 0) * k / 60:.0f} real min "
-              f"vs bound {bound:.0f} s = {bound * k / 60:.0f} real min (ratio {(self.walk_seconds or 0) / bound:.2f})")
+              f"{walked:.0f} s = {walked * k / 60:.0f} real min vs bound {bound:.0f} s = {bound * k / 60:.0f} real min "
+              f"(ratio {walked / bound:.2f}); vs the background lane's pace ({ceiling} calls per "
+              f"{WINDOW_SECONDS:.0f} s) {paced:.0f} s (ratio {walked / paced:.2f})")
         if self.latencies:
             p50, p95 = statistics.median(self.latencies), sorted(self.latencies)[int(0.95 * (len(self.latencies) - 1))]
             print(f"night: incremental latency over {len(self.latencies)} acceptances: p50 {p50 * k / 60:.1f}, "

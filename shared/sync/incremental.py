@@ -59,6 +59,7 @@ def incremental(run: Run) -> None:
     retry = {tenant for tenant, failure in failing.items() if not failure.quarantined}
     seen: set[str] = set()
     listed = 0
+    run.pages_begin()
     for page in run.client.iter_customer_pages(page_size=options.page_size):
         with telemetry.page_span(account, INCREMENTAL, page.number):
             outcome = _sync_page(run, page, snapshot, failing, refresh, retry, seen)

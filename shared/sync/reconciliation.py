@@ -58,6 +58,7 @@ def reconcile(run: Run) -> None:
         if sync.after_page:
             sync.after_page(number)
 
+    run.pages_begin()
     pages = _pages(run, start)
     try:
         first = next(pages, None)

@@ -277,6 +277,11 @@ class Run:
         if self.keeper is not None:
             self.keeper.check()
 
+    def pages_begin(self) -> None:
+        """The run's setup (snapshots, lease, checkpoint) is done: what follows is timed as pages.
+        Setup happens once a run; counted in the first page, it would stop a unit after one page."""
+        self._page_started = time.monotonic()
+
     def near_budget(self) -> bool:
         """True when another page might not fit in what is left of the time budget."""
         now = time.monotonic()

@@ -160,3 +160,20 @@ def test_a_walk_whose_request_budget_runs_out_before_its_time_checkpoints_instea
     sync.client.budget = RequestBudget(100_000)
     assert sync.full().outcome == "succeeded"
     assert len(stores.organizations.statuses(ACCOUNT)) == len(pc.customers())
+
+
+def test_a_slow_snapshot_is_not_taken_for_a_slow_page(make_sync, stores, pc, monkeypatch):
+    from shared.store.organizations import OrganizationStore
+
+    make_sync().full()
+    snapshot = OrganizationStore.snapshot
+
+    def slow_snapshot(self, account_id):
+        time.sleep(3)  # a large account's snapshot, once per unit
+        return snapshot(self, account_id)
+
+    monkeypatch.setattr(OrganizationStore, "snapshot", slow_snapshot)
+    # 12 s: after the 3 s snapshot, pages of a fraction of a second each fit many times over. Counted
+    # as part of the first page, the snapshot would leave 9 s < 2 x 3 s + 5 s and stop after one page.
+    result = make_sync().full(TimeBudget.starting_now(12))
+    assert result.outcome == "succeeded", (result.outcome, result.error)
