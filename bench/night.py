@@ -45,7 +45,7 @@ from bench.__main__ import _Simulator
 from devstack.local.azurite import Azurite
 from shared.settings import Settings
 from shared.store.keys import account_range
-from shared.store.request_budget import WINDOW_SECONDS, interactive_reserve
+from shared.store.request_budget import WINDOW_SECONDS, shared_request_budget
 from shared.store.runs import RunOutcome
 from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
 from shared.sync.service import INTERACTIVE, account_sync, run_accounts, stores_for
@@ -282,9 +282,8 @@ class _Night:
                                                                   "audit_records", "customer_relationships"))
         calls_needed = self.args.customers / 500 + self.args.customers
         bound = calls_needed / (REAL_BUDGET_PER_MINUTE * k / 60)
-        # The background lane's pace: the budget less the interactive reserve, per budget window.
-        ceiling = self.settings.max_requests_per_minute - interactive_reserve(
-            self.settings.max_requests_per_minute, self.settings.interactive_reserve_percent)
+        # The background lane's pace: its ceiling (the budget less the interactive reserve) per window.
+        ceiling = shared_request_budget(self.stores.tables, ACCOUNT, self.settings).budget.ceiling("background")
         paced = calls_needed / (ceiling / WINDOW_SECONDS)
         walked = self.walk_seconds or 0
         print(f"night: walk {'completed' if self.walk_seconds else 'DID NOT complete'} in {self.walk_units} units, "

@@ -183,16 +183,14 @@ class _LaneState:
         self.unsettled: list[float] = []  # calls under the lane's open slice, not yet settled in the row
         self.recent: deque[float] = deque()  # the lane's calls in the last SLICE_TARGET_SECONDS
         self.spacing = 0.0  # seconds between two calls of a paced lane (0: not paced)
-        self.burst = 0.0  # how far ahead of its pace a paced lane may run, in seconds
-        self.paced_at = 0.0  # when the lane's next call is due at its even pace
+        self.paced_at = 0.0  # when the lane's next call is due at its even pace (never moves unpaced)
 
     def pace(self, per_window: int, window: float) -> None:
         self.spacing = window / per_window
-        self.burst = PACE_BURST_SECONDS
 
     def due(self) -> float:
         """The moment from which the lane's pace lets its next call start (its burst allowance included)."""
-        return self.paced_at - self.burst
+        return self.paced_at - PACE_BURST_SECONDS
 
     def paced_call(self, now: float) -> None:
         if self.spacing:
@@ -303,10 +301,9 @@ class SharedRequestBudget:
             claim = False
             with self._condition:
                 now = self._clock()
-                ready_at: float | None = self._paused_until
-                if ready_at <= now and lane.due() > now:
-                    ready_at = lane.due()  # the lane's even pace: its next call is not due yet
-                elif ready_at <= now:
+                # A 429's pause, and the lane's even pace: nothing starts before either.
+                ready_at: float | None = max(self._paused_until, lane.due())
+                if ready_at <= now:
                     if not first and self._first_waiting[lane_name] and self._could_call(lane, now):
                         # Someone first in line waits for this lane: let it take the next call.
                         self._condition.wait(FIRST_IN_LINE_YIELD_SECONDS)
@@ -344,9 +341,8 @@ class SharedRequestBudget:
                     self._condition.notify_all()
 
     def _could_call(self, lane: _LaneState, now: float) -> bool:
-        """Whether a call of ``lane`` could start right now (from its slice, or the fallback share)."""
-        if lane.due() > now:
-            return False
+        """Whether a call of ``lane`` could start right now (from its slice, or the fallback share),
+        its pace and any pause already allowing it."""
         if lane.usable(now):
             return True
         return self._storage_down_until > now and self._fallback_wait(lane.name, now) <= 0

@@ -115,7 +115,7 @@ def _confirm_gone(run: Run, tenants: list[str]) -> list[bool]:
         except (RelationshipEndedError, CustomerNotFoundError):
             return True
         except PartnerCenterError as exc:
-            raise run_stopped_by(exc) from exc
+            raise run_stopped_by(exc)
         return False
 
     with ThreadPoolExecutor(max_workers=max(1, min(run.options.concurrency, len(tenants))),
