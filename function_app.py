@@ -7,16 +7,18 @@ Functions host load no functions at all.
 import azure.functions as func
 
 from shared import telemetry
-from shared.functions import contacts, operations, timers, units, webhook_events, webhooks
+from shared.app import watch_current
+from shared.functions import contacts, ops, sync_units, timers, webhook_events, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(timers.bp)
 app.register_functions(contacts.bp)
-app.register_functions(operations.bp)
+app.register_functions(ops.bp)
 app.register_functions(webhooks.bp)
-app.register_functions(units.bp)
+app.register_functions(sync_units.bp)
 app.register_functions(webhook_events.bp)
 
 # In Azure the worker has configured Azure Monitor by now (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY);
-# this adds our Partner Center call hooks and log context. It never raises and reads no setting.
-telemetry.configure_in_worker()
+# this adds our Partner Center call hooks, log context and the accounts' gauges. It never raises and
+# reads no setting.
+telemetry.configure_in_worker(watch=watch_current)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import requests
 
+from shared import app
 from bench.__main__ import _Simulator
 from devstack.local.azurite import Azurite
 
@@ -125,7 +126,7 @@ def _check_runs(env: dict, accounts: int) -> float:
     from shared.sync.stores import SyncStores
 
     settings = Settings.from_env(env)
-    runs = SyncStores.open(settings.require_storage()).runs
+    runs = SyncStores.open(app.current().storage).runs
     outcomes = [(runs.latest(account.id, limit=1) or [None])[0] for account in settings.accounts]
     succeeded = [run for run in outcomes if run is not None and run.outcome == "succeeded"]
     if len(succeeded) != accounts:
@@ -136,22 +137,20 @@ def _check_runs(env: dict, accounts: int) -> float:
 def _enqueue(env: dict) -> None:
     from shared.settings import Settings
     from shared.sync.engine import FULL
-    from shared.sync.units import UnitQueue, enqueue_units
+    from shared.operations.units import UnitQueue, enqueue_units
 
     settings = Settings.from_env(env)
-    enqueue_units(FULL, settings=settings, queue=UnitQueue.from_settings(settings))
+    enqueue_units(FULL, settings=settings, queue=app.current().unit_queue)
 
 
 def _worker() -> int:
     """One stand-in instance: the local queue trigger with one unit at a time, until the queue is empty."""
     from dataclasses import replace
 
-    from shared.functions.units import queue_options
+    from shared.host_config import queue_options
     from devstack.local.queues import QueueTriggerRunner
-    from shared.settings import get_settings
-    from shared.sync.service import stores_for
-
-    stores_for(get_settings())  # tables opened before the clock starts, as on a warm instance
+        
+    app.current().stores  # tables opened before the clock starts, as on a warm instance
     runner = QueueTriggerRunner("process_sync_unit", options=replace(queue_options(), batch_size=1))
     print("ready", flush=True)
     sys.stdin.readline()

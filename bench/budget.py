@@ -177,7 +177,7 @@ def worker(argv: list[str]) -> int:
     parser.add_argument("--table-prefix", default="")
     args = parser.parse_args(argv)
 
-    from shared.partner_center import PartnerCenterClient, app_token_provider
+    from shared.partner_center import AppTokenProvider, PartnerCenterClient
     from shared.partner_center.errors import DeadlineExceeded, PartnerCenterError
     from shared.settings import Settings
     from shared.store import TableNames, Tables
@@ -186,11 +186,11 @@ def worker(argv: list[str]) -> int:
     settings = Settings.from_env()
     account = settings.accounts[0]
     names = TableNames().with_prefix(args.table_prefix) if args.table_prefix else TableNames()
-    tables = Tables(settings.require_storage(), names)
+    tables = Tables(settings.environ, names)
     lane = shared_request_budget(tables, args.account, settings, lane=args.lane)
     timed = _TimedLane(lane)
-    tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id,
-                                account.client_secret(settings.environ))
+    tokens = AppTokenProvider(settings.authority_url, account.tenant_id, account.client_id,
+                                client_secret=account.client_secret(settings.environ), cloud=settings.cloud)
     tokens.token()  # Entra, not Partner Center: outside the budget and the measurement
     client = PartnerCenterClient(settings.api_url, tokens, timed, pool_size=max(4, args.threads * 2))
     print("ready", flush=True)

@@ -41,14 +41,14 @@ from datetime import datetime, timezone
 
 import requests
 
+from shared.app import App, INTERACTIVE
 from bench.__main__ import _Simulator
 from devstack.local.azurite import Azurite
 from shared.settings import Settings
-from shared.store.keys import account_range
+from shared.keys import account_range
 from shared.store.request_budget import WINDOW_SECONDS, shared_request_budget
 from shared.store.runs import RunOutcome
 from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
-from shared.sync.service import INTERACTIVE, account_sync, run_accounts, stores_for
 
 ACCOUNT = "night"
 print = functools.partial(print, flush=True)  # progress as it happens, also through a pipe
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(limit {int(REAL_LIMIT_PER_MINUTE * k)}), latency {args.latency / k * 1000:.1f} ms, invocation "
               f"{invocation:.1f} s, incremental every {interval:.1f} s, lease {max(5.0, REAL_LEASE_SECONDS / k):.0f} s")
         started = time.monotonic()
-        [seeded] = run_accounts(FULL, settings=Settings.from_env(env), budget=TimeBudget.starting_now(3600))
+        [seeded] = App(Settings.from_env(env)).run_accounts(FULL, budget=TimeBudget.starting_now(3600))
         print(f"night: yesterday's state synced in {time.monotonic() - started:.0f} s ({seeded.outcome}, "
               f"{seeded.counts.created} organizations)")
 
@@ -133,7 +133,9 @@ class _Night:
                  interval: float, args) -> None:
         self.settings, self.control, self.rng, self.k = settings, control, rng, k
         self.invocation, self.interval, self.args = invocation, interval, args
-        self.stores = stores_for(settings)
+        # One App for the night, as one worker has: every run shares its token caches and budget slices.
+        self.app = App(settings)
+        self.stores = self.app.stores
         self.done = threading.Event()
         self.lock = threading.Lock()
         self.invocations: list[tuple[str, float, str]] = []  # mode, wall seconds, outcome
@@ -162,7 +164,7 @@ class _Night:
 
     def _invoke(self, mode: str) -> list:
         started = time.monotonic()
-        results = run_accounts(mode, settings=self.settings, stores=self.stores)
+        results = self.app.run_accounts(mode)
         wall = time.monotonic() - started
         with self.lock:
             self.invocations.append((mode, wall, ",".join(str(r.outcome) for r in results)))
@@ -202,7 +204,7 @@ class _Night:
 
     def _customers(self) -> None:
         listed = self.control.listed()
-        sync = account_sync(self.settings.accounts[0], self.settings, self.stores, INTERACTIVE)  # as a webhook
+        sync = self.app.account_sync(self.settings.accounts[0].id, INTERACTIVE)  # as a webhook
         next_accept = time.monotonic()
         next_leave = time.monotonic() + self.args.leave_every / self.k
         gone: list[str] = []

@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 
 from shared.contacts.mapping import CustomerRecord, organization_fields, primary_contact_from_billing_profile
-from shared.partner_center import PartnerCenterClient, RequestBudget, app_token_provider
+from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget
 from shared.settings import Settings
 from shared.sync.engine import AccountSync, SyncOptions
 from shared.sync.stores import SyncStores
@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     account = settings.accounts[0]
-    tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id,
-                                account.client_secret(settings.environ))
+    tokens = AppTokenProvider(settings.authority_url, account.tenant_id, account.client_id,
+                                client_secret=account.client_secret(settings.environ), cloud=settings.cloud)
     client = PartnerCenterClient(settings.api_url, tokens, RequestBudget(args.budget),
                                  pool_size=args.concurrency * 2)
-    stores = SyncStores.open(settings.require_storage())
+    stores = SyncStores.open(app.current().storage)
     started = time.monotonic()
     if args.phase == "naive":
         transactions = entities = naive_full_sync(client, stores, args.account, args.limit)

@@ -28,6 +28,8 @@ from pathlib import Path
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from shared import app
+from shared.app import App
 from bench.__main__ import _Simulator
 from devstack.local.azurite import Azurite
 
@@ -100,23 +102,21 @@ def _phase(phase: str, account: str, env: dict) -> dict:
 
 def _run_phase(phase: str, account: str) -> int:
     from shared import telemetry
-    from shared.settings import get_settings
     from shared.store import TableNames
-    from shared.sync.service import run_accounts
     from shared.sync.stores import SyncStores
 
     logging.getLogger().setLevel(logging.INFO)  # the runs' INFO lines are exported too, when on
     if phase == "on":
         assert telemetry.configure() == telemetry.setup.OTLP, "OTEL_EXPORTER_OTLP_ENDPOINT is not set"
-    settings = get_settings()
+    settings = app.current().settings
     # Every phase is a first full run into tables of its own, opened before the clock starts. In
     # shared tables each run after the first would find every customer's tenant-index row left by
     # an earlier phase and pay two more table calls per customer than the first did.
     prefix = "b" + "".join(ch for ch in account if ch.isalnum())
-    stores = SyncStores.open(settings.require_storage(), TableNames().with_prefix(prefix),
+    stores = SyncStores.open(app.current().storage, TableNames().with_prefix(prefix),
                              quarantine_after=settings.quarantine_after_failures)
     started, cpu = time.monotonic(), time.process_time()
-    (result,) = run_accounts("full", account_id=account, settings=settings, stores=stores)
+    (result,) = App(settings, stores=stores).run_accounts("full", account_id=account)
     wall, cpu = time.monotonic() - started, time.process_time() - cpu
     flushed = time.monotonic()
     telemetry.flush()

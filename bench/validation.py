@@ -25,12 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import azure.functions as func
 
+from shared import app
 from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
 from devstack.local.azurite import Azurite
 from devstack.local.host import call_http
-from shared.settings import get_settings, reset_settings
 from shared.store.tables import submit_batches
-from shared.sync.service import stores_for
 
 ACCOUNT = "bench-account"
 RETIRED_ACCOUNT = "bench-retired-account"  # organizations of an account removed from the settings
@@ -42,7 +41,7 @@ def seed(count: int) -> list[str]:
     """Store ``count`` active organizations (a tenth under the retired account) as a deployment
     older than the tenant index did: rows only, no index rows. Returns their tenant ids."""
     tenants = [str(uuid.uuid4()) for _ in range(count)]
-    stores = stores_for(get_settings())
+    stores = app.current().stores
     for account, chunk in ((RETIRED_ACCOUNT, tenants[: count // 10]), (ACCOUNT, tenants[count // 10:])):
         operations = [("create", {"PartitionKey": account, "RowKey": t, "Status": "active",
                                   **organization_fields(CustomerRecord(t, f"Company {i}", "", "reseller"), CONTACT)})
@@ -112,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "PARTNER_CENTER_CLIENT_ID": str(uuid.uuid4()),
         })
         os.environ.pop("PARTNER_CENTER_ACCOUNTS", None)
-        reset_settings()
+        app.use(None)
         seeding = time.perf_counter()
         tenants = seed(args.organizations)
         seeded = time.perf_counter() - seeding
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             timed_call(body)
         # Before the backfill every miss scans Organizations; fewer calls keep that phase short.
         unindexed = measure(bodies[: max(30, args.calls // 10)], args.threads)
-        index = stores_for(get_settings()).organizations.tenant_index
+        index = app.current().stores.organizations.tenant_index
         backfilling = time.perf_counter()
         backfilled = index.ensure_backfilled()
         backfill_seconds = time.perf_counter() - backfilling

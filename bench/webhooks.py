@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from shared import app
 from bench.validation import percentile
 from devstack.local.azurite import Azurite, free_port
-from shared.settings import get_settings, reset_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "bench-webhooks"
@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                "WEBHOOK_TRUST_ANCHORS": sim.ca_path,
                "WEBHOOK_CERTIFICATE_ISSUER": "Partner Center Simulator"}
         os.environ.update(env)
-        reset_settings()
-        organizations = SyncStores.open(get_settings().require_storage()).organizations
+        app.use(None)
+        organizations = SyncStores.open(app.current().storage).organizations
         port = free_port()
         host = start_host(port, env)
         try:

@@ -1,4 +1,4 @@
-"""`python -m shared <command>`: see shared/cli.py."""
+"""`python -m shared <command>`: see shared/cli/__init__.py."""
 
 import sys
 

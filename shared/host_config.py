@@ -1,9 +1,11 @@
-"""What host.json tells the Functions host that the sync must respect: the invocation timeout."""
+"""What host.json tells the Functions host that the sync must respect: the invocation timeout and the
+queue triggers' options."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +17,7 @@ DEFAULT_FUNCTION_TIMEOUT_SECONDS = 5 * 60
 # Time an invocation keeps after its budget: the page in hand, the run log, releasing the lease.
 WRAP_UP_SECONDS = 60
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d{2}):(\d{2})$")
+_QUEUE_TIMESPAN = re.compile(r"^(\d+):(\d{2}):(\d{2})$")
 
 
 @lru_cache(maxsize=4)
@@ -48,3 +51,37 @@ def check_time_budget(settings: Settings, path: Path = HOST_JSON) -> None:
             f"allows {timeout:g} s per invocation: set it to at most {allowed:g} s ({WRAP_UP_SECONDS} s are kept "
             f"to store the page in hand and the run log), or raise functionTimeout"
         )
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """The host's queue-trigger options (``extensions.queues`` in host.json), with its defaults."""
+
+    batch_size: int = 16
+    max_dequeue_count: int = 5
+    visibility_timeout_seconds: float = 0.0  # how long a failed message stays hidden before its retry
+    message_encoding: str = "base64"
+    # The longest wait between two polls of an empty queue (the host backs off up to it).
+    max_polling_interval_seconds: float = 60.0
+
+
+@lru_cache(maxsize=1)
+def queue_options(path: Path = HOST_JSON) -> QueueOptions:
+    """The queue options the Functions host reads from host.json, so the last attempt is known here too."""
+    queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {})
+    defaults = QueueOptions()
+    return QueueOptions(
+        batch_size=int(queues.get("batchSize", defaults.batch_size)),
+        max_dequeue_count=int(queues.get("maxDequeueCount", defaults.max_dequeue_count)),
+        visibility_timeout_seconds=_seconds(queues.get("visibilityTimeout", "00:00:00")),
+        message_encoding=queues.get("messageEncoding", defaults.message_encoding),
+        max_polling_interval_seconds=_seconds(queues.get("maxPollingInterval", "00:01:00")),
+    )
+
+
+def _seconds(timespan: str) -> float:
+    match = _QUEUE_TIMESPAN.match(timespan)
+    if not match:
+        raise ValueError(f"host.json: a queue timespan must be hh:mm:ss, got {timespan!r}")
+    hours, minutes, seconds = (int(part) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds

@@ -1,8 +1,7 @@
 """App settings, read lazily from the environment (SPEC §4).
 
 Nothing here runs at import time: a missing or broken setting must never stop the Functions
-host from indexing the app. Call :func:`get_settings` where a value is needed; tests call
-:func:`reset_settings` after changing the environment.
+host from indexing the app. ``shared/app.py`` reads them once per worker (:func:`shared.app.current`).
 """
 
 from __future__ import annotations
@@ -11,12 +10,9 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
-if TYPE_CHECKING:
-    from shared.store.connections import StorageConnection
-
+from shared.keys import ACCOUNT_ID
 from shared.partner_center.clouds import CLOUDS, PUBLIC, Cloud
 from shared.partner_center.models import SYNCABLE_RELATIONSHIP_KINDS, normalize_relationship_kind
 
@@ -31,7 +27,6 @@ DEFAULT_WEBHOOK_CERTIFICATE_HOSTS = ("3psostorageacct.blob.core.windows.net",)
 DEFAULT_WEBHOOK_CERTIFICATE_ISSUER = "Microsoft Corporation"
 
 ACCOUNT_KINDS = ("direct_provider", "indirect_provider")
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -135,15 +130,6 @@ class Settings:
             environ=env,
         )
 
-    def require_storage(self) -> "StorageConnection":
-        """The sync's storage (``SYNC_STORAGE``, else ``AzureWebJobsStorage``); :class:`SettingsError` naming
-        the setting when it is missing or contradictory. Resolved on use, so a storage problem never stops
-        settings that do not need storage.
-        """
-        from shared.store.connections import sync_storage
-
-        return sync_storage(self.environ)
-
     def account(self, account_id: str) -> Account:
         for account in self.accounts:
             if account.id == account_id:
@@ -235,7 +221,7 @@ def _accounts_from(env: Mapping[str, str]) -> tuple[tuple[Account, ...], tuple[s
         if not (tenant and client):
             return (), ()
         account_id = env.get("PARTNER_CENTER_ACCOUNT_ID", "").strip() or "default"
-        if not _ACCOUNT_ID.match(account_id):
+        if not ACCOUNT_ID.fullmatch(account_id):
             return (), ("PARTNER_CENTER_ACCOUNT_ID must be 1-64 letters, digits, '-' or '_'",)
         account = Account(
             id=account_id,
@@ -273,7 +259,7 @@ def _account_from(entry: object, index: int) -> Account:
     if not isinstance(entry, dict):
         raise SettingsError(f"{where} must be an object")
     account_id = entry.get("id")
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+    if not isinstance(account_id, str) or not ACCOUNT_ID.fullmatch(account_id):
         raise SettingsError(f"{where}.id must be 1-64 letters, digits, '-' or '_'")
     where = f"account {account_id!r}"
     known = {"id", "kind", "tenantId", "clientId", "clientSecretSetting", "refreshTokenSetting"}
@@ -307,17 +293,6 @@ def _account_from(entry: object, index: int) -> Account:
         client_secret_setting=values["clientSecretSetting"],
         refresh_token_setting=values["refreshTokenSetting"],
     )
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read on first use."""
-    return Settings.from_env()
-
-
-def reset_settings() -> None:
-    """Forget the cached settings (tests, and the local runner after it sets the environment)."""
-    get_settings.cache_clear()
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
+from shared import app
 from devstack.local.azurite import Azurite
-from shared.settings import reset_settings
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -105,6 +105,6 @@ def simulator(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _fresh_settings():
-    reset_settings()
+    app.use(None)
     yield
-    reset_settings()
+    app.use(None)

@@ -17,11 +17,11 @@ import time
 import azure.functions as func
 import requests
 
+from shared import app
 from devstack.local.azurite import Azurite
 from devstack.local.host import call_http, fire_timer
 from devstack.local.queues import QueueListeners
 from devstack.local.server import LocalServer
-from shared.settings import get_settings, reset_settings
 
 # How long the demo waits for work handed to a queue trigger.
 QUEUE_WAIT_SECONDS = 60
@@ -48,8 +48,8 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
             "WEBHOOK_TRUST_ANCHORS": sim.ca_path,
             "WEBHOOK_CERTIFICATE_ISSUER": "Partner Center Simulator",
         })
-        reset_settings()
-        stores = SyncStores.open(get_settings().require_storage())
+        app.use(None)
+        stores = app.current().stores
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log lines in the story
         with LocalServer() as server, QueueListeners():
             story = _Story(stores, sim, server.url)
@@ -99,7 +99,7 @@ class _Story:
         self.stores = stores
         self.sim = sim
         self.functions_url = functions_url
-        self.account = get_settings().accounts[0].id
+        self.account = app.current().settings.accounts[0].id
         self.last_tenant = ""
         self.ok = True
 
@@ -204,9 +204,7 @@ class _Story:
 
     def summary(self) -> None:
         from shared.cli import format_status
-        from shared.sync.status import account_status
-
         active = sum(1 for _ in self.stores.organizations.list(self.account, status="active"))
         ended = sum(1 for _ in self.stores.organizations.list(self.account, status="relationship_ended"))
         print(f"Organizations table: {active} active, {ended} relationship_ended")
-        print(format_status(account_status(self.stores, self.account)))
+        print(format_status(app.current().status.account(self.account)))

@@ -35,7 +35,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage
 
 from devstack.local.host import function_index
-from shared.functions.units import QueueOptions, queue_options
+from shared.host_config import QueueOptions, queue_options
 from shared.store.connections import binding_storage
 
 log = logging.getLogger(__name__)

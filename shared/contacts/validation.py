@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from shared.contacts.mapping import CONTACT_FIELDS
-from shared.store.keys import InvalidKey, account_key, tenant_key
+from shared.keys import InvalidKey, account_key, tenant_key
 
 MANAGED = "CONTACT_MANAGED_IN_PARTNER_CENTER"
 BILLING_MISMATCH = "BILLING_MUST_MATCH_PRIMARY"

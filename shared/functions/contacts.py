@@ -5,9 +5,9 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.contacts.validation import ContactEdit, Decision, InvalidContactEdit, decide, parse_contact_edit
-from shared.settings import SettingsError, get_settings
+from shared import app
+from shared.settings import SettingsError
 from shared.store import OrganizationStore
-from shared.sync.service import stores_for
 
 from .problems import answers_with_problems, invalid_request, json_body, json_response
 
@@ -23,12 +23,13 @@ def validate_contact_edit(req: func.HttpRequest) -> func.HttpResponse:
         edit = parse_contact_edit(json_body(req))
     except InvalidContactEdit as exc:
         raise invalid_request(exc.errors) from None
-    settings = get_settings()
+    wired = app.current()
+    settings = wired.settings
     accounts = [edit.account_id] if edit.account_id else [account.id for account in settings.accounts]
     if not accounts:
         # Answering "allowed" with no account to look in would wave through every edit.
         raise SettingsError("no Partner Center account is configured, so no edit can be checked")
-    return json_response(check_contact_edit(edit, stores_for(settings).organizations, accounts).as_dict())
+    return json_response(check_contact_edit(edit, wired.stores.organizations, accounts).as_dict())
 
 
 def check_contact_edit(edit: ContactEdit, organizations: OrganizationStore, account_ids: list[str]) -> Decision:

@@ -6,10 +6,10 @@ import logging
 
 import azure.functions as func
 
-from shared.settings import get_settings
+from shared import app
+from shared.operations.accounts import raise_if_failed
+from shared.operations.units import DISPATCH_QUEUE, dispatch_mode, enqueue_units
 from shared.sync.engine import FULL, INCREMENTAL
-from shared.sync.service import raise_if_failed, run_accounts
-from shared.sync.units import DISPATCH_QUEUE, dispatch_mode, enqueue_units
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -32,11 +32,12 @@ def full_reconciliation(timer: func.TimerRequest) -> None:
 def _run(mode: str, timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("%s timer is past due; running now", mode)
-    if dispatch_mode(get_settings()) == DISPATCH_QUEUE:
-        # One unit per account: the runtime spreads them over instances (shared/functions/units.py).
-        enqueue_units(mode)
+    wired = app.current()
+    if dispatch_mode(wired.settings) == DISPATCH_QUEUE:
+        # One unit per account: the runtime spreads them over instances (shared/functions/sync_units.py).
+        enqueue_units(mode, settings=wired.settings, queue=wired.unit_queue)
         return
-    results = run_accounts(mode)
+    results = wired.run_accounts(mode)
     for result in results:
         log.info("%s run for account %s: %s %s", mode, result.account_id, result.outcome, result.counts.as_dict())
     # Every account had its turn; now the host must learn of any failure (failed-invocation alerts).

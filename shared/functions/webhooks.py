@@ -1,4 +1,4 @@
-"""Partner Center webhook receiver (F7): ``POST /api/partner-center/events/{accountId}``.
+"""Partner Center webhook receiver (docs/webhooks.md): ``POST /api/partner-center/events/{accountId}``.
 
 Anonymous at the Functions level: authenticity comes from the event's signature. The trigger
 hands the raw body to :func:`shared.webhooks.receiver.receive_event`, puts a message naming the
@@ -14,13 +14,12 @@ import logging
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
-from shared import telemetry
-from shared.settings import Settings, SettingsError, get_settings
+from shared import app, telemetry
+from shared.settings import SettingsError
 from shared.webhooks import signature
 from shared.webhooks.events import InvalidEvent
-from shared.webhooks.processing import event_store_for
-from shared.webhooks.queue import EventMessage, event_queue_for
-from shared.webhooks.receiver import EventTooLarge, receive_event, verifier_for
+from shared.webhooks.queue import EventMessage
+from shared.webhooks.receiver import EventTooLarge, receive_event
 from shared.webhooks.signature import SignatureRejected
 from shared.webhooks.store import PENDING
 
@@ -62,14 +61,14 @@ class EventProblem(Problem):
 @answers_with_problems
 def receive_partner_center_event(req: func.HttpRequest) -> func.HttpResponse:
     """Verify a Partner Center event, store it, answer 200, then sync its customer."""
-    settings = get_settings()
+    wired = app.current()
     account_id = req.route_params.get("accountId", "")
-    if account_id not in {account.id for account in settings.accounts}:
+    if account_id not in {account.id for account in wired.settings.accounts}:
         raise Problem(404, "not-found", f"no Partner Center account {account_id[:64]!r} is configured")
     body = req.get_body() or b""
     try:
-        stored, new = receive_event(account_id, req.headers, body, verifier=verifier_for(settings),
-                                    events=event_store_for(settings))
+        stored, new = receive_event(account_id, req.headers, body, verifier=wired.verifier,
+                                    events=wired.events)
     except EventTooLarge as exc:
         raise Problem(413, "body-too-large", str(exc)) from None
     except SignatureRejected as exc:
@@ -81,19 +80,19 @@ def receive_partner_center_event(req: func.HttpRequest) -> func.HttpResponse:
     queued = False
     if stored.status == PENDING:
         # Also for a repeated delivery of a pending event: the sender's retry is a retry for us too.
-        queued = _enqueue(settings, account_id, stored.key)
+        queued = _enqueue(wired, account_id, stored.key)
     return json_response({"event": stored.key, "eventName": stored.event_name, "status": stored.status,
                           "duplicate": not new, "queued": queued})
 
 
-def _enqueue(settings: Settings, account_id: str, key: str) -> bool:
+def _enqueue(wired: app.App, account_id: str, key: str) -> bool:
     """Queue the stored event for the trigger; False (logged) when the queue cannot take it.
 
     The event is already stored, so the sender gets its 200 either way: the incremental run's
     drain of pending events picks up what the queue missed.
     """
     try:
-        event_queue_for(settings).send(EventMessage(account_id, key, trace_context=telemetry.inject_context()))
+        wired.event_queue.send(EventMessage(account_id, key, trace_context=telemetry.inject_context()))
     except (AzureError, SettingsError) as exc:
         log.error("webhook event %s/%s is stored but could not be queued (the incremental run will process it): %s",
                   account_id, key, exc)

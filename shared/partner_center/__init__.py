@@ -6,8 +6,6 @@ from .auth import (
     RefreshTokenVault,
     TokenProvider,
     UserTokenProvider,
-    app_token_provider,
-    forget_token_providers,
 )
 from .budget import RequestBudget
 from .client import PartnerCenterClient, RequestStats, RetryPolicy
@@ -42,7 +40,7 @@ from .models import (
 )
 
 __all__ = [
-    "AppTokenProvider", "RefreshTokenExpired", "RefreshTokenVault", "TokenProvider", "UserTokenProvider", "app_token_provider", "forget_token_providers",
+    "AppTokenProvider", "RefreshTokenExpired", "RefreshTokenVault", "TokenProvider", "UserTokenProvider",
     "RequestBudget", "PartnerCenterClient", "RequestStats", "RetryPolicy",
     "CHINA", "CLOUDS", "PUBLIC", "Cloud", "cloud_named",
     "AuthenticationError", "BadRequestError", "ContinuationExpiredError", "CustomerNotFoundError",

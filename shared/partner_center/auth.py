@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from typing import Protocol
@@ -187,31 +186,3 @@ def _refusal(result: dict, tenant_id: str, client_id: str) -> AuthenticationErro
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
-
-
-_providers: dict[tuple[str, str, str, str, str], AppTokenProvider] = {}
-_providers_lock = threading.Lock()
-
-
-def app_token_provider(authority_url: str, tenant_id: str, client_id: str, client_secret: str,
-                       *, cloud: Cloud = PUBLIC) -> AppTokenProvider:
-    """The one provider per (authority, tenant, client, audience) in this process, so tokens are reused.
-
-    ``cloud`` gives the token audience (pass ``Settings.cloud``); ``authority_url`` may differ
-    from the cloud's when a setting overrides it.
-    """
-    # The secret's digest is part of the key so a rotated secret gets a fresh provider.
-    key = (authority_url.rstrip("/"), tenant_id, client_id, hashlib.sha256(client_secret.encode()).hexdigest(),
-           cloud.audience)
-    with _providers_lock:
-        provider = _providers.get(key)
-        if provider is None:
-            provider = AppTokenProvider(authority_url, tenant_id, client_id, client_secret=client_secret, cloud=cloud)
-            _providers[key] = provider
-        return provider
-
-
-def forget_token_providers() -> None:
-    """Drop every cached provider (tests; a rotated secret)."""
-    with _providers_lock:
-        _providers.clear()

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Mapping, Sequence
 
 from shared.contacts.mapping import MAX_STRING_CODE_UNITS
-from shared.store.keys import SEPARATOR, account_range, composite_key, require_utc, tenant_key, token_key
+from shared.keys import SEPARATOR, account_range, composite_key, require_utc, tenant_key, token_key
 from shared.store.tables import Tables, delete_rows, submit_batches
 
 # Beyond this a value in the log is cut: the log says what changed, the row holds the value.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 from urllib.parse import urlsplit
 
@@ -52,7 +52,8 @@ _ACCOUNT_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789")
 class StorageConnection:
     """One storage account, reached with a connection string or with a managed identity.
 
-    Hashable, so callers can keep one opened store per connection.
+    Hashable, so callers can keep one opened store per connection. An identity-based connection
+    reaches storage with ``credential`` (:meth:`with_credentials` gives it the worker's shared one).
     """
 
     name: str
@@ -60,6 +61,16 @@ class StorageConnection:
     table_service_uri: str = ""
     queue_service_uri: str = ""
     client_id: str = ""
+    credential: object = field(default=None, compare=False, repr=False)
+
+    def with_credentials(self, identities: "ManagedIdentities") -> "StorageConnection":
+        """This connection with the worker's credential for its identity, so every client built from it
+        shares one token cache."""
+        return replace(self, credential=identities.get(self.client_id)) if self.identity_based else self
+
+    def _credential(self):
+        # Without a shared one, a credential of its own: correct, only asks the identity endpoint more often.
+        return self.credential or ManagedIdentityCredential(client_id=self.client_id or None)
 
     @classmethod
     def from_connection_string(cls, connection_string: str, name: str = SYNC_STORAGE) -> "StorageConnection":
@@ -80,7 +91,7 @@ class StorageConnection:
         if not self.table_service_uri:
             raise SettingsError(f"{self.name}__tableServiceUri (or {self.name}__accountName) is not set: "
                                 f"the connection {self.name} is used for tables")
-        return TableServiceClient(endpoint=self.table_service_uri, credential=managed_identity(self.client_id),
+        return TableServiceClient(endpoint=self.table_service_uri, credential=self._credential(),
                                   **options)
 
     def queue(self, queue_name: str, **options) -> QueueClient:
@@ -91,7 +102,7 @@ class StorageConnection:
             raise SettingsError(f"{self.name}__queueServiceUri (or {self.name}__accountName) is not set: "
                                 f"the {queue_name} queue lives in the connection {self.name}")
         return QueueClient(account_url=self.queue_service_uri, queue_name=queue_name,
-                           credential=managed_identity(self.client_id), **options)
+                           credential=self._credential(), **options)
 
 
 def as_connection(connection: "StorageConnection | str") -> StorageConnection:
@@ -214,17 +225,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_credentials: dict[str, ManagedIdentityCredential] = {}
-_credentials_lock = threading.Lock()
+class ManagedIdentities:
+    """The worker's managed-identity credentials, one per client id (system-assigned when empty), so
+    every client of one identity shares its token cache and asks the identity endpoint once."""
 
+    def __init__(self) -> None:
+        self._credentials: dict[str, ManagedIdentityCredential] = {}
+        self._lock = threading.Lock()
 
-def managed_identity(client_id: str = "") -> ManagedIdentityCredential:
-    """The process's credential for the identity ``client_id`` (system-assigned when empty).
-
-    One per client id, so every client shares its token cache and asks the identity endpoint once.
-    """
-    with _credentials_lock:
-        credential = _credentials.get(client_id)
-        if credential is None:
-            credential = _credentials[client_id] = ManagedIdentityCredential(client_id=client_id or None)
-        return credential
+    def get(self, client_id: str = "") -> ManagedIdentityCredential:
+        with self._lock:
+            credential = self._credentials.get(client_id)
+            if credential is None:
+                credential = self._credentials[client_id] = ManagedIdentityCredential(client_id=client_id or None)
+            return credential

@@ -15,7 +15,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.store.keys import account_key, require_utc, tenant_key, token_key, utc_now
+from shared.keys import account_key, require_utc, tenant_key, token_key, utc_now
 from shared.store.tables import ConcurrencyConflict, Tables
 
 DEFAULT_QUARANTINE_AFTER = 5

@@ -23,7 +23,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.store.id_lists import IDS_PER_PROPERTY, pack_ids, unpack_ids
-from shared.store.keys import account_key, composite_key, newest_first_id, require_utc, tenant_key, token_key, utc_now
+from shared.keys import account_key, composite_key, newest_first_id, require_utc, tenant_key, token_key, utc_now
 from shared.store.tables import ConcurrencyConflict, Tables, delete_rows, row_keys, submit_batches
 
 PENDING, APPROVING, APPROVED, REJECTED = "pending", "approving", "approved", "rejected"

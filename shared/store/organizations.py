@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.contacts.mapping import CONTENT_FIELDS, check_table_limits, content_hash
-from shared.store.keys import account_key, require_utc, tenant_key
+from shared.keys import account_key, require_utc, tenant_key
 from shared.store.tables import Tables, batches, store_error
 from shared.store.tenant_index import TenantIndex
 

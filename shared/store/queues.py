@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Callable
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
+
+from shared.keys import ACCOUNT_ID
 
 # Peek returns at most 32 messages: the Queue service's limit.
 PEEK_LIMIT = 32
@@ -37,6 +40,12 @@ class PoisonedQueue:
         """The oldest messages in the poison queue (at most 32), left where they are."""
         self._create(self.poison)
         return self.poison.peek_messages(max_messages=min(limit, PEEK_LIMIT))
+
+    def poison_messages(self, describe: Callable[[bytes], dict], *, at: str) -> list[dict]:
+        """The oldest messages in the poison queue, for status pages: each its ``messageId``, the
+        moment it arrived (under the key ``at``) and what ``describe(body)`` says of it."""
+        return [{"messageId": message.id, at: message.inserted_on.isoformat() if message.inserted_on else None,
+                 **describe(decoded_body(message.content))} for message in self.peek_poison()]
 
     def _send(self, queue: QueueClient, body: bytes, **options):
         self._create(queue)
@@ -76,3 +85,11 @@ def json_message(body: bytes | str, *, fields: set[str], max_bytes: int, error: 
     if unknown:
         raise error(f"unknown field(s) {', '.join(repr(name)[:40] for name in unknown[:5])}")
     return parsed
+
+
+def account_field(fields: dict, error: type[ValueError]) -> str:
+    """The message's ``account``: an account id, or ``error``."""
+    account = fields.get("account")
+    if not isinstance(account, str) or not ACCOUNT_ID.fullmatch(account):
+        raise error("'account' must be an account id (1-64 letters, digits, '-' or '_')")
+    return account

@@ -14,7 +14,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from cryptography.fernet import Fernet, InvalidToken
 
-from shared.store.keys import account_key, utc_now
+from shared.keys import account_key, utc_now
 from shared.store.tables import Tables
 
 _ROW = "refresh-token"

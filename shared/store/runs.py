@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
 
-from shared.store.keys import account_key, newest_first_id, require_utc, token_key, utc_now
+from shared.keys import account_key, newest_first_id, require_utc, token_key, utc_now
 from shared.store.tables import Tables
 
 

@@ -17,7 +17,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 
 from shared.contacts.mapping import check_table_limits
-from shared.store.keys import account_key, require_utc, utc_now
+from shared.keys import account_key, require_utc, utc_now
 from shared.store.tables import ConcurrencyConflict, Tables
 
 _WATERMARK, _CHECKPOINT, _MANUAL = "watermark", "checkpoint", "manual-request"

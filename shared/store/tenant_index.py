@@ -32,7 +32,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 
 from shared import telemetry
-from shared.store.keys import account_key, tenant_key
+from shared.keys import account_key, tenant_key
 from shared.store.tables import StoreError, Tables
 from shared.telemetry import names
 

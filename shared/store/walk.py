@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from shared.store.id_lists import pack_ids, unpack_ids
-from shared.store.keys import composite_key, tenant_key, token_key
+from shared.keys import composite_key, tenant_key, token_key
 from shared.store.tables import Tables, delete_rows, row_keys
 
 _PAGE_DIGITS = 6

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 from shared.partner_center import RelationshipEndedError
 from shared.partner_center.models import is_known_relationship_kind, is_synced_kind
@@ -25,10 +25,18 @@ from shared.store.state import RUN_LEASE, WALK_LEASE
 
 from .change_log import settle_change_log
 
-if TYPE_CHECKING:
-    from .engine import AccountSync
-
 log = logging.getLogger(__name__)
+
+
+class SyncParts(Protocol):
+    """What a run takes from its account's sync (:class:`shared.sync.engine.AccountSync`)."""
+
+    account_id: str
+    stores: object  # SyncStores
+    client: object  # PartnerCenterClient
+    options: "SyncOptions"
+
+    def clock(self) -> datetime: ...
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -207,7 +215,7 @@ class LeaseKeeper:
         self._valid_until = started + self._seconds
 
 
-def acquire_lease(sync: "AccountSync", mode: str, budget: TimeBudget, wait_seconds: float) -> Lease | None:
+def acquire_lease(sync: "SyncParts", mode: str, budget: TimeBudget, wait_seconds: float) -> Lease | None:
     """Take the mode's lease of the account, waiting at most ``wait_seconds`` and never past the budget."""
     owner = uuid.uuid4().hex
     give_up = min(time.monotonic() + wait_seconds, budget.deadline)
@@ -218,7 +226,7 @@ def acquire_lease(sync: "AccountSync", mode: str, budget: TimeBudget, wait_secon
         time.sleep(min(1.0, max(0.0, give_up - time.monotonic())))
 
 
-def close_abandoned_runs(sync: "AccountSync", mode: str, now: datetime) -> int:
+def close_abandoned_runs(sync: "SyncParts", mode: str, now: datetime) -> int:
     """Runs left ``running`` by a crashed process are closed as abandoned. Call holding the mode's
     lease: no other run under that lease can be alive then."""
     closed = 0
@@ -240,7 +248,7 @@ def close_abandoned_runs(sync: "AccountSync", mode: str, now: datetime) -> int:
 class Run:
     """One run in progress: its result, its lease, its time budget, and its account's parts."""
 
-    def __init__(self, sync: "AccountSync", result: RunResult, record: RunRecord, budget: TimeBudget,
+    def __init__(self, sync: "SyncParts", result: RunResult, record: RunRecord, budget: TimeBudget,
                  keeper: LeaseKeeper | None) -> None:
         self.sync = sync
         self.result = result

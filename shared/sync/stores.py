@@ -34,7 +34,7 @@ class SyncStores:
              quarantine_after: int = 5, create: bool = True) -> "SyncStores":
         """Open every table (creating missing ones, which is idempotent and cheap).
 
-        ``connection``: a :class:`StorageConnection` (``Settings.require_storage()``) or a connection string.
+        ``connection``: a :class:`StorageConnection` (``App.storage``) or a connection string.
         """
         tables = Tables(connection, names)
         if create:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Mapping
+from typing import Callable, Mapping
 
 from opentelemetry import metrics, trace
 from opentelemetry import _logs
@@ -23,7 +23,6 @@ from shared.settings import TelemetrySettings, telemetry_settings
 
 from . import calls
 from .context import current_run
-from .metrics import watch_state
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,9 @@ _mode: str | None = None
 _instrumented = False
 
 
-def configure(environ: Mapping[str, str] | None = None) -> str:
-    """Set up exporting for this process from its settings (once) and return which exporter it uses.
+def configure(environ: Mapping[str, str] | None = None, *, watch: Callable[[], None] | None = None) -> str:
+    """Set up exporting for this process from its settings (once) and return which exporter it uses;
+    then ``watch()`` (the app's, which registers the accounts' gauges).
 
     A bad telemetry setting raises ``SettingsError`` naming it.
     """
@@ -61,17 +61,19 @@ def configure(environ: Mapping[str, str] | None = None) -> str:
             _mode = NONE
             return _mode
     instrument()
-    watch_configured_accounts()
+    if watch is not None:
+        watch()
     return _mode
 
 
-def configure_in_worker() -> None:
-    """From ``function_app.py``: add our instrumentation to the worker's providers. Never raises:
-    an exception at import would make the host load no functions."""
+def configure_in_worker(watch: Callable[[], None] | None = None) -> None:
+    """From ``function_app.py``: add our instrumentation to the worker's providers, then ``watch()``.
+    Never raises: an exception at import would make the host load no functions."""
     try:
         if _has_sdk_providers():
             instrument()
-            watch_configured_accounts()
+            if watch is not None:
+                watch()
     except Exception as exc:  # telemetry must never stop the app from loading
         log.warning("telemetry instrumentation skipped: %s", exc)
 
@@ -102,32 +104,6 @@ def instrument() -> None:
             # The SDK logs every HTTP request at INFO: exported, that would bury the sync's own lines.
             azure_logger.setLevel(logging.WARNING)
         _instrumented = True
-
-
-_app_watch = None
-
-
-def watch_configured_accounts() -> None:
-    """Report every configured account's state in the gauges, read from the app's stores at
-    collection time (so nothing here reads a setting)."""
-    global _app_watch
-    if _app_watch is not None:
-        return
-
-    def stores():
-        from shared.settings import get_settings
-        from shared.sync.service import stores_for
-
-        return stores_for(get_settings())
-
-    def account_ids():
-        from shared.settings import get_settings
-
-        return [account.id for account in get_settings().accounts]
-
-    from shared.sync.status import parked_units_of, webhook_events_of
-
-    _app_watch = watch_state(stores, account_ids, webhook_events=webhook_events_of, parked_units=parked_units_of)
 
 
 def flush(timeout_millis: int = 10_000) -> None:

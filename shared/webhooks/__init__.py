@@ -1,6 +1,2 @@
-"""Partner Center webhooks (F7): verify and store events, sync their customers, manage the
+"""Partner Center webhooks: verify and store events, sync their customers, manage the
 registration. docs/webhooks.md tells the whole story."""
-
-from .processing import poisoned_events, process_pending_events, webhook_status
-
-__all__ = ["poisoned_events", "process_pending_events", "webhook_status"]

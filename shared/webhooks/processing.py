@@ -5,24 +5,20 @@ Processing an event is the on-demand sync of its customer (one Partner Center ca
 brings the billing profile and the indirect reseller, ETag-guarded and idempotent), so running
 it twice for one event, or for two events about one customer, writes the organization once.
 
-Nothing here builds a sync: the triggers (the composition) hand in ``sync_for(account_id)``, so
-this module and the sync service do not import each other.
+Nothing here builds a sync or opens a store: the caller (``shared/app.py`` wires them) hands in
+``sync_for(account_id)``, the event store and the queue.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Callable
 
 from shared import telemetry
 from shared.partner_center import AuthenticationError
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.sync.engine import AccountSync
-from shared.sync.stores import SyncStores
-
-from shared.store.queues import decoded_body
 
 from .queue import EVENT_QUEUE, POISON_QUEUE, EventMessage, EventQueue, MalformedEventMessage
 from .store import FAILED, MAX_ATTEMPTS, PENDING, PROCESSED, StoredEvent, WebhookEventStore
@@ -32,22 +28,10 @@ log = logging.getLogger(__name__)
 SyncFor = Callable[[str], AccountSync]
 PARKED = "parked"
 _STATUS_LIMIT = 50
-_stores: dict[str, WebhookEventStore] = {}
-_stores_lock = threading.Lock()
 
 
 class EventProcessingFailed(RuntimeError):
     """The event's sync failed; raised so the Functions runtime retries the message."""
-
-
-def event_store_for(settings: Settings) -> WebhookEventStore:
-    """The event inbox on the configured storage, opened (and its table created) once per process."""
-    connection = settings.require_storage()
-    with _stores_lock:
-        store = _stores.get(connection)
-        if store is None:
-            store = _stores[connection] = WebhookEventStore.open(connection)
-        return store
 
 
 def process_event(events: WebhookEventStore, sync: AccountSync, event: StoredEvent) -> str:
@@ -79,8 +63,7 @@ def _attempt_failed(events: WebhookEventStore, event: StoredEvent, error: str) -
 
 
 def process_queued_event(body: bytes, *, message_id: str, dequeue_count: int, max_dequeue_count: int,
-                         sync_for: SyncFor, settings: Settings | None = None,
-                         events: WebhookEventStore | None = None, queue: EventQueue | None = None) -> str:
+                         sync_for: SyncFor, settings: Settings, events: WebhookEventStore, queue: EventQueue) -> str:
     """Process one ``webhook-events`` message; returns what became of it.
 
     ``"parked"`` (malformed, for an account that is not configured, or naming no stored event:
@@ -90,26 +73,23 @@ def process_queued_event(body: bytes, *, message_id: str, dequeue_count: int, ma
     so the runtime retries the message; after ``maxDequeueCount`` attempts the runtime poisons it,
     and the event stays pending in the table for the incremental run's drain.
     """
-    settings = settings or get_settings()
     try:
         message = EventMessage.parse(body)
     except MalformedEventMessage as exc:
-        return _park(body, message_id, f"malformed event message: {exc}", settings, queue)
+        return _park(body, message_id, f"malformed event message: {exc}", queue)
     if message.account_id not in {account.id for account in settings.accounts}:
         return _park(body, message_id, f"event message for account {message.account_id}, which is not configured",
-                     settings, queue)
+                     queue)
     with telemetry.webhook_processing_span(message.account_id, message.trace_context, EVENT_QUEUE):
-        return _process_message(message, body, message_id, dequeue_count, max_dequeue_count, sync_for, settings,
-                                events, queue)
+        return _process_message(message, body, message_id, dequeue_count, max_dequeue_count, sync_for, events,
+                                queue)
 
 
-def _process_message(message, body, message_id, dequeue_count, max_dequeue_count, sync_for, settings, events,
-                     queue) -> str:
-    events = events or event_store_for(settings)
+def _process_message(message, body, message_id, dequeue_count, max_dequeue_count, sync_for, events, queue) -> str:
     event = events.get(message.account_id, message.event_key)
     if event is None:
         return _park(body, message_id, f"event message for account {message.account_id} names no stored event",
-                     settings, queue)
+                     queue)
     if event.status != PENDING:
         log.info("webhook event %s/%s is already %s: message %s acknowledged", event.account_id, event.key,
                  event.status, message_id)
@@ -132,21 +112,19 @@ def _process_message(message, body, message_id, dequeue_count, max_dequeue_count
                                 f"attempt {dequeue_count} of {max_dequeue_count} failed: {error}")
 
 
-def _park(body: bytes, message_id: str, reason: str, settings: Settings, queue: EventQueue | None) -> str:
-    parked_id = (queue or EventQueue.from_settings(settings)).park(body)
+def _park(body: bytes, message_id: str, reason: str, queue: EventQueue) -> str:
+    parked_id = queue.park(body)
     log.error("%s: message %s parked in %s as %s (retrying cannot help)", reason, message_id, POISON_QUEUE,
               parked_id)
     return PARKED
 
 
-def process_pending_events(settings: Settings | None = None, stores: SyncStores | None = None, *,
-                           events: WebhookEventStore | None = None, account_id: str | None = None,
-                           sync_for: SyncFor | None = None, deadline: float | None = None) -> dict[str, int]:
+def process_pending_events(settings: Settings, events: WebhookEventStore, *, sync_for: SyncFor,
+                           account_id: str | None = None, deadline: float | None = None) -> dict[str, int]:
     """Process every pending webhook event of every configured account (or one); the
     incremental run calls this to drain what the queue trigger could not finish.
 
-    ``sync_for(account_id)`` builds the account's sync (required: the caller composes it; the
-    syncs carry their own stores, so ``stores`` is not used here). ``deadline``, a
+    ``sync_for(account_id)`` builds the account's sync. ``deadline``, a
     ``time.monotonic()`` value, stops the drain from taking further events once it is reached,
     so the run after it keeps its time budget; what is left stays pending.
 
@@ -154,10 +132,6 @@ def process_pending_events(settings: Settings | None = None, stores: SyncStores 
     (still pending afterwards, including events left at the deadline), ``skipped`` (events of
     accounts whose credentials are missing).
     """
-    if sync_for is None:
-        raise TypeError("process_pending_events needs sync_for(account_id): the caller builds the syncs")
-    settings = settings or get_settings()
-    events = events or event_store_for(settings)
     counts = {"processed": 0, "failed": 0, "pending": 0, "skipped": 0}
     accounts = [settings.account(account_id)] if account_id else list(settings.accounts)
     for account in accounts:
@@ -195,11 +169,8 @@ def _past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-def webhook_status(account_id: str, settings: Settings | None = None,
-                   events: WebhookEventStore | None = None) -> dict:
+def webhook_status(events: WebhookEventStore, account_id: str) -> dict:
     """The account's pending and failed webhook events (up to 50 of each), for status pages."""
-    settings = settings or get_settings()
-    events = events or event_store_for(settings)
     return {
         "account": account_id,
         "pending": [event.as_dict() for event in events.with_status(account_id, PENDING, top=_STATUS_LIMIT)],
@@ -207,33 +178,26 @@ def webhook_status(account_id: str, settings: Settings | None = None,
     }
 
 
-def poisoned_events(settings: Settings | None = None, *, queue: EventQueue | None = None,
-                    events: WebhookEventStore | None = None) -> list[dict]:
+def poison_events(queue: EventQueue, events: WebhookEventStore, configured: set[str]) -> list[dict]:
     """The messages waiting in ``webhook-events-poison`` (the oldest 32), for status pages.
 
     Each: ``messageId``, ``poisonedAt``, and either ``account``, ``event`` and ``problem`` (the
     event's last error, or what else is wrong) or, for a malformed message, only ``problem``
     (what is wrong with it; its content is not repeated).
     """
-    settings = settings or get_settings()
-    queue = queue or EventQueue.from_settings(settings)
-    configured = {account.id for account in settings.accounts}
-    poisoned = []
-    for message in queue.peek_poison():
-        entry = {"messageId": message.id,
-                 "poisonedAt": message.inserted_on.isoformat() if message.inserted_on else None}
+
+    def describe(body: bytes) -> dict:
         try:
-            parsed = EventMessage.parse(decoded_body(message.content))
+            parsed = EventMessage.parse(body)
         except MalformedEventMessage as exc:
-            poisoned.append({**entry, "problem": f"malformed event message: {exc}"})
-            continue
+            return {"problem": f"malformed event message: {exc}"}
         if parsed.account_id not in configured:
             problem = f"account {parsed.account_id} is not configured"
         else:
-            event = (events or event_store_for(settings)).get(parsed.account_id, parsed.event_key)
-            problem = _poison_reason(event)
-        poisoned.append({**entry, "account": parsed.account_id, "event": parsed.event_key, "problem": problem})
-    return poisoned
+            problem = _poison_reason(events.get(parsed.account_id, parsed.event_key))
+        return {"account": parsed.account_id, "event": parsed.event_key, "problem": problem}
+
+    return queue.poison_messages(describe, at="poisonedAt")
 
 
 def _poison_reason(event: StoredEvent | None) -> str:

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 
-from shared.settings import Settings
-from shared.store.connections import binding_storage
-from shared.store.queues import PoisonedQueue, json_message
+from shared.store.connections import StorageConnection
+from shared.store.queues import PoisonedQueue, account_field, json_message
 
 EVENT_QUEUE = "webhook-events"
 # The name the Functions runtime gives the poison queue of a queue trigger.
@@ -29,7 +27,6 @@ POISON_QUEUE = EVENT_QUEUE + "-poison"
 EVENT_QUEUE_CONNECTION = "AzureWebJobsStorage"
 
 _FIELDS = {"account", "event", "traceContext"}
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EVENT_KEY = re.compile(r"^[0-9a-f]{64}$")
 _MAX_BODY_BYTES = 4096
 _MAX_TRACE_ENTRIES = 8
@@ -56,9 +53,7 @@ class EventMessage:
     def parse(cls, body: bytes | str) -> "EventMessage":
         """The message in a queue body, validated strictly; :class:`MalformedEventMessage` otherwise."""
         fields = json_message(body, fields=_FIELDS, max_bytes=_MAX_BODY_BYTES, error=MalformedEventMessage)
-        account = fields.get("account")
-        if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
-            raise MalformedEventMessage("'account' must be an account id (1-64 letters, digits, '-' or '_')")
+        account = account_field(fields, MalformedEventMessage)
         event = fields.get("event")
         if not isinstance(event, str) or not _EVENT_KEY.match(event):
             raise MalformedEventMessage("'event' must be a stored event's key (64 lowercase hex digits)")
@@ -75,27 +70,10 @@ class EventQueue(PoisonedQueue):
     """The ``webhook-events`` queue and its poison queue."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "EventQueue":
-        """The queues in the ``AzureWebJobsStorage`` account, where the queue trigger listens, read
-        from the settings the host reads (a connection string or an identity-based connection)."""
-        storage = binding_storage(EVENT_QUEUE_CONNECTION, settings.environ)
+    def open(cls, storage: StorageConnection) -> "EventQueue":
+        """The queues in the account the queue trigger listens to (``AzureWebJobsStorage``)."""
         return cls(storage.queue(EVENT_QUEUE), storage.queue(POISON_QUEUE))
 
     def send(self, message: EventMessage) -> str:
         """Put an event message on the queue; returns the message id."""
         return self.send_body(message.to_json().encode())
-
-
-_queues: dict[str, EventQueue] = {}
-_queues_lock = threading.Lock()
-
-
-def event_queue_for(settings: Settings) -> EventQueue:
-    """The event queue of the configured ``AzureWebJobsStorage``, opened once per process
-    (so the receiver does not ask for the queue to be created on every delivery)."""
-    connection = settings.environ.get(EVENT_QUEUE_CONNECTION, "").strip()
-    with _queues_lock:
-        queue = _queues.get(connection)
-        if queue is None:
-            queue = _queues[connection] = EventQueue.from_settings(settings)
-        return queue

@@ -6,18 +6,11 @@ once :func:`receive_event` returns, the event is in the table and may be acknowl
 
 from __future__ import annotations
 
-import threading
 from typing import Mapping
-
-from shared.settings import Settings
 
 from .events import MAX_EVENT_BYTES, parse_event
 from .signature import SignatureVerifier
 from .store import StoredEvent, WebhookEventStore
-
-_verifiers: dict[tuple, SignatureVerifier] = {}
-_verifiers_lock = threading.Lock()
-
 
 class EventTooLarge(ValueError):
     """The body is over :data:`MAX_EVENT_BYTES`."""
@@ -36,13 +29,3 @@ def receive_event(account_id: str, headers: Mapping[str, str], body: bytes, *, v
     verifier.verify(headers, body)
     event = parse_event(body)
     return events.accept(account_id, event, body)
-
-
-def verifier_for(settings: Settings) -> SignatureVerifier:
-    """One verifier (and so one certificate cache) per trust configuration in this process."""
-    config = (settings.webhook_certificate_hosts, settings.webhook_trust_anchors, settings.webhook_certificate_issuer)
-    with _verifiers_lock:
-        verifier = _verifiers.get(config)
-        if verifier is None:
-            verifier = _verifiers[config] = SignatureVerifier(*config)
-        return verifier

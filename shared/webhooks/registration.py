@@ -9,13 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from shared.partner_center import (
-    AuthenticationError,
-    NotFoundError,
-    PartnerCenterClient,
-    app_token_provider,
-)
-from shared.settings import Settings, get_settings
+from shared.partner_center import NotFoundError, PartnerCenterClient
 
 from .events import REGISTERED_EVENTS
 
@@ -62,24 +56,6 @@ class WebhookRegistration:
     def _call(self, method: str, path: str, body: object = None, *, endpoint: str = "webhook_registration"):
         return self.client.request_json(method, PATH + path, endpoint=endpoint, body=body,
                                         what=f"webhook registration{path} ({method})")
-
-
-def registration_for(account_id: str, settings: Settings | None = None) -> WebhookRegistration:
-    """The registration client of a configured account: its app-only credentials, and the
-    account's request budget shared by every instance (the interactive lane: an operator waits)."""
-    # Imported here: the sync service imports the webhook package.
-    from shared.store.request_budget import shared_request_budget
-    from shared.sync.service import INTERACTIVE, stores_for
-
-    settings = settings or get_settings()
-    account = settings.account(account_id)
-    secret = account.client_secret(settings.environ)
-    if not secret:
-        raise AuthenticationError(f"account {account.id}: the setting {account.client_secret_setting} is empty")
-    tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret,
-                                cloud=settings.cloud)
-    budget = shared_request_budget(stores_for(settings).tables, account.id, settings, lane=INTERACTIVE)
-    return WebhookRegistration(PartnerCenterClient(settings.api_url, tokens, budget, pool_size=2))
 
 
 def describe(registration: dict | None) -> str:

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from shared.app import App
 from shared.settings import Settings
 from shared.store import TableNames
 from shared.sync.engine import FULL, INCREMENTAL
-from shared.sync.service import run_accounts
 from shared.sync.stores import SyncStores
 
 KEY = "bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="
@@ -57,7 +57,7 @@ def organizations(stores, account_id):
 
 def test_three_accounts_sync_in_one_run_partitioned_by_account(estate):
     sim, env, stores, accounts = estate
-    results = run_accounts(FULL, settings=Settings.from_env(env), stores=stores)
+    results = App(Settings.from_env(env), stores=stores).run_accounts(FULL)
     assert [r.outcome for r in results] == ["succeeded"] * 3
     for name, (account_id, partner) in accounts.items():
         orgs = organizations(stores, account_id)
@@ -66,7 +66,7 @@ def test_three_accounts_sync_in_one_run_partitioned_by_account(estate):
 
 def test_indirect_customers_carry_their_indirect_seller(estate):
     sim, env, stores, accounts = estate
-    run_accounts(FULL, settings=Settings.from_env(env), stores=stores)
+    App(Settings.from_env(env), stores=stores).run_accounts(FULL)
     for name in ("north", "south"):
         account_id, partner = accounts[name]
         orgs = organizations(stores, account_id)
@@ -83,7 +83,7 @@ def test_indirect_customers_carry_their_indirect_seller(estate):
 def test_attribution_costs_one_call_per_seller_not_per_customer(estate):
     sim, env, stores, accounts = estate
     sim.reset_counters()
-    run_accounts(FULL, account_id=accounts["north"][0], settings=Settings.from_env(env), stores=stores)
+    App(Settings.from_env(env), stores=stores).run_accounts(FULL, account_id=accounts["north"][0])
     counters = sim.counters()
     assert counters["partner_relationships"] == 1
     assert counters["customer_relationships"] == 0
@@ -94,11 +94,11 @@ def test_a_new_indirect_customer_is_attributed_by_the_incremental_run(estate):
     sim, env, stores, accounts = estate
     settings = Settings.from_env(env)
     account_id, partner = accounts["north"]
-    run_accounts(FULL, account_id=account_id, settings=settings, stores=stores)
+    App(settings, stores=stores).run_accounts(FULL, account_id=account_id)
     seller = partner.reseller_ids[1]
     tenant = sim.accept_relationship(partner_tenant_id=partner.tenant_id, indirect_reseller_id=seller)
     sim.reset_counters()
-    [result] = run_accounts(INCREMENTAL, account_id=account_id, settings=settings, stores=stores)
+    [result] = App(settings, stores=stores).run_accounts(INCREMENTAL, account_id=account_id)
     assert result.counts.created == 1
     assert stores.organizations.get(account_id, tenant)["IndirectResellerId"] == seller
     assert sim.counters()["customer_relationships"] == 1
@@ -106,14 +106,14 @@ def test_a_new_indirect_customer_is_attributed_by_the_incremental_run(estate):
     other = next(c["id"] for c in sim.customers(partner.tenant_id) if c["id"] != tenant)
     before = stores.organizations.get(account_id, other)["IndirectResellerId"]
     sim.update_billing_profile(other, {"email": "changed@example.com"}, partner_tenant_id=partner.tenant_id)
-    run_accounts(INCREMENTAL, account_id=account_id, settings=settings, stores=stores)
+    App(settings, stores=stores).run_accounts(INCREMENTAL, account_id=account_id)
     assert stores.organizations.get(account_id, other)["IndirectResellerId"] == before
 
 
 def test_an_account_with_bad_credentials_is_reported_while_the_others_sync(estate, caplog):
     sim, env, stores, accounts = estate
     env = dict(env, DIRECT_SECRET="not-the-secret")
-    results = {r.account_id: r for r in run_accounts(FULL, settings=Settings.from_env(env), stores=stores)}
+    results = {r.account_id: r for r in App(Settings.from_env(env), stores=stores).run_accounts(FULL)}
     direct_id = accounts["direct"][0]
     assert results[direct_id].outcome == "failed" and "refused" in results[direct_id].error
     assert results[accounts["north"][0]].outcome == "succeeded"
@@ -124,11 +124,9 @@ def test_an_account_with_bad_credentials_is_reported_while_the_others_sync(estat
 def test_the_rotated_refresh_token_is_persisted_across_runs(estate):
     sim, env, stores, accounts = estate
     account_id, _ = accounts["north"]
-    from shared.sync import service
-
     for _ in range(2):
-        service._user_tokens.clear()  # a new process: only the table remembers the rotated token
-        [result] = run_accounts(FULL, account_id=account_id, settings=Settings.from_env(env), stores=stores)
+        # A new App each time is a new process: only the table remembers the rotated token.
+        [result] = App(Settings.from_env(env), stores=stores).run_accounts(FULL, account_id=account_id)
         assert result.outcome == "succeeded"
     stored = stores.tables.sync_state.get_entity(account_id, "refresh-token")
     assert env["NORTH_REFRESH"] not in json.dumps(dict(stored), default=str)  # encrypted, and rotated
@@ -136,11 +134,8 @@ def test_the_rotated_refresh_token_is_persisted_across_runs(estate):
 
 def test_an_expired_refresh_token_is_reported_clearly(estate):
     sim, env, stores, accounts = estate
-    from shared.sync import service
-
-    service._user_tokens.clear()
     env = dict(env, SOUTH_REFRESH="0.A-expired-or-revoked")
-    results = {r.account_id: r for r in run_accounts(FULL, settings=Settings.from_env(env), stores=stores)}
+    results = {r.account_id: r for r in App(Settings.from_env(env), stores=stores).run_accounts(FULL)}
     south = results[accounts["south"][0]]
     assert south.outcome == "failed"
     assert "sign in again" in south.error and "AADSTS700082" in south.error

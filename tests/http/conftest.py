@@ -15,13 +15,11 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
+from shared import app
 from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
 from devstack.local.host import call_http
-from shared.partner_center import forget_token_providers
-from shared.settings import get_settings, reset_settings
 from shared.store import CREATE, END, EXCLUDE, OrganizationWrite
-from shared.sync.service import stores_for
-from shared.sync.units import POISON_QUEUE, UNIT_QUEUE
+from shared.operations.units import POISON_QUEUE, UNIT_QUEUE
 
 STORED_CONTACT = Contact(
     first_name="Ada", last_name="Lovelace", email="Ada.Lovelace@Contoso.com", phone="+44 20 7946 0000",
@@ -47,9 +45,9 @@ def configured(monkeypatch, storage_connection, account_id):
     monkeypatch.setenv("PARTNER_CENTER_TENANT_ID", str(uuid.uuid4()))
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", str(uuid.uuid4()))
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", "not-used")
-    reset_settings()
+    app.use(None)
     yield account_id
-    reset_settings()
+    app.use(None)
 
 
 @pytest.fixture
@@ -61,10 +59,10 @@ def with_partner_center(configured, simulator, monkeypatch):
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", simulator.client_id)
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", simulator.client_secret)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", simulator.ca_path)
-    reset_settings()
-    forget_token_providers()
+    app.use(None)
+    app.use(None)
     yield simulator
-    forget_token_providers()
+    app.use(None)
 
 
 @pytest.fixture
@@ -83,7 +81,7 @@ def unit_queue(storage_connection):
 
 @pytest.fixture
 def stores(configured):
-    return stores_for(get_settings())
+    return app.current().stores
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from shared import app
 from devstack.local.host import call_http
 from devstack.local.queues import COMPLETED, QueueTriggerRunner
-from shared.settings import reset_settings
 from tests.http.conftest import answer, http_request, is_problem
 
 
@@ -191,7 +191,7 @@ def test_sync_now_of_a_full_reconciliation_queues_a_full_unit(configured, unit_q
 def test_sync_now_without_a_queue_connection_is_a_503_naming_the_setting_and_starts_no_cool_down(
         configured, stores, monkeypatch):
     monkeypatch.delenv("AzureWebJobsStorage")
-    reset_settings()
+    app.use(None)
     response = sync_now(configured)
     assert response.status_code == 503 and "AzureWebJobsStorage" in answer(response)["detail"]
     assert stores.state.last_manual_request(configured) is None
@@ -199,7 +199,7 @@ def test_sync_now_without_a_queue_connection_is_a_503_naming_the_setting_and_sta
 
 def test_sync_now_within_the_cool_down_is_a_429_with_retry_after(configured, stores, monkeypatch):
     monkeypatch.setenv("SYNC_NOW_COOLDOWN_SECONDS", "600")
-    reset_settings()
+    app.use(None)
     stores.state.record_manual_request(configured, datetime.now(timezone.utc) - timedelta(seconds=100))
     response = sync_now(configured)
     assert response.status_code == 429 and is_problem(response)
@@ -208,14 +208,14 @@ def test_sync_now_within_the_cool_down_is_a_429_with_retry_after(configured, sto
 
 def test_sync_now_after_the_cool_down_is_accepted(configured, stores, monkeypatch, unit_queue):
     monkeypatch.setenv("SYNC_NOW_COOLDOWN_SECONDS", "60")
-    reset_settings()
+    app.use(None)
     stores.state.record_manual_request(configured, datetime.now(timezone.utc) - timedelta(seconds=61))
     assert sync_now(configured).status_code == 202
 
 
 def test_a_broken_cool_down_setting_is_a_503_naming_it(configured, monkeypatch):
     monkeypatch.setenv("SYNC_NOW_COOLDOWN_SECONDS", "soon")
-    reset_settings()
+    app.use(None)
     response = sync_now(configured)
     assert response.status_code == 503 and "SYNC_NOW_COOLDOWN_SECONDS" in answer(response)["detail"]
 
@@ -246,7 +246,7 @@ def decide(decision: str, account: str, held_id: str, principal: str | None = "o
 def app_service_auth(monkeypatch):
     """App Service Authentication (Easy Auth) is on, as App Service announces it."""
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    reset_settings()
+    app.use(None)
 
 
 def test_an_approved_held_deletion_ends_its_organizations(configured, held, stores):
@@ -283,7 +283,7 @@ def test_with_app_service_authentication_but_no_principal_a_decision_is_the_func
 @pytest.mark.parametrize("value", ["true", "TRUE", "False", "1", ""])
 def test_only_website_auth_enabled_true_in_any_case_turns_trust_on(configured, held, stores, monkeypatch, value):
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", value)
-    reset_settings()
+    app.use(None)
     held_id, _ = held
     decide("reject", configured, held_id)
     expected = "operator@example.com" if value.lower() == "true" else "function-key"

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from shared import app
 from shared.contacts.mapping import CONTACT_FIELDS
-from shared.settings import reset_settings
 from tests.http.conftest import STORED_CONTACT, answer, is_problem, validate
 
 MANAGED = "CONTACT_MANAGED_IN_PARTNER_CENTER"
@@ -154,12 +154,12 @@ def test_without_an_account_id_every_configured_account_is_consulted(seed, confi
     accounts = [{"id": name, "tenantId": str(uuid.uuid4()), "clientId": "c", "clientSecretSetting": "S"}
                 for name in ("first-account", configured)]
     monkeypatch.setenv("PARTNER_CENTER_ACCOUNTS", json.dumps(accounts))
-    reset_settings()
+    app.use(None)
     assert codes(validate(edit(tenant, primaryContact={"city": "Paris"}))) == [(MANAGED, "primaryContact.city")]
 
 
 def test_with_no_account_configured_nothing_is_waved_through(configured, monkeypatch):
     monkeypatch.delenv("PARTNER_CENTER_TENANT_ID")
-    reset_settings()
+    app.use(None)
     response = validate(edit(str(uuid.uuid4()), primaryContact={"city": "Paris"}))
     assert response.status_code == 503 and is_problem(response)

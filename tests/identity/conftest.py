@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
+from shared import app
 from devstack.local.azurite import Azurite
 from devstack.simulator.certificates import ServerCertificate, issue_server_certificate
-from shared.partner_center import forget_token_providers
-from shared.settings import reset_settings
 from shared.store.connections import (HOST_STORAGE, SYNC_STORAGE, SYNC_STORAGE_CONNECTION, StorageConnection,
                                       binding_storage)
-from shared.sync.units import POISON_QUEUE, UNIT_QUEUE
+from shared.operations.units import POISON_QUEUE, UNIT_QUEUE
 
 from .identity_endpoint import IdentityEndpoint
 
@@ -89,9 +88,9 @@ def identity_storage(function_app_platform, azurite_oauth, client_id, monkeypatc
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    reset_settings()
+    app.use(None)
     yield settings
-    reset_settings()
+    app.use(None)
 
 
 @pytest.fixture
@@ -118,10 +117,10 @@ def identity_app(identity_storage, trusted, simulator, monkeypatch, tmp_path):
     monkeypatch.setenv("SYNC_DISPATCH", "queue")
     monkeypatch.chdir(tmp_path)  # the CLI would read a developer's local.settings.json from the work tree
     _empty_unit_queues(binding_storage(HOST_STORAGE, os.environ))
-    reset_settings()
-    forget_token_providers()
+    app.use(None)
+    app.use(None)
     yield account_id
-    forget_token_providers()
+    app.use(None)
 
 
 def _empty_unit_queues(connection: StorageConnection) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from shared.app import App
 from shared.settings import Settings, SettingsError
-from shared.store.connections import binding_storage, managed_identity, resolve, sync_storage
-from shared.sync.units import UnitQueue
+from shared.store.connections import ManagedIdentities, binding_storage, resolve, sync_storage
+from shared.operations.units import UnitQueue
 
 AZURITE = "UseDevelopmentStorage=true"
 TABLES = "https://contosodata.table.core.windows.net"
@@ -20,7 +21,7 @@ def refused(environ: dict, name: str = "SYNC_STORAGE") -> str:
 
 
 def test_the_sync_connection_string_still_works():
-    connection = Settings.from_env({"SYNC_STORAGE_CONNECTION": AZURITE, "AzureWebJobsStorage": "other"}).require_storage()
+    connection = sync_storage(Settings.from_env({"SYNC_STORAGE_CONNECTION": AZURITE, "AzureWebJobsStorage": "other"}).environ)
     assert connection.connection_string == AZURITE and not connection.identity_based
 
 
@@ -122,13 +123,13 @@ def test_a_queue_needed_from_a_tables_only_connection_is_refused_naming_the_sett
     settings = Settings.from_env({"AzureWebJobsStorage__tableServiceUri": TABLES,
                                   "AzureWebJobsStorage__credential": "managedidentity"})
     with pytest.raises(SettingsError, match="AzureWebJobsStorage__queueServiceUri .*sync-units"):
-        UnitQueue.from_settings(settings)
+        App(settings).unit_queue
 
 
 def test_the_unit_queue_reads_the_trigger_connection_not_the_sync_storage():
     settings = Settings.from_env({"SYNC_STORAGE_CONNECTION": AZURITE})
     with pytest.raises(SettingsError, match="^AzureWebJobsStorage is not set"):
-        UnitQueue.from_settings(settings)
+        App(settings).unit_queue
 
 
 def test_a_storage_problem_does_not_stop_settings_that_need_no_storage():
@@ -136,12 +137,13 @@ def test_a_storage_problem_does_not_stop_settings_that_need_no_storage():
                                   "PARTNER_CENTER_TENANT_ID": "t", "PARTNER_CENTER_CLIENT_ID": "c"})
     assert [account.id for account in settings.accounts] == ["default"]
     with pytest.raises(SettingsError):
-        settings.require_storage()
+        App(settings).storage
 
 
-def test_one_credential_per_client_id_per_process():
-    assert managed_identity("c1d") is managed_identity("c1d")
-    assert managed_identity("c1d") is not managed_identity("other")
+def test_one_credential_per_client_id_per_app():
+    identities = App(Settings.from_env({})).identities
+    assert identities.get("c1d") is identities.get("c1d")
+    assert identities.get("c1d") is not identities.get("other")
 
 
 def test_the_command_line_prints_a_storage_settings_error_and_exits_2(without_storage_settings, monkeypatch,

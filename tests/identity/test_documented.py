@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from shared.settings import Settings
-from shared.store.connections import HOST_STORAGE, PROPERTIES, SYNC_STORAGE
+from shared.store.connections import HOST_STORAGE, PROPERTIES, SYNC_STORAGE, sync_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 # The sync's connection documents what the sync uses; the host's every property the host reads.
@@ -21,7 +21,7 @@ def test_the_example_lists_the_identity_settings_empty_so_the_connection_strings
     values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
     assert identity_settings() <= set(values)
     assert all(values[name] == "" for name in identity_settings())
-    assert not Settings.from_env(values).require_storage().identity_based
+    assert not sync_storage(Settings.from_env(values).environ).identity_based
 
 
 def test_the_readme_documents_the_identity_settings_and_links_the_storage_page():

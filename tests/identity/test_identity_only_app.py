@@ -10,14 +10,12 @@ import os
 
 import pytest
 
+from shared import app
 from devstack.local.host import call_http, fire_timer
 from devstack.local.queues import COMPLETED, QueueTriggerRunner
 from devstack.local.server import LocalServer
 from shared.cli import main as cli
-from shared.settings import get_settings, reset_settings
 from shared.sync.engine import FULL, INCREMENTAL
-from shared.sync.service import stores_for
-from shared.webhooks.processing import event_store_for
 from tests.http.conftest import answer, http_request
 
 from .identity_endpoint import STORAGE_RESOURCE
@@ -27,7 +25,7 @@ def test_only_identity_settings_hold_the_storage(identity_app):
     storage = {name: value for name, value in os.environ.items() if "Storage" in name or "STORAGE" in name}
     assert storage and not any("AccountKey" in value or "UseDevelopmentStorage" in value for value in storage.values())
     assert "SYNC_STORAGE_CONNECTION" not in storage and "AzureWebJobsStorage" not in storage
-    assert get_settings().require_storage().identity_based
+    assert app.current().storage.identity_based
 
 
 def test_a_full_sync_from_the_command_line(identity_app, simulator, identity_endpoint, client_id, capsys):
@@ -35,14 +33,14 @@ def test_a_full_sync_from_the_command_line(identity_app, simulator, identity_end
     [result] = json.loads(capsys.readouterr().out)
     assert (result["account"], result["mode"], result["outcome"]) == (identity_app, FULL, "succeeded")
     assert result["counts"]["created"] == len(simulator.customers())
-    stored = sorted(org["RowKey"] for org in stores_for(get_settings()).organizations.list(identity_app))
+    stored = sorted(org["RowKey"] for org in app.current().stores.organizations.list(identity_app))
     assert stored == sorted(customer["id"] for customer in simulator.customers())
     assert any(call.client_id == client_id and call.resource == STORAGE_RESOURCE and call.status == 200
                for call in identity_endpoint.requests)
 
 
 def test_an_incremental_run_through_the_queue_trigger(identity_app, simulator):
-    stores = stores_for(get_settings())
+    stores = app.current().stores
     fire_timer("full_reconciliation")
     with QueueTriggerRunner("process_sync_unit", retry_after_seconds=0) as runner:
         assert [d.result for d in runner.drain(timeout=60)] == [COMPLETED]
@@ -99,7 +97,7 @@ def test_sync_now_over_http_runs_on_identity_storage(identity_app):
     # The unit went on the sync-units queue over identity-based storage; the queue trigger runs it.
     with QueueTriggerRunner("process_sync_unit", retry_after_seconds=0) as runner:
         assert [d.result for d in runner.drain(timeout=60)] == [COMPLETED]
-    [run] = stores_for(get_settings()).runs.latest(identity_app, limit=1)
+    [run] = app.current().stores.runs.latest(identity_app, limit=1)
     assert (run.mode, run.outcome) == (FULL, "succeeded")
 
 
@@ -114,7 +112,7 @@ def test_a_webhook_event_is_stored_and_synced_on_identity_storage(identity_app, 
     monkeypatch.setenv("WEBHOOK_CERTIFICATE_HOSTS", f"127.0.0.1:{simulator.port}")
     monkeypatch.setenv("WEBHOOK_TRUST_ANCHORS", simulator.ca_path)
     monkeypatch.setenv("WEBHOOK_CERTIFICATE_ISSUER", "Partner Center Simulator")
-    reset_settings()
+    app.use(None)
     simulator.set_webhook_delivery(attempts=3, backoff=0.05)
     simulator.register_webhook(f"{functions_server.url}/api/partner-center/events/{identity_app}")
     tenant = simulator.accept_relationship(company_name="Webhook Identity Ltd")
@@ -123,9 +121,9 @@ def test_a_webhook_event_is_stored_and_synced_on_identity_storage(identity_app, 
     # Stored before the 200, then queued on webhook-events (identity-based AzureWebJobsStorage).
     with QueueTriggerRunner("process_webhook_event", retry_after_seconds=0) as runner:
         assert [d.result for d in runner.drain(timeout=60)] == [COMPLETED]
-    organization = stores_for(get_settings()).organizations.get(identity_app, tenant)
+    organization = app.current().stores.organizations.get(identity_app, tenant)
     assert organization["CompanyName"] == "Webhook Identity Ltd"
-    events = event_store_for(get_settings())
+    events = app.current().events
     rows = list(events.service.get_table_client(events.table_name).query_entities(
         "PartitionKey eq @pk", parameters={"pk": identity_app}))
     assert [row["Status"] for row in rows] == ["processed"]

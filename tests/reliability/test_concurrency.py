@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from shared.settings import get_settings
+from shared import app
 from shared.sync.engine import FULL, INCREMENTAL
-from shared.sync.service import run_accounts, stores_for
 from tests.http.conftest import answer, validate
 
 
 def test_validation_during_a_sync_always_reads_a_consistent_organization(with_partner_center, configured):
     sim = with_partner_center
-    run_accounts(FULL)
+    app.current().run_accounts(FULL)
     tenants = [c["id"] for c in sim.customers()]
     for index, tenant in enumerate(tenants):
         sim.update_billing_profile(tenant, {"email": f"changed{index}@example.com"})
@@ -29,7 +28,7 @@ def test_validation_during_a_sync_always_reads_a_consistent_organization(with_pa
     editor = threading.Thread(target=platform_edits)
     editor.start()
     try:
-        [result] = run_accounts(FULL)
+        [result] = app.current().run_accounts(FULL)
     finally:
         stop.set()
         editor.join()
@@ -41,7 +40,7 @@ def test_validation_during_a_sync_always_reads_a_consistent_organization(with_pa
         assert body["microsoftCustomer"] is True and body["allowed"] is False
         codes = {v["code"] for v in body["violations"]}
         assert codes == {"CONTACT_MANAGED_IN_PARTNER_CENTER", "BILLING_MUST_MATCH_PRIMARY"}
-    organization = stores_for(get_settings()).organizations.get(configured, tenants[0])
+    organization = app.current().stores.organizations.get(configured, tenants[0])
     assert organization["PrimaryEmail"] == organization["BillingEmail"] == "changed0@example.com"
 
 
@@ -49,7 +48,7 @@ def test_overlapping_timer_and_manual_runs_leave_one_consistent_state(with_partn
     sim = with_partner_center
     sim.set_latency(0.02)
     results = []
-    runs = [threading.Thread(target=lambda mode=mode: results.extend(run_accounts(mode)))
+    runs = [threading.Thread(target=lambda mode=mode: results.extend(app.current().run_accounts(mode)))
             for mode in (FULL, FULL, INCREMENTAL)]
     for run in runs:
         run.start()
@@ -57,7 +56,7 @@ def test_overlapping_timer_and_manual_runs_leave_one_consistent_state(with_partn
         run.join()
     outcomes = sorted(r.outcome for r in results)
     assert outcomes.count("succeeded") >= 1 and set(outcomes) <= {"succeeded", "skipped"}
-    stores = stores_for(get_settings())
+    stores = app.current().stores
     rows = list(stores.organizations.list(configured))
     assert sorted(r["RowKey"] for r in rows) == sorted(c["id"] for c in sim.customers())
-    assert run_accounts(FULL)[0].counts.unchanged == len(rows)
+    assert app.current().run_accounts(FULL)[0].counts.unchanged == len(rows)

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from shared.store import EXCLUDE, OrganizationWrite, organization_state
-from shared.store.keys import utc_now
+from shared.keys import utc_now
 from tests.sync.conftest import ACCOUNT
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from shared.partner_center import AppTokenProvider, AuthenticationError, PartnerCenterClient, RequestBudget
 from shared.store import InvalidKey, OrganizationWrite, UPDATE
-from shared.store.keys import utc_now
+from shared.keys import utc_now
 from shared.sync.engine import AccountSync, SyncOptions
 from tests.sync.conftest import ACCOUNT
 

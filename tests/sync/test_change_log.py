@@ -13,7 +13,7 @@ from azure.core.exceptions import ServiceResponseError
 
 from shared.store import CREATE, UPDATE, ChangeEntry, OrganizationWrite, organization_state
 from shared.store.runs import RunOutcome
-from shared.sync import operations
+from shared.operations import actions as operations
 from shared.sync.run import FULL, INCREMENTAL
 
 from tests.sync.conftest import ACCOUNT

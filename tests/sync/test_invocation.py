@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.app import App
 from devstack.local.host import fire_timer
 
 from shared.host_config import check_time_budget, function_timeout_seconds
@@ -18,7 +19,7 @@ from shared.settings import Settings, SettingsError
 from shared.store import TableNames
 from shared.store.state import WALK_LEASE
 from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
-from shared.sync.service import RunsFailed, raise_if_failed, run_accounts
+from shared.operations.accounts import RunsFailed, raise_if_failed
 from shared.sync.stores import SyncStores
 from tests.sync.conftest import ACCOUNT
 
@@ -48,7 +49,7 @@ def test_every_account_shares_the_invocations_one_budget(two_accounts):
     env, stores, good, bad = two_accounts
     settings = Settings.from_env({**env, "SYNC_TIME_BUDGET_SECONDS": "60"})
     budget = TimeBudget.starting_now(5)  # less than a turn needs: nobody starts
-    results = run_accounts(FULL, settings=settings, stores=stores, budget=budget)
+    results = App(settings, stores=stores).run_accounts(FULL, budget=budget)
     assert [r.outcome for r in results] == ["skipped", "skipped"]
     assert all("time budget was spent" in r.error for r in results)
     assert stores.runs.latest(good, FULL, limit=1)[0].outcome == "skipped"
@@ -59,9 +60,8 @@ def test_a_walk_continued_by_an_incremental_run_stops_at_the_same_deadline(two_a
     settings = Settings.from_env({**env, "SYNC_TIME_BUDGET_SECONDS": "8"})
     simulator.set_latency(0.05)
     started = time.monotonic()
-    first = run_accounts(FULL, account_id=good, settings=settings, stores=stores)
-    incremental = run_accounts(INCREMENTAL, account_id=good, settings=settings, stores=stores,
-                               budget=TimeBudget.starting_now(4))
+    first = App(settings, stores=stores).run_accounts(FULL, account_id=good)
+    incremental = App(settings, stores=stores).run_accounts(INCREMENTAL, account_id=good, budget=TimeBudget.starting_now(4))
     # The incremental run and the reconciliation it carried on together kept to the 4 s given.
     assert time.monotonic() - started < 8 + 4 + 3
     assert first[0].outcome in ("succeeded", "checkpointed") and incremental[0].outcome != "failed"
@@ -79,9 +79,8 @@ def test_a_failed_account_fails_the_timer_invocation_after_every_account_ran(two
 
 
 def stores_for_env(env):
-    from shared.sync.service import stores_for
-
-    return stores_for(Settings.from_env(env))
+    
+    return App(Settings.from_env(env)).stores
 
 
 def test_raise_if_failed_passes_runs_with_isolated_customer_failures():

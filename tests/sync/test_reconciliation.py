@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from shared.store import STATUS_EXCLUDED, EXCLUDE, OrganizationWrite
-from shared.store.keys import utc_now
+from shared.keys import utc_now
 from shared.store.state import RUN_LEASE, WALK_LEASE
 from tests.sync.conftest import ACCOUNT
 

@@ -8,10 +8,11 @@ import uuid
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from shared.partner_center import AppTokenProvider, forget_token_providers
+from shared.app import App
+from shared import app
+from shared.partner_center import AppTokenProvider
 from shared.settings import Settings
 from shared.store import TableNames
-from shared.sync.service import run_accounts
 from shared.sync.stores import SyncStores
 from shared.telemetry import names, read_account, unwatch_state, watch_state
 
@@ -34,10 +35,10 @@ def account(simulator, storage_connection, table_prefix, monkeypatch):
         "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE": "6000",
     })
     stores = SyncStores.open(storage_connection, TableNames().with_prefix(table_prefix))
-    forget_token_providers()
+    app.use(None)
     yield account_id, settings, stores
     stores.tables.delete_all()
-    forget_token_providers()
+    app.use(None)
 
 
 def only(items):
@@ -52,7 +53,7 @@ def points_for(points, account_id, **attributes):
 
 def test_a_full_run_is_one_span_with_the_runs_figures(otel, account):
     account_id, settings, stores = account
-    result = only(run_accounts("full", settings=settings, stores=stores))
+    result = only(App(settings, stores=stores).run_accounts("full"))
     run = only(otel.spans(names.SPAN_RUN))
     attributes = run.attributes
     assert attributes[names.ACCOUNT] == account_id and attributes[names.MODE] == "full"
@@ -65,7 +66,7 @@ def test_a_full_run_is_one_span_with_the_runs_figures(otel, account):
 
 def test_every_partner_center_call_is_a_client_span_in_the_runs_trace_with_its_ids(otel, account):
     account_id, settings, stores = account
-    result = only(run_accounts("full", settings=settings, stores=stores))
+    result = only(App(settings, stores=stores).run_accounts("full"))
     run = only(otel.spans(names.SPAN_RUN))
     calls = [s for s in otel.spans() if s.kind == SpanKind.CLIENT and names.REQUEST_ID in (s.attributes or {})]
     # One span per call the run counted, billing profiles fetched on worker threads included.
@@ -80,7 +81,7 @@ def test_every_partner_center_call_is_a_client_span_in_the_runs_trace_with_its_i
 
 def test_each_table_transaction_is_an_azure_sdk_span_in_the_runs_trace(otel, account):
     _, settings, stores = account
-    result = only(run_accounts("full", settings=settings, stores=stores))
+    result = only(App(settings, stores=stores).run_accounts("full"))
     run = only(otel.spans(names.SPAN_RUN))
     transactions = [s for s in otel.spans() if s.name.endswith("submit_transaction")]
     # The organizations' batches (25 customers in pages of 10), plus the change log's.
@@ -90,7 +91,7 @@ def test_each_table_transaction_is_an_azure_sdk_span_in_the_runs_trace(otel, acc
 
 def test_a_table_operation_is_one_span_carrying_its_http_status_and_storage_request_id(otel, account):
     _, settings, stores = account
-    only(run_accounts("full", settings=settings, stores=stores))
+    only(App(settings, stores=stores).run_accounts("full"))
     spans = otel.spans()
     operations = [s for s in spans if s.name.startswith("TableClient.")]
     transactions = [s for s in operations if s.name.endswith("submit_transaction")]
@@ -107,7 +108,7 @@ def test_a_table_operation_is_one_span_carrying_its_http_status_and_storage_requ
 
 def test_the_tenant_index_rows_of_a_page_are_one_span_not_one_per_row(otel, account):
     account_id, settings, stores = account
-    result = only(run_accounts("full", settings=settings, stores=stores))
+    result = only(App(settings, stores=stores).run_accounts("full"))
     run = only(otel.spans(names.SPAN_RUN))
     index = otel.spans(names.SPAN_TENANT_INDEX)
     # 25 new organizations in pages of 10: three pages' rows, each page's in one span.
@@ -121,7 +122,7 @@ def test_the_tenant_index_rows_of_a_page_are_one_span_not_one_per_row(otel, acco
 
 def test_a_run_records_organization_call_duration_and_budget_metrics(otel, account):
     account_id, settings, stores = account
-    result = only(run_accounts("full", settings=settings, stores=stores))
+    result = only(App(settings, stores=stores).run_accounts("full"))
     points = otel.metrics()
     dims = {names.MODE: "full"}
     assert only(points_for(points[names.ORGANIZATIONS_CREATED], account_id, **dims)).value == 25
@@ -137,7 +138,7 @@ def test_a_run_records_organization_call_duration_and_budget_metrics(otel, accou
 
 def test_logs_inside_a_run_carry_account_run_and_correlation_ids(otel, account):
     account_id, settings, stores = account
-    result = only(run_accounts("full", settings=settings, stores=stores))
+    result = only(App(settings, stores=stores).run_accounts("full"))
     run = only(otel.spans(names.SPAN_RUN))
     summary = [r for r in otel.logs() if r.attributes and r.attributes.get(names.OUTCOME) == "succeeded"]
     record = only(summary)
@@ -149,7 +150,7 @@ def test_logs_inside_a_run_carry_account_run_and_correlation_ids(otel, account):
 
 def test_the_state_gauges_report_lag_per_mode_quarantines_and_held_endings(otel, account):
     account_id, settings, stores = account
-    run_accounts("full", settings=settings, stores=stores)
+    App(settings, stores=stores).run_accounts("full")
     state = watch_state(stores, [account_id])
     otel.spans_exporter.clear()
     try:
@@ -168,7 +169,7 @@ def test_the_state_gauges_report_lag_per_mode_quarantines_and_held_endings(otel,
 def test_an_account_whose_credentials_fail_exports_a_failed_run(otel, account, simulator):
     account_id, settings, stores = account
     broken = Settings.from_env({**settings.environ, "PARTNER_CENTER_CLIENT_SECRET": ""})
-    result = only(run_accounts("full", settings=broken, stores=stores))
+    result = only(App(broken, stores=stores).run_accounts("full"))
     run = only(otel.spans(names.SPAN_RUN))
     assert result.outcome == run.attributes[names.OUTCOME] == "failed"
     assert run.status.status_code == StatusCode.ERROR
@@ -187,8 +188,8 @@ def test_no_secret_or_token_reaches_any_exported_span_metric_or_log(otel, accoun
         return token
 
     monkeypatch.setattr(AppTokenProvider, "token", observed)
-    run_accounts("full", settings=settings, stores=stores)
-    run_accounts("incremental", settings=settings, stores=stores)
+    App(settings, stores=stores).run_accounts("full")
+    App(settings, stores=stores).run_accounts("incremental")
     exported = otel.everything()
     assert issued and names.SPAN_RUN in exported
     storage_key = dict(part.split("=", 1) for part in storage_connection.split(";") if part)["AccountKey"]

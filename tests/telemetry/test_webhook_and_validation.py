@@ -9,6 +9,7 @@ import uuid
 import azure.functions as func
 from opentelemetry.trace import SpanKind
 
+from shared import app
 from devstack.local.host import call_http
 from shared.telemetry import names
 from tests.webhooks.conftest import event_queues, eventually, functions_server, listening, receiver  # noqa: F401
@@ -39,14 +40,13 @@ def test_a_webhook_delivery_is_one_trace_from_receive_to_organization(otel, rece
 
 
 def configured(monkeypatch, storage_connection) -> None:
-    from shared.settings import reset_settings
-
+    
     monkeypatch.delenv("PARTNER_CENTER_ACCOUNTS", raising=False)
     for name, value in {"SYNC_STORAGE_CONNECTION": storage_connection, "PARTNER_CENTER_TENANT_ID": str(uuid.uuid4()),
                         "PARTNER_CENTER_CLIENT_ID": str(uuid.uuid4()),
                         "PARTNER_CENTER_ACCOUNT_ID": "val-" + uuid.uuid4().hex[:8]}.items():
         monkeypatch.setenv(name, value)
-    reset_settings()
+    app.use(None)
 
 
 def test_a_validation_call_is_a_server_span_with_its_table_read(otel, storage_connection, monkeypatch):

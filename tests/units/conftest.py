@@ -13,11 +13,9 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
+from shared import app
 from devstack.local.queues import QueueTriggerRunner
-from shared.partner_center import forget_token_providers
-from shared.settings import get_settings, reset_settings
-from shared.sync.service import stores_for
-from shared.sync.units import POISON_QUEUE, UNIT_QUEUE
+from shared.operations.units import POISON_QUEUE, UNIT_QUEUE
 
 SINGLE_ACCOUNT_SETTINGS = ("PARTNER_CENTER_ACCOUNT_ID", "PARTNER_CENTER_TENANT_ID", "PARTNER_CENTER_CLIENT_ID",
                            "PARTNER_CENTER_CLIENT_SECRET")
@@ -40,7 +38,7 @@ def queues(storage_connection):
 
 
 @pytest.fixture
-def app(monkeypatch, storage_connection, simulator, queues):
+def queued_app(monkeypatch, storage_connection, simulator, queues):
     """The app on Azurite and the simulator, dispatching timer runs as queue units."""
     for name in SINGLE_ACCOUNT_SETTINGS + ("PARTNER_CENTER_ACCOUNTS",):
         monkeypatch.delenv(name, raising=False)
@@ -50,14 +48,14 @@ def app(monkeypatch, storage_connection, simulator, queues):
     monkeypatch.setenv("PARTNER_CENTER_AUTHORITY_URL", simulator.url)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", simulator.ca_path)
     monkeypatch.setenv("SYNC_DISPATCH", "queue")
-    reset_settings()
-    forget_token_providers()
+    app.use(None)
+    app.use(None)
     yield simulator
-    forget_token_providers()
+    app.use(None)
 
 
 @pytest.fixture
-def configure_accounts(app, monkeypatch):
+def configure_accounts(queued_app, monkeypatch):
     """``configure_accounts(customers=[25, 6], bad_secret={1})`` → the account ids, in order.
 
     The first account is the simulator's default partner (25 customers); each further one is a
@@ -68,26 +66,26 @@ def configure_accounts(app, monkeypatch):
     def configure(customers: list[int], bad_secret: frozenset[int] = frozenset()) -> list[str]:
         entries = []
         for index, count in enumerate(customers):
-            partner = app.partners()[0] if index == 0 else app.add_partner(customers=count)
+            partner = queued_app.partners()[0] if index == 0 else queued_app.add_partner(customers=count)
             setting = f"{prefix.upper()}_A{index}_SECRET"
             monkeypatch.setenv(setting, "wrong-secret" if index in bad_secret else partner.client_secret)
             entries.append({"id": f"{prefix}-a{index}", "kind": "direct_provider", "tenantId": partner.tenant_id,
                             "clientId": partner.client_id, "clientSecretSetting": setting})
         monkeypatch.setenv("PARTNER_CENTER_ACCOUNTS", json.dumps(entries))
-        reset_settings()
-        assert get_settings().account_errors == ()
+        app.use(None)
+        assert app.current().settings.account_errors == ()
         return [entry["id"] for entry in entries]
 
     return configure
 
 
 @pytest.fixture
-def runner(app):
+def runner(queued_app):
     """The local queue trigger for the registered unit function; failed units are retried at once."""
     with QueueTriggerRunner("process_sync_unit", retry_after_seconds=0) as running:
         yield running
 
 
 @pytest.fixture
-def stores(app):
-    return stores_for(get_settings())
+def stores(queued_app):
+    return app.current().stores

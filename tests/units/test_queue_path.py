@@ -7,20 +7,23 @@ import json
 import logging
 from datetime import datetime, timedelta, timezone
 
+from shared import app
 from devstack.local.host import fire_timer, function_index
 from devstack.local.queues import COMPLETED, PARKED, RETRYING
-from shared.settings import get_settings, reset_settings
 from shared.sync.engine import FULL, INCREMENTAL
-from shared.sync.service import run_accounts
-from shared.sync.status import account_status
-from shared.sync.units import (
+from shared.operations.units import (
     PARKED_RUN_MODE,
     UNIT_QUEUE,
     SyncUnit,
     UnitQueue,
     enqueue_units,
-    parked_units,
+    poison_units,
 )
+
+
+def _poison_units() -> list[dict]:
+    wired = app.current()
+    return poison_units(wired.unit_queue, wired.stores, {account.id for account in wired.settings.accounts})
 
 
 def queued_units(queue) -> list[dict]:
@@ -56,19 +59,19 @@ def test_the_timer_in_queue_mode_sends_one_unit_per_account_and_runs_none(config
 
 
 def test_units_from_the_full_timer_sync_every_account_through_the_queue_trigger(configure_accounts, runner,
-                                                                                  stores, app):
+                                                                                  stores, queued_app):
     accounts = configure_accounts(customers=[25, 6, 3])
     fire_timer("full_reconciliation")
     deliveries = runner.drain(timeout=30)
     assert [d.result for d in deliveries] == [COMPLETED] * 3
     for index, account in enumerate(accounts):
-        assert organization_ids(stores, account) == customer_ids(app, index)
+        assert organization_ids(stores, account) == customer_ids(queued_app, index)
         [run] = runs(stores, account)
         assert (run.mode, run.outcome) == (FULL, "succeeded")
 
 
 def test_a_unit_whose_run_keeps_failing_is_retried_then_parked_and_reported(configure_accounts, runner,
-                                                                              stores, queues, app):
+                                                                              stores, queues, queued_app):
     good, failing = configure_accounts(customers=[25, 4], bad_secret=frozenset({1}))
     fire_timer("full_reconciliation")
     deliveries = runner.drain(timeout=30)
@@ -76,20 +79,20 @@ def test_a_unit_whose_run_keeps_failing_is_retried_then_parked_and_reported(conf
     assert [(d.dequeue_count, d.result) for d in attempts] == \
         [(1, RETRYING), (2, RETRYING), (3, RETRYING), (4, RETRYING), (5, PARKED)]
     assert all(failing in d.error for d in attempts)
-    assert organization_ids(stores, good) == customer_ids(app, 0)  # one account's failure blocks no other
+    assert organization_ids(stores, good) == customer_ids(queued_app, 0)  # one account's failure blocks no other
 
-    [parked] = parked_units()
+    [parked] = _poison_units()
     assert (parked["account"], parked["mode"]) == (failing, FULL)
     assert "after 5 failed attempts" in parked["problem"] and parked["messageId"] and parked["parkedAt"]
-    assert [u["messageId"] for u in account_status(stores, failing)["parked_units"]] == [parked["messageId"]]
-    assert account_status(stores, good)["parked_units"] == []
+    assert [u["messageId"] for u in app.current().status.account(failing)["parked_units"]] == [parked["messageId"]]
+    assert app.current().status.account(good)["parked_units"] == []
     logged = runs(stores, failing)
     assert (logged[0].mode, logged[0].outcome) == (PARKED_RUN_MODE, "parked")
     assert [r.outcome for r in logged[1:]] == ["failed"] * 5
     assert queues[UNIT_QUEUE].get_queue_properties().approximate_message_count == 0
 
 
-def test_malformed_messages_are_parked_at_once_with_a_clear_log_line(app, runner, queues, caplog):
+def test_malformed_messages_are_parked_at_once_with_a_clear_log_line(queued_app, runner, queues, caplog):
     units = queues[UNIT_QUEUE]
     bodies = [b"not json", b'{"account": "a1", "mode": "full", "requestedAt": "2025-01-01T00:00:00+00:00", "x": 1}',
               b'{"account": "a1", "mode": "everything", "requestedAt": "2025-01-01T00:00:00+00:00"}',
@@ -101,7 +104,7 @@ def test_malformed_messages_are_parked_at_once_with_a_clear_log_line(app, runner
         deliveries = runner.drain(timeout=30)
     # The function parks what it cannot read and returns; the host parks what it cannot decode.
     assert sorted((d.dequeue_count, d.result) for d in deliveries) == [(1, COMPLETED)] * 5 + [(1, PARKED)]
-    problems = [p["problem"] for p in parked_units()]
+    problems = [p["problem"] for p in _poison_units()]
     assert len(problems) == 6 and all(p.startswith("malformed unit:") for p in problems)
     assert any("unknown field(s) 'x'" in p for p in problems) and any("'mode' must be" in p for p in problems)
     assert sum("malformed unit" in r.getMessage() and "sync-units-poison" in r.getMessage()
@@ -111,61 +114,61 @@ def test_malformed_messages_are_parked_at_once_with_a_clear_log_line(app, runner
 
 def test_a_unit_for_an_account_that_is_not_configured_is_parked(configure_accounts, runner):
     configure_accounts(customers=[25])
-    UnitQueue.from_settings(get_settings()).send(SyncUnit("gone-account", INCREMENTAL, datetime.now(timezone.utc)))
+    app.current().unit_queue.send(SyncUnit("gone-account", INCREMENTAL, datetime.now(timezone.utc)))
     [delivery] = runner.drain(timeout=30)
     assert delivery.result == COMPLETED
-    [parked] = parked_units()
+    [parked] = _poison_units()
     assert parked["account"] == "gone-account" and "not configured" in parked["problem"]
 
 
-def test_two_units_for_one_account_at_once_make_one_run(configure_accounts, runner, stores, app):
+def test_two_units_for_one_account_at_once_make_one_run(configure_accounts, runner, stores, queued_app):
     [account] = configure_accounts(customers=[25])
-    app.set_latency(0.03)  # a run of about a second, so both units meet it
-    enqueue_units(FULL)
-    enqueue_units(FULL)
+    queued_app.set_latency(0.03)  # a run of about a second, so both units meet it
+    enqueue_units(FULL, settings=app.current().settings, queue=app.current().unit_queue)
+    enqueue_units(FULL, settings=app.current().settings, queue=app.current().unit_queue)
     deliveries = runner.run_batch()  # one instance takes both and runs them in parallel
     assert [d.result for d in deliveries] == [COMPLETED, COMPLETED]
     outcomes = sorted(r.outcome for r in runs(stores, account))
     assert outcomes == ["skipped", "succeeded"]
-    assert organization_ids(stores, account) == customer_ids(app, 0)
+    assert organization_ids(stores, account) == customer_ids(queued_app, 0)
 
 
 def test_a_unit_requested_before_a_completed_run_started_is_covered_by_it(configure_accounts, runner, stores):
     [account] = configure_accounts(customers=[25])
     requested = datetime.now(timezone.utc) - timedelta(seconds=5)
-    [result] = run_accounts(INCREMENTAL)
-    enqueue_units(INCREMENTAL, now=requested)
-    enqueue_units(FULL, now=requested)  # the first run was a full one: it covers both modes' units
+    [result] = app.current().run_accounts(INCREMENTAL)
+    enqueue_units(INCREMENTAL, settings=app.current().settings, queue=app.current().unit_queue, now=requested)
+    enqueue_units(FULL, settings=app.current().settings, queue=app.current().unit_queue, now=requested)  # the first run was a full one: it covers both modes' units
     assert [d.result for d in runner.drain(timeout=30)] == [COMPLETED, COMPLETED]
     assert [r.run_id for r in runs(stores, account)] == [result.run_id]
 
 
 def test_a_reconciliation_that_checkpoints_carries_on_in_follow_up_units(configure_accounts, runner, stores,
-                                                                          monkeypatch, app):
+                                                                          monkeypatch, queued_app):
     [account] = configure_accounts(customers=[25])
     monkeypatch.setenv("PARTNER_CENTER_PAGE_SIZE", "10")
     monkeypatch.setenv("SYNC_TIME_BUDGET_SECONDS", "1")  # every page is the last that fits
-    reset_settings()
+    app.use(None)
     fire_timer("full_reconciliation")
     deliveries = runner.drain(timeout=30)
     outcomes = [r.outcome for r in reversed(runs(stores, account))]
     assert outcomes == ["checkpointed", "checkpointed", "succeeded"]
     assert len(deliveries) == 3 and all(d.result == COMPLETED for d in deliveries)
-    assert organization_ids(stores, account) == customer_ids(app, 0)
+    assert organization_ids(stores, account) == customer_ids(queued_app, 0)
 
 
 def test_the_local_runner_reads_max_polling_interval_from_host_json():
-    from shared.functions.units import queue_options
+    from shared.host_config import queue_options
 
     assert queue_options().max_polling_interval_seconds == 1
 
 
-def test_a_listening_trigger_backs_off_no_further_than_max_polling_interval(app, queues):
+def test_a_listening_trigger_backs_off_no_further_than_max_polling_interval(queued_app, queues):
     import time
     from dataclasses import replace
 
     from devstack.local.queues import QueueListeners
-    from shared.functions.units import queue_options
+    from shared.host_config import queue_options
 
     options = replace(queue_options(), max_polling_interval_seconds=0.5)
     with QueueListeners(["process_sync_unit"], options=options) as listeners:

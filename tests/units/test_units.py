@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.functions.units import queue_options
+from shared.host_config import queue_options
 from shared.settings import Settings, SettingsError
-from shared.sync.units import (DISPATCH_INLINE, DISPATCH_QUEUE, UNIT_QUEUE_CONNECTION, MalformedUnit, SyncUnit,
+from shared.operations.units import (DISPATCH_INLINE, DISPATCH_QUEUE, UNIT_QUEUE_CONNECTION, MalformedUnit, SyncUnit,
                                  dispatch_mode)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_host_json_retries_a_unit_then_parks_it_within_a_incremental_interval():
 
 
 def settings_read_by_the_units() -> set[str]:
-    source = (ROOT / "shared" / "sync" / "units.py").read_text()
+    source = (ROOT / "shared" / "operations" / "units.py").read_text()
     return set(re.findall(r'environ\.get\("([A-Za-z][A-Za-z_]+)"', source))
 
 

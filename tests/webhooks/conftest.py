@@ -18,15 +18,12 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
+from shared import app
 from devstack.local.queues import QueueListeners
 from devstack.local.server import LocalServer
 from devstack.simulator import PartnerCenterSimulator
-from shared.functions.units import queue_options
-from shared.partner_center import forget_token_providers
-from shared.settings import get_settings, reset_settings
-from shared.sync.service import stores_for
+from shared.host_config import queue_options
 from shared.sync.stores import SyncStores
-from shared.webhooks.processing import event_store_for
 from shared.webhooks.queue import EVENT_QUEUE, POISON_QUEUE
 from shared.webhooks.store import WebhookEventStore
 
@@ -102,17 +99,17 @@ def receiver(simulator, functions_server, storage_connection, event_queues, monk
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    reset_settings()
-    forget_token_providers()
+    app.use(None)
+    app.use(None)
     simulator.set_webhook_delivery(attempts=3, backoff=0.05)
     url = f"{functions_server.url}/api/partner-center/events/{account_id}"
     simulator.register_webhook(url)
-    app_settings = get_settings()
-    yield Receiver(simulator, account_id, url, stores_for(app_settings), event_store_for(app_settings),
+    app_settings = app.current().settings
+    yield Receiver(simulator, account_id, url, app.current().stores, app.current().events,
                    *event_queues)
     # Nothing may keep talking to a simulator that is about to stop.
     assert simulator.wait_for_webhooks(30)
-    forget_token_providers()
+    app.use(None)
 
 
 @pytest.fixture

@@ -15,13 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from shared import app
 from devstack.local.host import function_index
 from devstack.local.queues import COMPLETED, PARKED, RETRYING, QueueTriggerRunner
-from shared.functions.webhook_events import syncs_for
-from shared.settings import get_settings, reset_settings
-from shared.sync.service import stores_for
-from shared.sync.status import account_status
-from shared.webhooks import poisoned_events, process_pending_events
+from shared.webhooks.processing import poison_events, process_pending_events
 from shared.webhooks.queue import EVENT_QUEUE, EventMessage
 from tests.webhooks.conftest import eventually
 
@@ -37,7 +34,12 @@ def stored_and_queued(receiver) -> tuple[str, str]:
 
 
 def webhook_events(receiver) -> dict:
-    return account_status(stores_for(get_settings()), receiver.account_id)["webhook_events"]
+    return app.current().status.account(receiver.account_id)["webhook_events"]
+
+
+def _poison_events() -> list[dict]:
+    wired = app.current()
+    return poison_events(wired.event_queue, wired.events, {account.id for account in wired.settings.accounts})
 
 
 def test_the_queue_function_listens_on_webhook_events_through_azure_web_jobs_storage():
@@ -46,10 +48,10 @@ def test_the_queue_function_listens_on_webhook_events_through_azure_web_jobs_sto
     assert binding["queueName"] == EVENT_QUEUE and binding["connection"] == "AzureWebJobsStorage"
 
 
-def test_the_processing_does_not_import_the_sync_service():
-    # The cycle service <-> processing is broken: the triggers compose, the processing only uses.
+def test_the_processing_does_not_import_the_runs_or_the_wiring_above_it():
+    # The wiring composes, the processing only uses what it is handed (docs/architecture.md).
     check = ("import sys, shared.webhooks.processing; "
-             "sys.exit('shared.sync.service' in sys.modules)")
+             "sys.exit('shared.operations.accounts' in sys.modules or 'shared.app' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", check], cwd=ROOT).returncode == 0
 
 
@@ -108,7 +110,7 @@ def test_an_event_whose_sync_keeps_failing_is_poisoned_shown_in_status_and_left_
     assert [e["attempts"] for e in status["pending"]] == [5]
 
     # The incremental run's drain is the safety net; the poisoned message then says so.
-    assert process_pending_events(sync_for=syncs_for(get_settings()))["processed"] == 1
+    assert process_pending_events(app.current().settings, app.current().events, sync_for=app.current().interactive_sync)["processed"] == 1
     assert receiver.organization(tenant)["Status"] == "active"
     [poisoned] = webhook_events(receiver)["poisoned"]
     assert poisoned["problem"].startswith("the event is processed now")
@@ -127,7 +129,7 @@ def test_malformed_messages_are_parked_at_once_with_a_reason(receiver, caplog):
         deliveries = runner.drain(timeout=30)
     # The function parks what it cannot read and returns; the host parks what it cannot decode.
     assert sorted((d.dequeue_count, d.result) for d in deliveries) == [(1, COMPLETED)] * 6 + [(1, PARKED)]
-    problems = [p["problem"] for p in poisoned_events()]
+    problems = [p["problem"] for p in _poison_events()]
     assert len(problems) == 7 and all(p.startswith("malformed event message:") for p in problems)
     assert any("unknown field(s) 'x'" in p for p in problems)
     assert any("'event' must be" in p for p in problems) and any("'traceContext' must be" in p for p in problems)
@@ -137,26 +139,25 @@ def test_malformed_messages_are_parked_at_once_with_a_reason(receiver, caplog):
 
 
 def test_a_message_for_an_unknown_account_or_event_is_parked(receiver):
-    from shared.webhooks.queue import event_queue_for
-
-    queue = event_queue_for(get_settings())
+    
+    queue = app.current().event_queue
     queue.send(EventMessage("gone-account", "b" * 64))
     queue.send(EventMessage(receiver.account_id, "c" * 64))
     with QueueTriggerRunner("process_webhook_event") as runner:
         assert [d.result for d in runner.drain(timeout=30)] == [COMPLETED, COMPLETED]
-    problems = sorted(p["problem"] for p in poisoned_events())
+    problems = sorted(p["problem"] for p in _poison_events())
     assert problems == ["account gone-account is not configured", "no such stored event"]
 
 
 def test_a_message_for_an_event_already_processed_is_acknowledged_without_calling_partner_center(receiver):
     tenant, _ = stored_and_queued(receiver)
-    assert process_pending_events(sync_for=syncs_for(get_settings()))["processed"] == 1  # the drain came first
+    assert process_pending_events(app.current().settings, app.current().events, sync_for=app.current().interactive_sync)["processed"] == 1  # the drain came first
     receiver.sim.reset_counters()
     with QueueTriggerRunner("process_webhook_event") as runner:
         [delivery] = runner.drain(timeout=30)
     assert delivery.result == COMPLETED
     assert receiver.sim.counters().get("get_customer", 0) == 0
-    assert poisoned_events() == []
+    assert _poison_events() == []
 
 
 def test_when_the_queue_refuses_the_event_is_still_answered_200_and_left_for_the_drain(receiver, monkeypatch,
@@ -166,7 +167,7 @@ def test_when_the_queue_refuses_the_event_is_still_answered_200_and_left_for_the
     broken = ";".join(f"AccountKey={wrong_key}" if part.startswith("AccountKey=") else part
                       for part in storage_connection.split(";"))
     monkeypatch.setenv("AzureWebJobsStorage", broken)
-    reset_settings()
+    app.use(None)
     tenant = receiver.sim.accept_relationship()
     receiver.sim.wait_for_webhooks()
     [delivery] = receiver.sim.webhook_deliveries()
@@ -175,15 +176,15 @@ def test_when_the_queue_refuses_the_event_is_still_answered_200_and_left_for_the
     [event] = webhook_events(receiver)["pending"]
     assert event["customerTenantId"] == tenant
 
-    assert process_pending_events(sync_for=syncs_for(get_settings()))["processed"] == 1
+    assert process_pending_events(app.current().settings, app.current().events, sync_for=app.current().interactive_sync)["processed"] == 1
     assert receiver.organization(tenant)["Status"] == "active"
 
 
 def test_the_drain_takes_no_event_once_its_deadline_has_passed(receiver):
     tenant, _ = stored_and_queued(receiver)
-    sync_for = syncs_for(get_settings())
-    counts = process_pending_events(sync_for=sync_for, deadline=time.monotonic())
+    sync_for = app.current().interactive_sync
+    counts = process_pending_events(app.current().settings, app.current().events, sync_for=sync_for, deadline=time.monotonic())
     assert counts == {"processed": 0, "failed": 0, "pending": 1, "skipped": 0}
     assert receiver.organization(tenant) is None
-    counts = process_pending_events(sync_for=sync_for, deadline=time.monotonic() + 60)
+    counts = process_pending_events(app.current().settings, app.current().events, sync_for=sync_for, deadline=time.monotonic() + 60)
     assert counts["processed"] == 1 and receiver.organization(tenant)["Status"] == "active"

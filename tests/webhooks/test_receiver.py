@@ -9,10 +9,9 @@ import json
 
 import pytest
 
+from shared import app
 from devstack.local.queues import COMPLETED, RETRYING
-from shared.functions.webhook_events import syncs_for
-from shared.settings import get_settings, reset_settings
-from shared.webhooks import process_pending_events, webhook_status
+from shared.webhooks.processing import process_pending_events, webhook_status
 from tests.webhooks.conftest import eventually
 
 
@@ -51,7 +50,7 @@ def test_an_indirect_relationship_event_brings_the_customer_with_its_reseller(re
     monkeypatch.setenv("PARTNER_CENTER_TENANT_ID", provider.tenant_id)
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", provider.client_id)
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", provider.client_secret)
-    reset_settings()
+    app.use(None)
     receiver.sim.register_webhook(receiver.url, partner_tenant_id=provider.tenant_id)
     tenant = receiver.sim.accept_relationship(partner_tenant_id=provider.tenant_id,
                                               indirect_reseller_id=provider.reseller_ids[0])
@@ -126,12 +125,12 @@ def test_a_crash_between_storing_and_processing_is_recovered_by_the_next_run(rec
     receiver.sim.wait_for_webhooks()
     assert [d.status for d in receiver.sim.webhook_deliveries()] == [200]
     assert receiver.organization(tenant) is None
-    assert [e["customerTenantId"] for e in webhook_status(receiver.account_id)["pending"]] == [tenant]
+    assert [e["customerTenantId"] for e in webhook_status(app.current().events, receiver.account_id)["pending"]] == [tenant]
 
-    counts = process_pending_events(sync_for=syncs_for(get_settings()))
+    counts = process_pending_events(app.current().settings, app.current().events, sync_for=app.current().interactive_sync)
     assert counts == {"processed": 1, "failed": 0, "pending": 0, "skipped": 0}
     assert receiver.organization(tenant)["Status"] == "active"
-    assert webhook_status(receiver.account_id)["pending"] == []
+    assert webhook_status(app.current().events, receiver.account_id)["pending"] == []
 
 
 def test_a_failed_processing_is_retried_from_the_queue(receiver, listening):
@@ -147,26 +146,24 @@ def test_a_failed_drain_attempt_stays_pending_with_its_error_and_is_retried(rece
     receiver.sim.inject("get_customer", "status", status=400, times=1)
     tenant = receiver.sim.accept_relationship()
     receiver.sim.wait_for_webhooks()
-    sync_for = syncs_for(get_settings())
-    assert process_pending_events(sync_for=sync_for) == {"processed": 0, "failed": 1, "pending": 1, "skipped": 0}
-    [pending] = webhook_status(receiver.account_id)["pending"]
+    sync_for = app.current().interactive_sync
+    assert process_pending_events(app.current().settings, app.current().events, sync_for=sync_for) == {"processed": 0, "failed": 1, "pending": 1, "skipped": 0}
+    [pending] = webhook_status(app.current().events, receiver.account_id)["pending"]
     assert pending["customerTenantId"] == tenant and pending["attempts"] == 1 and pending["lastError"]
     assert receiver.organization(tenant) is None
 
-    assert process_pending_events(sync_for=sync_for)["processed"] == 1
+    assert process_pending_events(app.current().settings, app.current().events, sync_for=sync_for)["processed"] == 1
     assert receiver.organization(tenant)["Status"] == "active"
 
 
 def test_the_incremental_timer_drains_events_left_pending(receiver):
     from devstack.local.host import fire_timer
-    from shared.sync.service import stores_for
-    from shared.sync.status import account_status
 
     tenant = receiver.sim.accept_relationship()
     receiver.sim.wait_for_webhooks()
-    status = account_status(stores_for(get_settings()), receiver.account_id)
+    status = app.current().status.account(receiver.account_id)
     assert [e["customerTenantId"] for e in status["webhook_events"]["pending"]] == [tenant]
 
     fire_timer("incremental_sync")
     assert receiver.organization(tenant)["Status"] == "active"
-    assert account_status(stores_for(get_settings()), receiver.account_id)["webhook_events"]["pending"] == []
+    assert app.current().status.account(receiver.account_id)["webhook_events"]["pending"] == []

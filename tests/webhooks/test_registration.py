@@ -6,10 +6,11 @@ import argparse
 
 import pytest
 
+from shared import app
 from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget, RetryPolicy, ThrottledError
-from shared.webhooks.cli import add_arguments, run
+from shared.cli.webhook import add_arguments, run
 from shared.webhooks.events import REGISTERED_EVENTS
-from shared.webhooks.registration import WebhookRegistration, registration_for
+from shared.webhooks.registration import WebhookRegistration
 from tests.webhooks.conftest import eventually
 
 
@@ -63,7 +64,7 @@ def test_an_unknown_account_is_a_setting_error(receiver, capsys):
 
 
 def test_the_available_events_include_both_relationship_events(receiver):
-    assert set(REGISTERED_EVENTS) <= set(registration_for(receiver.account_id).available_events())
+    assert set(REGISTERED_EVENTS) <= set(app.current().registration(receiver.account_id).available_events())
 
 
 def test_registration_calls_share_the_clients_budget_retries_and_typed_errors(receiver):
@@ -90,12 +91,11 @@ def test_a_registration_can_be_deleted(receiver):
 
 
 def test_the_registration_of_a_configured_account_uses_the_accounts_shared_budget(receiver):
-    from shared.settings import get_settings
+    from shared.app import INTERACTIVE
     from shared.store.request_budget import shared_request_budget
-    from shared.sync.service import INTERACTIVE, stores_for
 
-    settings = get_settings()
-    registration = registration_for(receiver.account_id)
+    settings = app.current().settings
+    registration = app.current().registration(receiver.account_id)
     # The one budget every instance of the account shares, on the lane an operator waiting is on.
-    shared = shared_request_budget(stores_for(settings).tables, receiver.account_id, settings, lane=INTERACTIVE)
+    shared = shared_request_budget(app.current().stores.tables, receiver.account_id, settings, lane=INTERACTIVE)
     assert registration.client.budget.budget is shared.budget and registration.client.budget.name == INTERACTIVE

@@ -1,4 +1,5 @@
-"""Keys for the sync's tables: validated before any query or write, never spliced into filters."""
+"""Keys for the sync's tables and ids read from outside: validated before any query or write, never
+spliced into filters."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import secrets
 from datetime import datetime, timezone
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# Same form as settings' account ids; '|' (our composite-key separator) can never appear in one.
-_ACCOUNT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# An account id, wherever one is read (settings, queue messages, routes, keys); '|' (our
+# composite-key separator) can never appear in one.
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 # Composite partition keys join their parts with a character no part may contain, so
@@ -31,7 +33,7 @@ def tenant_key(tenant_id: object) -> str:
 
 def account_key(account_id: object) -> str:
     """An account id as a PartitionKey (1-64 letters, digits, '-' or '_')."""
-    if not isinstance(account_id, str) or not _ACCOUNT.fullmatch(account_id):
+    if not isinstance(account_id, str) or not ACCOUNT_ID.fullmatch(account_id):
         raise InvalidKey(f"account id must be 1-64 letters, digits, '-' or '_', got {account_id!r}")
     return account_id
 

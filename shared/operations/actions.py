@@ -40,9 +40,9 @@ from shared.store import (
     organization_state,
 )
 
-from .change_log import settle_change_log_or_say_why
-from .engine import AccountSync, RunResult
-from .stores import SyncStores
+from shared.sync.change_log import settle_change_log_or_say_why
+from shared.sync.engine import AccountSync, RunResult
+from shared.sync.stores import SyncStores
 
 log = logging.getLogger(__name__)
 

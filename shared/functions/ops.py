@@ -1,6 +1,6 @@
-"""Operators' HTTP routes (F11-F13), all under ``/api/ops``.
+"""Operators' HTTP routes (docs/operations.md), all under ``/api/ops``.
 
-Each trigger reads its route and query, hands off to :mod:`shared.sync.operations`, and answers
+Each trigger reads its route and query, hands off to :mod:`shared.operations.actions`, and answers
 JSON; refusals become problem+json (404 unknown, 409 conflict, 429 cooling down, 502/503 when
 Partner Center or Table Storage fails).
 """
@@ -12,14 +12,11 @@ from typing import Callable
 
 import azure.functions as func
 
+from shared import app
+from shared.keys import InvalidKey, account_key, tenant_key, token_key
+from shared.operations import actions as operations
+from shared.operations.units import UNIT_QUEUE, SyncUnit
 from shared.partner_center import AuthenticationError
-from shared.settings import Settings, get_settings
-from shared.store import InvalidKey, account_key, tenant_key
-from shared.store.keys import token_key
-from shared.sync import operations
-from shared.sync.service import INTERACTIVE, account_sync, stores_for
-from shared.sync.status import account_status
-from shared.sync.units import UNIT_QUEUE, SyncUnit, UnitQueue
 
 from .problems import Problem, answers_with_problems, json_response
 
@@ -67,11 +64,11 @@ def _refusals(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Calla
 @answers_with_problems
 def sync_status_all(req: func.HttpRequest) -> func.HttpResponse:
     """Sync status of every configured account, plus configuration problems."""
-    settings = get_settings()
-    stores = stores_for(settings)
+    wired = app.current()
+    status = wired.status  # opens the stores: a wrong storage setting is a 503 even with no account
     return json_response({
-        "accounts": [account_status(stores, account.id) for account in settings.accounts],
-        "configurationErrors": list(settings.account_errors),
+        "accounts": [status.account(account.id) for account in wired.settings.accounts],
+        "configurationErrors": list(wired.settings.account_errors),
     })
 
 
@@ -81,8 +78,8 @@ def sync_status_all(req: func.HttpRequest) -> func.HttpResponse:
 @_refusals
 def sync_status(req: func.HttpRequest) -> func.HttpResponse:
     """One account's status: last runs, lag, failing and quarantined customers, held deletions."""
-    settings, account_id = _account(req)
-    return json_response(account_status(stores_for(settings), account_id))
+    wired, account_id = _account(req)
+    return json_response(wired.status.account(account_id))
 
 
 @bp.function_name("sync_now")
@@ -91,19 +88,16 @@ def sync_status(req: func.HttpRequest) -> func.HttpResponse:
 @_refusals
 def sync_now(req: func.HttpRequest) -> func.HttpResponse:
     """Start a sync of one account now (``?mode=incremental|full``); 202 at once, 429 while cooling down."""
-    settings, account_id = _account(req)
+    wired, account_id = _account(req)
     mode = req.params.get("mode", "incremental")
     if mode not in operations.SYNC_NOW_MODES:
         raise Problem(400, "invalid-request", f"mode must be one of {', '.join(operations.SYNC_NOW_MODES)}, got {mode!r}")
-    stores = stores_for(settings)
-    queue = UnitQueue.from_settings(settings)
-
     def start(now) -> str:
         # The unit runs in a queue-trigger invocation: nothing is left running after this answer.
-        return queue.send(SyncUnit(account_id, mode, now))
+        return wired.unit_queue.send(SyncUnit(account_id, mode, now))
 
-    accepted, message_id = operations.request_sync_now(stores, account_id, operations.sync_now_cooldown(settings),
-                                                       start)
+    accepted, message_id = operations.request_sync_now(wired.stores, account_id,
+                                                       operations.sync_now_cooldown(wired.settings), start)
     status_url = f"/api/ops/accounts/{account_id}/status"
     return json_response(
         {"account": account_id, "mode": mode, "acceptedAt": accepted, "status": status_url,
@@ -119,9 +113,9 @@ def sync_now(req: func.HttpRequest) -> func.HttpResponse:
 @_refusals
 def get_organization(req: func.HttpRequest) -> func.HttpResponse:
     """One stored organization, as the Platform reads it."""
-    settings, account_id = _account(req)
+    wired, account_id = _account(req)
     tenant_id = tenant_key(req.route_params.get("customerTenantId"))
-    stored = stores_for(settings).organizations.get(account_id, tenant_id)
+    stored = wired.stores.organizations.get(account_id, tenant_id)
     if stored is None:
         raise operations.UnknownOrganization(f"account {account_id!r} has no organization for customer {tenant_id}")
     return _organization_response(account_id, stored)
@@ -134,10 +128,9 @@ def get_organization(req: func.HttpRequest) -> func.HttpResponse:
 @_refusals
 def sync_customer(req: func.HttpRequest) -> func.HttpResponse:
     """Sync one customer from Partner Center now and answer with its organization."""
-    settings, account_id = _account(req)
+    wired, account_id = _account(req)
     tenant_id = tenant_key(req.route_params.get("customerTenantId"))
-    sync = account_sync(operations.configured_account(settings, account_id), settings, stores_for(settings),
-                        lane=INTERACTIVE)  # someone waits for the answer: never behind a reconciliation
+    sync = wired.account_sync(account_id, app.INTERACTIVE)  # someone waits for the answer: never behind a reconciliation
     result, stored = operations.sync_customer(sync, tenant_id)
     return _organization_response(account_id, stored, run=result.as_dict())
 
@@ -148,10 +141,10 @@ def sync_customer(req: func.HttpRequest) -> func.HttpResponse:
 @answers_with_problems
 @_refusals
 def exclude_organization(req: func.HttpRequest) -> func.HttpResponse:
-    """Take an organization out of sync: kept as it is, never overwritten (F12)."""
-    settings, account_id = _account(req)
+    """Take an organization out of sync: kept as it is, never overwritten (docs/operations.md)."""
+    wired, account_id = _account(req)
     tenant_id = tenant_key(req.route_params.get("customerTenantId"))
-    stored, changed = operations.exclude_organization(stores_for(settings), account_id, tenant_id, by=_operator(req))
+    stored, changed = operations.exclude_organization(wired.stores, account_id, tenant_id, by=_operator(req))
     return _organization_response(account_id, stored, changed=changed)
 
 
@@ -162,9 +155,9 @@ def exclude_organization(req: func.HttpRequest) -> func.HttpResponse:
 @_refusals
 def include_organization(req: func.HttpRequest) -> func.HttpResponse:
     """Put an excluded organization back in sync; the next reconciliation refreshes it."""
-    settings, account_id = _account(req)
+    wired, account_id = _account(req)
     tenant_id = tenant_key(req.route_params.get("customerTenantId"))
-    stored, changed = operations.include_organization(stores_for(settings), account_id, tenant_id, by=_operator(req))
+    stored, changed = operations.include_organization(wired.stores, account_id, tenant_id, by=_operator(req))
     return _organization_response(account_id, stored, changed=changed)
 
 
@@ -174,11 +167,9 @@ def include_organization(req: func.HttpRequest) -> func.HttpResponse:
 @_refusals
 def approve_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
     """Approve a held mass ending: its organizations still active are marked ended now (admin key)."""
-    settings, account_id = _account(req)
+    wired, account_id = _account(req)
     held_id = token_key(req.route_params.get("heldId"), "held id")
-    stores = stores_for(settings)
-    account = operations.configured_account(settings, account_id)
-    result = operations.approve_held(stores, lambda: account_sync(account, settings, stores), account_id, held_id,
+    result = operations.approve_held(wired.stores, lambda: wired.account_sync(account_id), account_id, held_id,
                                      by=_operator(req))
     return json_response({"heldId": held_id, "decision": "approved", "run": result.as_dict()})
 
@@ -189,21 +180,21 @@ def approve_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
 @_refusals
 def reject_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
     """Reject a held mass ending: the organizations stay as they are (admin key)."""
-    settings, account_id = _account(req)
+    wired, account_id = _account(req)
     held_id = token_key(req.route_params.get("heldId"), "held id")
-    operations.reject_held(stores_for(settings), account_id, held_id, by=_operator(req))
+    operations.reject_held(wired.stores, account_id, held_id, by=_operator(req))
     return json_response({"heldId": held_id, "decision": "rejected"})
 
 
-def _account(req: func.HttpRequest) -> tuple[Settings, str]:
-    settings = get_settings()
+def _account(req: func.HttpRequest) -> tuple[app.App, str]:
+    wired = app.current()
     account_id = account_key(req.route_params.get("accountId"))
-    return settings, operations.configured_account(settings, account_id).id
+    return wired, operations.configured_account(wired.settings, account_id).id
 
 
 def _operator(req: func.HttpRequest) -> str:
     """Who is acting: the signed-in principal under App Service Authentication, else the key holder."""
-    if get_settings().app_service_auth_enabled:
+    if app.current().settings.app_service_auth_enabled:
         name = (req.headers.get(OPERATOR_HEADER) or "").strip()
         if name:
             return name[:200]

@@ -8,14 +8,15 @@ over its instances through the queue trigger. A unit is a small JSON message::
 
 (plus ``"continues": "<run id>"`` when it carries on a checkpointed reconciliation).
 
-Processing a unit runs that one account (:func:`shared.sync.service.run_accounts`), and what
+Processing a unit runs that one account (:func:`shared.operations.accounts.run_accounts`), and what
 happens to the message follows from the run:
 
 - the run finished, checkpointed, or found the account's lease held by another run (which covers
   this unit): the unit is done and the message is deleted;
 - the run failed: :class:`UnitFailed` is raised, so the runtime makes the message visible again
   and retries it; after ``maxDequeueCount`` attempts the runtime moves it to ``sync-units-poison``,
-  and the last attempt writes a ``parked`` row in the account's run log first;
+  and the last attempt writes a ``parked`` row in the account's run log first (a poison message,
+  docs/glossary.md);
 - the message is malformed, or names an account that is not configured: retrying cannot help, so
   it is put in ``sync-units-poison`` at once with a log line saying why.
 
@@ -31,14 +32,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from shared.settings import Settings, SettingsError, get_settings
-from shared.store.connections import StorageConnection, as_connection, binding_storage
-from shared.store.queues import PoisonedQueue, decoded_body, json_message
+from shared.settings import Settings, SettingsError
+from shared.store.connections import StorageConnection, as_connection
+from shared.store.queues import PoisonedQueue, account_field, json_message
 from shared.store.runs import RunRecord
-
-from .engine import FULL, INCREMENTAL, RunResult
-from .service import run_accounts, stores_for
-from .stores import SyncStores
+from shared.sync.engine import FULL, INCREMENTAL, RunResult
+from shared.sync.stores import SyncStores
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,6 @@ PARKED_RUN_MODE = "unit"
 PARKED = "parked"
 
 _FIELDS = {"account", "mode", "requestedAt", "continues"}
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _MAX_BODY_BYTES = 4096
 
@@ -90,9 +88,7 @@ class SyncUnit:
     def parse(cls, body: bytes | str) -> "SyncUnit":
         """The unit in a message body, validated strictly; :class:`MalformedUnit` otherwise."""
         fields = json_message(body, fields=_FIELDS, max_bytes=_MAX_BODY_BYTES, error=MalformedUnit)
-        account = fields.get("account")
-        if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
-            raise MalformedUnit("'account' must be an account id (1-64 letters, digits, '-' or '_')")
+        account = account_field(fields, MalformedUnit)
         mode = fields.get("mode")
         if mode not in UNIT_MODES:
             raise MalformedUnit(f"'mode' must be one of {', '.join(UNIT_MODES)}")
@@ -124,23 +120,15 @@ class UnitQueue(PoisonedQueue):
         storage = as_connection(connection)
         super().__init__(storage.queue(name), storage.queue(name + "-poison"))
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "UnitQueue":
-        """The queue in the account the queue trigger listens to, read from the settings the host reads."""
-        return cls(binding_storage(UNIT_QUEUE_CONNECTION, settings.environ))
-
     def send(self, unit: SyncUnit) -> str:
         """Put a unit on the queue; returns the message id."""
         return self.send_body(unit.to_json().encode())
 
 
-def enqueue_units(mode: str, *, settings: Settings | None = None, queue: UnitQueue | None = None,
-                  now: datetime | None = None) -> list[SyncUnit]:
+def enqueue_units(mode: str, *, settings: Settings, queue: UnitQueue, now: datetime | None = None) -> list[SyncUnit]:
     """One unit of ``mode`` for every configured account; returns the units sent."""
     if mode not in UNIT_MODES:
         raise ValueError(f"mode must be one of {', '.join(UNIT_MODES)}")
-    settings = settings or get_settings()
-    queue = queue or UnitQueue.from_settings(settings)
     for problem in settings.account_errors:
         log.error("account configuration: %s", problem)
     requested_at = now or datetime.now(timezone.utc)
@@ -153,33 +141,31 @@ def enqueue_units(mode: str, *, settings: Settings | None = None, queue: UnitQue
     return units
 
 
-RunAccounts = Callable[..., list[RunResult]]
+# Runs one mode of one account (``run_accounts`` with the app's stores): ``run(mode, account_id)``.
+RunAccount = Callable[[str, str], list[RunResult]]
 
 
 def process_unit(body: bytes, *, message_id: str, dequeue_count: int, max_dequeue_count: int,
-                 settings: Settings | None = None, stores: SyncStores | None = None,
-                 queue: UnitQueue | None = None, run: RunAccounts = run_accounts) -> str:
+                 settings: Settings, stores: SyncStores, queue: UnitQueue, run: RunAccount) -> str:
     """Process one unit; returns what became of it.
 
     ``"parked"`` (malformed, or for an account that is not configured), ``"covered"`` (a run that
     started after the unit was requested already completed), or the run's outcome (``succeeded``,
     ``skipped`` when another run holds the lease, ...). A failed run raises :class:`UnitFailed`.
     """
-    settings = settings or get_settings()
     try:
         unit = SyncUnit.parse(body)
     except MalformedUnit as exc:
-        return _park(body, message_id, f"malformed unit: {exc}", settings, queue)
+        return _park(body, message_id, f"malformed unit: {exc}", queue)
     if unit.account_id not in {account.id for account in settings.accounts}:
         return _park(body, message_id, f"unit for account {unit.account_id}, which is not configured "
-                     "(or its PARTNER_CENTER_ACCOUNTS entry is invalid)", settings, queue)
-    stores = stores or stores_for(settings)
+                     "(or its PARTNER_CENTER_ACCOUNTS entry is invalid)", queue)
     covering = _covering_run(stores, unit)
     if covering is not None:
         log.info("%s unit %s for account %s is covered by %s run %s, which started after it was requested",
                  unit.mode, message_id, unit.account_id, covering.mode, covering.run_id)
         return "covered"
-    [result] = run(unit.mode, account_id=unit.account_id, settings=settings, stores=stores)
+    [result] = run(unit.mode, unit.account_id)
     if result.outcome == "skipped":
         # The run holding the lease is doing this account's work now; a second one would wait for it.
         log.info("%s unit %s for account %s acknowledged: another run holds the account's lease",
@@ -191,7 +177,7 @@ def process_unit(body: bytes, *, message_id: str, dequeue_count: int, max_dequeu
                          f"(attempt {dequeue_count} of {max_dequeue_count}): {result.error}")
     elif result.outcome == "checkpointed":
         # The reconciliation stopped at its time budget: carry on at once, on whichever instance is free.
-        (queue or UnitQueue.from_settings(settings)).send(
+        queue.send(
             SyncUnit(unit.account_id, unit.mode, datetime.now(timezone.utc), continues=result.run_id))
         log.info("account %s: %s run %s checkpointed; a unit continuing it is queued",
                  unit.account_id, unit.mode, result.run_id)
@@ -214,8 +200,8 @@ def _covering_run(stores: SyncStores, unit: SyncUnit) -> RunRecord | None:
     return None
 
 
-def _park(body: bytes, message_id: str, reason: str, settings: Settings, queue: UnitQueue | None) -> str:
-    parked_id = (queue or UnitQueue.from_settings(settings)).park(body)
+def _park(body: bytes, message_id: str, reason: str, queue: UnitQueue) -> str:
+    parked_id = queue.park(body)
     log.error("%s: message %s parked in %s as %s (retrying cannot help)", reason, message_id, POISON_QUEUE,
               parked_id)
     return PARKED
@@ -230,34 +216,27 @@ def _record_parked(stores: SyncStores, unit: SyncUnit, message_id: str, attempts
     log.error("account %s: %s", unit.account_id, reason)
 
 
-def parked_units(settings: Settings | None = None, *, queue: UnitQueue | None = None,
-                 stores: SyncStores | None = None) -> list[dict]:
+def poison_units(queue: UnitQueue, stores: SyncStores, configured: set[str]) -> list[dict]:
     """The units waiting in the poison queue (the oldest 32), for status pages and operators.
 
     Each: ``messageId``, ``parkedAt``, and either ``account``, ``mode``, ``requestedAt`` and
     ``problem`` (the account's last ``parked`` run-log entry) or, for a malformed message, only
     ``problem`` (what is wrong with it; its content is not repeated).
     """
-    settings = settings or get_settings()
-    queue = queue or UnitQueue.from_settings(settings)
-    configured = {account.id for account in settings.accounts}
-    parked = []
-    for message in queue.peek_poison():
-        entry = {"messageId": message.id,
-                 "parkedAt": message.inserted_on.isoformat() if message.inserted_on else None}
+
+    def describe(body: bytes) -> dict:
         try:
-            unit = SyncUnit.parse(decoded_body(message.content))
+            unit = SyncUnit.parse(body)
         except MalformedUnit as exc:
-            parked.append({**entry, "problem": f"malformed unit: {exc}"})
-            continue
+            return {"problem": f"malformed unit: {exc}"}
         if unit.account_id in configured:
-            stores = stores or stores_for(settings)
             problem = _last_parked_reason(stores, unit.account_id)
         else:
             problem = f"account {unit.account_id} is not configured"
-        parked.append({**entry, "account": unit.account_id, "mode": unit.mode,
-                       "requestedAt": unit.requested_at.isoformat(), "problem": problem})
-    return parked
+        return {"account": unit.account_id, "mode": unit.mode, "requestedAt": unit.requested_at.isoformat(),
+                "problem": problem}
+
+    return queue.poison_messages(describe, at="parkedAt")
 
 
 def _last_parked_reason(stores: SyncStores, account_id: str) -> str:

@@ -12,12 +12,12 @@ import json
 import sys
 import time
 
+from shared import app
 from shared.partner_center import AuthenticationError, PartnerCenterError
-from shared.settings import SettingsError, get_settings
-
-from .events import REGISTERED_EVENTS
-from .processing import webhook_status
-from .registration import describe, registration_for
+from shared.settings import SettingsError
+from shared.webhooks.events import REGISTERED_EVENTS
+from shared.webhooks.processing import webhook_status
+from shared.webhooks.registration import describe
 
 _POLL_SECONDS = 1.0
 
@@ -39,11 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen subcommand; 0 on success, 1 when Partner Center refused, 2 on a setting."""
     try:
-        account_id = _account_id(args.account)
-        registration = registration_for(account_id)
+        wired = app.current()
+        account_id = _account_id(wired, args.account)
+        registration = wired.registration(account_id)
         if args.webhook_command == "show":
             print(describe(registration.show()))
-            print(json.dumps(webhook_status(account_id), indent=2, default=str))
+            print(json.dumps(webhook_status(wired.events, account_id), indent=2, default=str))
         elif args.webhook_command == "register":
             stored = registration.register(args.url, REGISTERED_EVENTS)
             print(describe(stored))
@@ -73,8 +74,8 @@ def _test(registration, wait: float) -> int:
     return 0 if str(status.get("status", "completed" if wait <= 0 else "")).lower() == "completed" else 1
 
 
-def _account_id(given: str | None) -> str:
-    settings = get_settings()
+def _account_id(wired: app.App, given: str | None) -> str:
+    settings = wired.settings
     if given:
         return settings.account(given).id
     if len(settings.accounts) != 1:

@@ -1,7 +1,7 @@
 """Operators' command line: `python -m shared <command>`.
 
     sync incremental|full [--account ID] [--json]   run a sync now, as the timers do
-    status [--account ID] [--json]                  last runs, lag, failures, held deletions
+    status [--account ID] [--json]                  last runs, lag, failures, held endings
     webhook show|register|test [--account ID]       the account's Partner Center webhook registration
 
 The development stack (simulator, local host, demo) is `python -m devstack`, not deployed.
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print machine-readable status")
 
     webhook = commands.add_parser("webhook", help="show, register or test the account's Partner Center webhook")
-    from shared.webhooks.cli import add_arguments as add_webhook_arguments
+    from .webhook import add_arguments as add_webhook_arguments
 
     add_webhook_arguments(webhook)
     return parser
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _configure_telemetry(args)
         if args.command == "webhook":
-            from shared.webhooks.cli import run as run_webhook
+            from .webhook import run as run_webhook
 
             return run_webhook(args)
         if args.command == "sync":
@@ -70,8 +70,9 @@ def _configure_telemetry(args) -> None:
     The console keeps showing warnings only; what is exported includes the runs' INFO lines.
     """
     from shared import telemetry
+    from shared.app import watch_current
 
-    if telemetry.configure() != "none" and not args.verbose:
+    if telemetry.configure(watch=watch_current) != "none" and not args.verbose:
         root = logging.getLogger()
         for handler in root.handlers:
             if type(handler) is logging.StreamHandler:
@@ -80,9 +81,9 @@ def _configure_telemetry(args) -> None:
 
 
 def _sync(args) -> int:
-    from shared.sync.service import run_accounts
+    from shared import app
 
-    results = run_accounts(args.mode, account_id=args.account)
+    results = app.current().run_accounts(args.mode, account_id=args.account)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:
@@ -90,19 +91,17 @@ def _sync(args) -> int:
             counts = ", ".join(f"{k} {v}" for k, v in r.counts.as_dict().items())
             print(f"{r.account_id}: {r.mode} {r.outcome} ({counts}; {r.api_calls} API calls, "
                   f"{r.throttled_calls} throttled){' - ' + r.error if r.error else ''}")
-    # Isolated customer failures are reported, not fatal (F9); a run that failed is.
+    # Isolated customer failures are reported, not fatal (docs/runs.md); a run that failed is.
     return 0 if all(r.outcome in ("succeeded", "succeeded_with_failures", "checkpointed") for r in results) else 1
 
 
 def _status(args) -> int:
-    from shared.settings import get_settings
-    from shared.sync.status import account_status
-    from shared.sync.service import stores_for
+    from shared import app
 
-    settings = get_settings()
-    stores = stores_for(settings)
-    ids = [args.account] if args.account else [a.id for a in settings.accounts]
-    statuses = [account_status(stores, account_id) for account_id in ids]
+    wired = app.current()
+    status = wired.status  # opens the stores: a storage setting that is wrong says so even with no account
+    ids = [args.account] if args.account else [a.id for a in wired.settings.accounts]
+    statuses = [status.account(account_id) for account_id in ids]
     if args.json:
         print(json.dumps(statuses, indent=2, default=str))
     else:
@@ -121,7 +120,7 @@ def format_status(status: dict) -> str:
             lines.append(f"  last {mode}: never")
     lines.append(f"  lag: {status['lag_seconds']} s since the last successful sync")
     lines.append(f"  failing customers: {len(status['failing'])}, quarantined: {len(status['quarantined'])}")
-    lines.append(f"  held deletions: {len(status['held'])}")
+    lines.append(f"  held endings: {len(status['held'])}")
     if status.get("abandoned_runs"):
         lines.append(f"  abandoned runs (process stopped mid-run): {len(status['abandoned_runs'])} (see --json)")
     events = status.get("webhook_events") or {}
