@@ -1,4 +1,4 @@
-"""Operators' HTTP routes (F11-F13), all under ``/api/ops``.
+"""Operators' HTTP routes (docs/http-api.md), all under ``/api/ops``.
 
 Each trigger reads its route and query, hands off to :mod:`shared.sync.operations`, and answers
 JSON; refusals become problem+json (404 unknown, 409 conflict, 429 cooling down, 502/503 when
@@ -148,7 +148,7 @@ def sync_customer(req: func.HttpRequest) -> func.HttpResponse:
 @answers_with_problems
 @_refusals
 def exclude_organization(req: func.HttpRequest) -> func.HttpResponse:
-    """Take an organization out of sync: kept as it is, never overwritten (F12)."""
+    """Take an organization out of sync: kept as it is, never overwritten (docs/http-api.md)."""
     settings, account_id = _account(req)
     tenant_id = tenant_key(req.route_params.get("customerTenantId"))
     stored, changed = operations.exclude_organization(stores_for(settings), account_id, tenant_id, by=_operator(req))

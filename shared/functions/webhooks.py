@@ -1,4 +1,4 @@
-"""Partner Center webhook receiver (F7): ``POST /api/partner-center/events/{accountId}``.
+"""Partner Center webhook receiver (docs/webhooks.md): ``POST /api/partner-center/events/{accountId}``.
 
 Anonymous at the Functions level: authenticity comes from the event's signature. The trigger
 hands the raw body to :func:`shared.webhooks.receiver.receive_event`, puts a message naming the

@@ -1,4 +1,4 @@
-"""Partner Center webhooks (F7): verify and store events, sync their customers, manage the
+"""Partner Center webhooks (docs/webhooks.md): verify and store events, sync their customers, manage the
 registration. docs/webhooks.md tells the whole story."""
 
 from .processing import poisoned_events, process_pending_events, webhook_status
