@@ -53,7 +53,7 @@ APP_SETTINGS = frozenset({
 })
 
 # Storage connections by name. Each is a connection string under its own name, or identity-based
-# properties under ``NAME__property`` (Azure Functions' convention, SPEC §4).
+# properties under ``NAME__property`` (Azure Functions' convention, docs/storage.md).
 STORAGE_CONNECTIONS = frozenset({"AzureWebJobsStorage", "SYNC_STORAGE"})
 CONNECTION_PROPERTIES = frozenset({
     "accountName", "blobServiceUri", "queueServiceUri", "tableServiceUri", "credential", "clientId",

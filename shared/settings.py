@@ -1,4 +1,4 @@
-"""App settings, read lazily from the environment (SPEC §4).
+"""App settings, read lazily from the environment (docs/settings.md).
 
 Nothing here runs at import time: a missing or broken setting must never stop the Functions
 host from indexing the app. ``shared/app.py`` reads them once per worker (:func:`shared.app.current`).

@@ -66,7 +66,7 @@ def soak_rounds(request) -> int:
 
 @pytest.fixture(scope="session", autouse=True)
 def loopback_only():
-    """Every socket a test opens must stay on 127.0.0.0/8 (SPEC §6)."""
+    """Every socket a test opens must stay on 127.0.0.0/8 (docs/reliability.md, Security)."""
     socket.socket.connect = _guarded_connect
     socket.socket.connect_ex = _guarded_connect_ex
     socket.getaddrinfo = _guarded_getaddrinfo

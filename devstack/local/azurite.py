@@ -35,7 +35,7 @@ def azurite_command() -> list[str]:
     found = shutil.which("azurite")
     if found:
         return [found]
-    raise RuntimeError("Azurite is not installed: run `npm ci` in the project folder (see README)")
+    raise RuntimeError("Azurite is not installed: run `npm ci` in the project folder (see docs/local-development.md)")
 
 
 class Azurite:

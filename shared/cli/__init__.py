@@ -91,7 +91,7 @@ def _sync(args) -> int:
             counts = ", ".join(f"{k} {v}" for k, v in r.counts.as_dict().items())
             print(f"{r.account_id}: {r.mode} {r.outcome} ({counts}; {r.api_calls} API calls, "
                   f"{r.throttled_calls} throttled){' - ' + r.error if r.error else ''}")
-    # Isolated customer failures are reported, not fatal (docs/runs.md); a run that failed is.
+    # Isolated customer failures are reported, not fatal (docs/execution-model.md); a run that failed is.
     return 0 if all(r.outcome in ("succeeded", "succeeded_with_failures", "checkpointed") for r in results) else 1
 
 

@@ -1,4 +1,4 @@
-"""Contact mapping: a Partner Center billing profile becomes the organization's Primary Contact (F3).
+"""Contact mapping: a Partner Center billing profile becomes the organization's Primary Contact (docs/storage.md).
 
 Pure functions, no I/O. The billing profile is the customer's *Billing Contact* in Partner Center;
 on the Platform it is the organization's *Primary Contact*, and the organization's *Billing
@@ -15,7 +15,7 @@ from typing import Mapping
 
 SOURCE = "MicrosoftPartnerCenter"
 
-# The validation contract's spelling of the contact fields (SPEC §5), in contract order.
+# The validation contract's spelling of the contact fields (docs/validation.md), in contract order.
 CONTACT_FIELDS = (
     "firstName",
     "lastName",
@@ -49,7 +49,7 @@ _CONTACT_COLUMNS = {
     "country": ("country", "Country"),
 }
 
-# Every property the sync maps into an Organizations row, in contract order (SPEC §5). Status,
+# Every property the sync maps into an Organizations row, in contract order (docs/storage.md). Status,
 # FirstSyncedAt and LastChangedAt belong to the store: they are not content.
 CONTENT_FIELDS = (
     ("CompanyName", "Domain", "RelationshipToPartner", "IndirectResellerId", "Source")

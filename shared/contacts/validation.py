@@ -1,4 +1,4 @@
-"""Contact-edit validation (F4, SPEC §5 contract): may the Platform save this contact edit?
+"""Contact-edit validation (the contract in docs/validation.md): may the Platform save this contact edit?
 
 Pure policy, no I/O. The Platform sends the edit it is about to save; the decision compares it
 with the stored organization(s):

@@ -1,4 +1,4 @@
-"""The contact-edit validation webhook the Platform calls before it saves a contact (F4, SPEC §5)."""
+"""The contact-edit validation webhook the Platform calls before it saves a contact (docs/validation.md)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def check_contact_edit(edit: ContactEdit, organizations: OrganizationStore, acco
     """The decision for ``edit``: one point read per account, then the pure policy.
 
     Without an ``accountId`` every account that stores an organization for the customer counts
-    (SPEC §5, "any account"), configured or not: the tenant index names them, so a customer
+    (docs/validation.md, "any account"), configured or not: the tenant index names them, so a customer
     synced by an account removed from the settings is still refused, never waved through.
     """
     if not edit.account_id:

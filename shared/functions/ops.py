@@ -1,4 +1,4 @@
-"""Operators' HTTP routes (docs/operations.md), all under ``/api/ops``.
+"""Operators' HTTP routes (docs/http-api.md), all under ``/api/ops``.
 
 Each trigger reads its route and query, hands off to :mod:`shared.operations.actions`, and answers
 JSON; refusals become problem+json (404 unknown, 409 conflict, 429 cooling down, 502/503 when
@@ -141,7 +141,7 @@ def sync_customer(req: func.HttpRequest) -> func.HttpResponse:
 @answers_with_problems
 @_refusals
 def exclude_organization(req: func.HttpRequest) -> func.HttpResponse:
-    """Take an organization out of sync: kept as it is, never overwritten (docs/operations.md)."""
+    """Take an organization out of sync: kept as it is, never overwritten (docs/http-api.md)."""
     wired, account_id = _account(req)
     tenant_id = tenant_key(req.route_params.get("customerTenantId"))
     stored, changed = operations.exclude_organization(wired.stores, account_id, tenant_id, by=_operator(req))

@@ -1,4 +1,4 @@
-"""What operators do every day (F11-F13): sync now, sync one customer, exclude and include a
+"""What operators do every day (docs/http-api.md): sync now, sync one customer, exclude and include a
 customer, approve or reject a held mass ending.
 
 Plain code with its stores and syncs handed in; the HTTP triggers only parse and answer. Refusals
@@ -143,7 +143,7 @@ def sync_customer(sync: AccountSync, tenant_id: str) -> tuple[RunResult, dict]:
 
 
 def exclude_organization(stores: SyncStores, account_id: str, tenant_id: str, *, by: str = "") -> tuple[dict, bool]:
-    """Take an organization out of sync (F12): it is kept as it is and never overwritten.
+    """Take an organization out of sync (docs/http-api.md): it is kept as it is and never overwritten.
 
     Returns the organization and whether anything changed (excluding twice changes nothing).
     """

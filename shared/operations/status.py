@@ -1,4 +1,4 @@
-"""Per-account sync status for operators (docs/operations.md)."""
+"""Per-account sync status for operators (docs/http-api.md)."""
 
 from __future__ import annotations
 

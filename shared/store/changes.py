@@ -1,4 +1,4 @@
-"""The change log (F10): which fields of which organization changed, old and new, in which run.
+"""The change log (docs/storage.md): which fields of which organization changed, old and new, in which run.
 
 PartitionKey = ``{account}|{run id}`` so one run's entries go in transactions of 100;
 RowKey = customer tenant id, so an organization has one entry per run (re-recording it in the

@@ -28,7 +28,7 @@ from azure.storage.queue import QueueClient
 from shared.settings import SettingsError
 
 SYNC_STORAGE = "SYNC_STORAGE"
-# The sync's connection string keeps its historical setting name (SPEC §4).
+# The sync's connection string keeps its historical setting name (docs/settings.md).
 SYNC_STORAGE_CONNECTION = "SYNC_STORAGE_CONNECTION"
 HOST_STORAGE = "AzureWebJobsStorage"
 MANAGED_IDENTITY = "managedidentity"

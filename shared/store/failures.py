@@ -1,4 +1,4 @@
-"""Customers whose sync keeps failing (CustomerFailures table, F9).
+"""Customers whose sync keeps failing (CustomerFailures table, docs/execution-model.md).
 
 PartitionKey = account id, RowKey = customer tenant id. A row exists only while the customer is
 failing: success clears it. After ``quarantine_after`` failures in a row the customer is

@@ -1,4 +1,4 @@
-"""Held mass endings (HeldChanges table): the deletion guard's queue for an operator (F8).
+"""Held mass endings (HeldChanges table): the deletion guard's queue for an operator (docs/glossary.md).
 
 When one run would end more than the threshold of an account's active organizations, nothing is
 ended; the run holds the endings here. Header row: PartitionKey = account id, RowKey = held id

@@ -1,4 +1,4 @@
-"""The Organizations table (SPEC §5, a contract the Platform reads): snapshot, read, batched writes.
+"""The Organizations table (docs/storage.md, a contract the Platform reads): snapshot, read, batched writes.
 
 PartitionKey = account id, RowKey = customer tenant id (lower-case GUID). The sync writes the
 content properties from :func:`shared.contacts.organization_fields` plus ``Status``,
@@ -36,7 +36,7 @@ _STATUS_AFTER = {
     EXCLUDE: STATUS_EXCLUDED,
     INCLUDE: STATUS_ACTIVE,
 }
-# Writes that carry sync content or end a relationship: never applied over an exclusion (F12).
+# Writes that carry sync content or end a relationship: never applied over an exclusion.
 _SYNC_KINDS = (CREATE, UPDATE, END)
 _CONTENT = frozenset(CONTENT_FIELDS)
 _SNAPSHOT_COLUMNS = ["RowKey", "Status", "LastChangedAt", *CONTENT_FIELDS]
@@ -92,7 +92,7 @@ class WriteStats:
 
 def skipped_over_exclusion(write: OrganizationWrite) -> bool:
     """Whether :meth:`OrganizationStore.apply` leaves this write out: sync content or an ending,
-    decided on a row known to be excluded (F12)."""
+    decided on a row known to be excluded."""
     return write.kind in _SYNC_KINDS and write.previous is not None and write.previous.status == STATUS_EXCLUDED
 
 

@@ -1,4 +1,4 @@
-"""The run log (F10): one row per run with mode, times, outcome, counts and API calls.
+"""The run log (docs/storage.md): one row per run with mode, times, outcome, counts and API calls.
 
 PartitionKey = account id; RowKey = run id, an inverted timestamp plus a short random part, so a
 partition query returns the newest runs first.

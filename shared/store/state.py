@@ -148,7 +148,7 @@ class SyncState:
         except ResourceModifiedError as exc:
             raise ConcurrencyConflict(f"the checkpoint of account {account_id!r} was changed by another run") from exc
 
-    # Leases: two runs of one kind never overlap for an account (F14).
+    # Leases: two runs of one kind never overlap for an account (docs/execution-model.md).
 
     def acquire(self, account_id: str, owner: str, seconds: float, name: str = RUN_LEASE) -> Lease | None:
         """Take the account's lease ``name`` for ``seconds``, or ``None`` while someone else holds it.
@@ -210,7 +210,7 @@ class SyncState:
         return Lease(entity["PartitionKey"], entity["Owner"], entity["LeaseId"], expires, entity.metadata["etag"],
                      name)
 
-    # Manual "sync now" requests, for the cool-down (F11).
+    # Manual "sync now" requests, for the cool-down (docs/http-api.md).
 
     def last_manual_request(self, account_id: str) -> datetime | None:
         """When "sync now" was last accepted for the account, or ``None``."""

@@ -1,7 +1,7 @@
 """Which customers a full reconciliation walk has seen (ReconciliationWalk table).
 
-A customer missing from a *complete* walk has ended its relationship (F8). A walk can span
-several invocations (F2), so the seen set is stored: PartitionKey = ``{account}|{walk id}``,
+A customer missing from a *complete* walk has ended its relationship (docs/glossary.md). A walk can span
+several invocations (docs/execution-model.md), so the seen set is stored: PartitionKey = ``{account}|{walk id}``,
 RowKey = zero-padded page number, one row per page of the customer list.
 """
 

@@ -29,7 +29,7 @@ API_CALLS = "pcsync.api_calls"
 THROTTLED_CALLS = "pcsync.throttled_calls"
 HTTP_STATUS = "pcsync.http_status"
 TENANT_INDEX_ROWS = "pcsync.tenant_index.rows"
-# One attribute per run count (F10): pcsync.count.created, pcsync.count.updated, ...
+# One attribute per run count (the run log, docs/storage.md): pcsync.count.created, pcsync.count.updated, ...
 COUNT_PREFIX = "pcsync.count."
 COUNT_NAMES = ("created", "updated", "unchanged", "ended", "failed", "held", "excluded_skipped")
 COUNT_ATTRIBUTES = {name: COUNT_PREFIX + name for name in COUNT_NAMES}

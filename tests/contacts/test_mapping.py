@@ -1,4 +1,4 @@
-"""Contact mapping (F3): billing profile -> Primary Contact -> Organizations row content."""
+"""Contact mapping (docs/storage.md): billing profile -> Primary Contact -> Organizations row content."""
 
 from __future__ import annotations
 

@@ -68,11 +68,12 @@ def test_the_code_reads_only_listed_settings():
     assert read and not unlisted, f"read by the code but missing from shared/setting_names.py: {unlisted}"
 
 
-def test_every_listed_setting_is_in_the_example_and_the_readme():
+def test_every_listed_setting_is_in_the_example_and_the_settings_page():
     example = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
-    readme = (ROOT / "README.md").read_text()
+    settings_page = (ROOT / "docs" / "settings.md").read_text()
     assert not setting_names.APP_SETTINGS - set(example), "local.settings.example.json lacks some"
-    assert not {name for name in setting_names.APP_SETTINGS if f"`{name}`" not in readme}, "README lacks some"
+    assert not {name for name in setting_names.APP_SETTINGS if f"`{name}`" not in settings_page}, \
+        "docs/settings.md lacks some"
 
 
 def role_assignments() -> list[dict]:

@@ -1,4 +1,4 @@
-"""Contact-edit validation fails closed (SPEC §5 "any account"): without an accountId, an
+"""Contact-edit validation fails closed (docs/validation.md, "any account"): without an accountId, an
 organization stored under any account's partition counts, configured or not."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""POST /api/contacts/validate (SPEC §5 contract), through the registered function, against Azurite."""
+"""POST /api/contacts/validate (contract: docs/validation.md), through the registered function, against Azurite."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The identity-based storage settings are listed in local.settings.example.json and the README."""
+"""The identity-based storage settings are listed in local.settings.example.json and docs/settings.md."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def test_the_example_lists_the_identity_settings_empty_so_the_connection_strings
     assert not sync_storage(Settings.from_env(values).environ).identity_based
 
 
-def test_the_readme_documents_the_identity_settings_and_links_the_storage_page():
-    readme = (ROOT / "README.md").read_text()
-    assert not {name for name in identity_settings() if f"`{name}`" not in readme}
-    assert "(docs/storage.md)" in readme and (ROOT / "docs" / "storage.md").exists()
+def test_the_settings_page_documents_the_identity_settings_and_links_the_storage_page():
+    settings_page = (ROOT / "docs" / "settings.md").read_text()
+    assert not {name for name in identity_settings() if f"`{name}`" not in settings_page}
+    assert "(storage.md)" in settings_page and (ROOT / "docs" / "storage.md").exists()
+    assert "(docs/settings.md)" in (ROOT / "README.md").read_text()

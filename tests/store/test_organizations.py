@@ -1,4 +1,4 @@
-"""The Organizations table (SPEC §5 contract) against real Azurite."""
+"""The Organizations table (the contract in docs/storage.md) against real Azurite."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run log and change log (F10)."""
+"""Run log and change log (docs/storage.md)."""
 
 from __future__ import annotations
 

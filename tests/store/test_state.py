@@ -1,4 +1,4 @@
-"""Per-account sync state: watermark, checkpoint (ETag-guarded), lease (F14), manual requests."""
+"""Per-account sync state: watermark, checkpoint (ETag-guarded), lease (docs/glossary.md), manual requests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reconciliation walk seen-set, failure ledger and quarantine (F9), held mass endings (F8)."""
+"""Reconciliation walk seen-set, failure ledger and quarantine, held mass endings (docs/glossary.md)."""
 
 from __future__ import annotations
 

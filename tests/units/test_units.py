@@ -72,12 +72,12 @@ def settings_read_by_the_units() -> set[str]:
     return set(re.findall(r'environ\.get\("([A-Za-z][A-Za-z_]+)"', source))
 
 
-def test_the_units_settings_are_listed_in_the_example_and_documented_in_the_readme():
+def test_the_units_settings_are_listed_in_the_example_and_documented_in_the_settings_page():
     # The queue's connection is read through the storage factory, by the trigger's connection name.
     names = settings_read_by_the_units() | {UNIT_QUEUE_CONNECTION}
     assert "SYNC_DISPATCH" in names
     values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
     assert not names - set(values), f"local.settings.example.json lacks {sorted(names - set(values))}"
-    readme = (ROOT / "README.md").read_text()
-    missing = {name for name in names if f"`{name}`" not in readme}
-    assert not missing, f"README lacks {sorted(missing)}"
+    settings_page = (ROOT / "docs" / "settings.md").read_text()
+    missing = {name for name in names if f"`{name}`" not in settings_page}
+    assert not missing, f"docs/settings.md lacks {sorted(missing)}"
