@@ -10,7 +10,7 @@ Prints the throttled calls (want 0), the most requests the simulator admitted in
 against the limit, storage operations per Partner Center call, and the p50/p95 wait of an
 on-demand sync's calls for the budget while the reconciliation saturates it.
 
-    python -m bench.budget worker ...   # one worker; started by the above, and by tests/budget
+    python -m bench.budget worker ...   # one worker; started by the above, and by tests/partner_center/budget
 """
 
 from __future__ import annotations
@@ -181,13 +181,14 @@ def worker(argv: list[str]) -> int:
     from shared.partner_center.errors import DeadlineExceeded, PartnerCenterError
     from shared.settings import Settings
     from shared.store import TableNames, Tables
-    from shared.store.request_budget import shared_request_budget
+    from shared.sync.service import budget_config, request_budgets
 
     settings = Settings.from_env()
     account = settings.accounts[0]
     names = TableNames().with_prefix(args.table_prefix) if args.table_prefix else TableNames()
     tables = Tables(settings.require_storage(), names)
-    lane = shared_request_budget(tables, args.account, settings, lane=args.lane)
+    lane = request_budgets.lane(tables.client(names.request_budget), args.account, budget_config(settings),
+                                lane=args.lane)
     timed = _TimedLane(lane)
     tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id,
                                 account.client_secret(settings.environ))

@@ -9,7 +9,7 @@ from .auth import (
     app_token_provider,
     forget_token_providers,
 )
-from .budget import RequestBudget
+from .budget import LocalRequestBudget, RequestBudget
 from .client import PartnerCenterClient, RequestStats, RetryPolicy
 from .clouds import CHINA, CLOUDS, PUBLIC, Cloud, cloud_named
 from .errors import (
@@ -43,7 +43,7 @@ from .models import (
 
 __all__ = [
     "AppTokenProvider", "RefreshTokenExpired", "RefreshTokenVault", "TokenProvider", "UserTokenProvider", "app_token_provider", "forget_token_providers",
-    "RequestBudget", "PartnerCenterClient", "RequestStats", "RetryPolicy",
+    "LocalRequestBudget", "RequestBudget", "PartnerCenterClient", "RequestStats", "RetryPolicy",
     "CHINA", "CLOUDS", "PUBLIC", "Cloud", "cloud_named",
     "AuthenticationError", "BadRequestError", "ContinuationExpiredError", "CustomerNotFoundError",
     "DeadlineExceeded", "ForbiddenError", "IncompleteListError", "MalformedResponseError", "MfaRequiredError",

@@ -10,9 +10,9 @@ from datetime import timedelta
 from shared import telemetry
 from shared.host_config import check_time_budget
 from shared.partner_center import AuthenticationError, PartnerCenterClient, UserTokenProvider, app_token_provider
+from shared.partner_center.budget import BudgetConfig, RequestBudgets
 from shared.settings import Account, Settings, get_settings
 from shared.store.refresh_tokens import RefreshTokenStore
-from shared.store.request_budget import shared_request_budget
 from shared.store.runs import RunOutcome
 from shared.webhooks.processing import process_pending_events
 
@@ -27,6 +27,13 @@ BACKGROUND, INTERACTIVE = "background", "interactive"
 
 _stores: dict = {}
 _lock = threading.Lock()
+request_budgets = RequestBudgets()  # this worker's shared budgets, one per account
+
+
+def budget_config(settings: Settings) -> BudgetConfig:
+    """The figures of every account's shared request budget."""
+    return BudgetConfig(settings.max_requests_per_minute, settings.interactive_reserve_percent,
+                        settings.budget_fallback_instances)
 
 
 def stores_for(settings: Settings) -> SyncStores:
@@ -88,7 +95,8 @@ def client_for(account: Account, settings: Settings, stores: SyncStores, lane: s
     return PartnerCenterClient(
         settings.api_url,
         tokens,
-        shared_request_budget(stores.tables, account.id, settings, lane=lane),
+        request_budgets.lane(stores.tables.client(stores.tables.names.request_budget), account.id,
+                             budget_config(settings), lane=lane),
         pool_size=max(4, settings.concurrency * 2),
     )
 

@@ -68,8 +68,7 @@ def registration_for(account_id: str, settings: Settings | None = None) -> Webho
     """The registration client of a configured account: its app-only credentials, and the
     account's request budget shared by every instance (the interactive lane: an operator waits)."""
     # Imported here: the sync service imports the webhook package.
-    from shared.store.request_budget import shared_request_budget
-    from shared.sync.service import INTERACTIVE, stores_for
+    from shared.sync.service import INTERACTIVE, budget_config, request_budgets, stores_for
 
     settings = settings or get_settings()
     account = settings.account(account_id)
@@ -78,7 +77,9 @@ def registration_for(account_id: str, settings: Settings | None = None) -> Webho
         raise AuthenticationError(f"account {account.id}: the setting {account.client_secret_setting} is empty")
     tokens = app_token_provider(settings.authority_url, account.tenant_id, account.client_id, secret,
                                 cloud=settings.cloud)
-    budget = shared_request_budget(stores_for(settings).tables, account.id, settings, lane=INTERACTIVE)
+    tables = stores_for(settings).tables
+    budget = request_budgets.lane(tables.client(tables.names.request_budget), account.id, budget_config(settings),
+                                  lane=INTERACTIVE)
     return WebhookRegistration(PartnerCenterClient(settings.api_url, tokens, budget, pool_size=2))
 
 
