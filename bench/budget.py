@@ -10,7 +10,7 @@ Prints the throttled calls (want 0), the most requests the simulator admitted in
 against the limit, storage operations per Partner Center call, and the p50/p95 wait of an
 on-demand sync's calls for the budget while the reconciliation saturates it.
 
-    python -m bench.budget worker ...   # one worker; started by the above, and by tests/budget
+    python -m bench.budget worker ...   # one worker; started by the above, and by tests/partner_center/budget
 """
 
 from __future__ import annotations
@@ -179,15 +179,16 @@ def worker(argv: list[str]) -> int:
 
     from shared.partner_center import AppTokenProvider, PartnerCenterClient
     from shared.partner_center.errors import DeadlineExceeded, PartnerCenterError
+    from shared.app import App
     from shared.settings import Settings
     from shared.store import TableNames, Tables
-    from shared.store.request_budget import shared_request_budget
 
     settings = Settings.from_env()
     account = settings.accounts[0]
     names = TableNames().with_prefix(args.table_prefix) if args.table_prefix else TableNames()
-    tables = Tables(settings.environ, names)
-    lane = shared_request_budget(tables, args.account, settings, lane=args.lane)
+    wired = App(settings)
+    tables = Tables(wired.storage, names)
+    lane = wired.budgets.lane(tables.client(names.request_budget), args.account, wired.budget_config, lane=args.lane)
     timed = _TimedLane(lane)
     tokens = AppTokenProvider(settings.authority_url, account.tenant_id, account.client_id,
                                 client_secret=account.client_secret(settings.environ), cloud=settings.cloud)

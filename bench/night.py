@@ -44,9 +44,9 @@ import requests
 from shared.app import App, INTERACTIVE
 from bench.__main__ import _Simulator
 from devstack.local.azurite import Azurite
+from shared.partner_center.budget.ledger import WINDOW_SECONDS
 from shared.settings import Settings
 from shared.keys import account_range
-from shared.store.request_budget import WINDOW_SECONDS, shared_request_budget
 from shared.store.runs import RunOutcome
 from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
 
@@ -285,7 +285,8 @@ class _Night:
         calls_needed = self.args.customers / 500 + self.args.customers
         bound = calls_needed / (REAL_BUDGET_PER_MINUTE * k / 60)
         # The background lane's pace: its ceiling (the budget less the interactive reserve) per window.
-        ceiling = shared_request_budget(self.stores.tables, ACCOUNT, self.settings).budget.ceiling("background")
+        lane = self.app.budget(ACCOUNT)
+        ceiling = lane.budget.ceiling("background")
         paced = calls_needed / (ceiling / WINDOW_SECONDS)
         walked = self.walk_seconds or 0
         print(f"night: walk {'completed' if self.walk_seconds else 'DID NOT complete'} in {self.walk_units} units, "

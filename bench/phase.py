@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 
 from shared.contacts.mapping import CustomerRecord, organization_fields, primary_contact_from_billing_profile
-from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget
+from shared.partner_center import AppTokenProvider, LocalRequestBudget, PartnerCenterClient
 from shared.settings import Settings
 from shared.sync.engine import AccountSync, SyncOptions
 from shared.sync.stores import SyncStores
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     account = settings.accounts[0]
     tokens = AppTokenProvider(settings.authority_url, account.tenant_id, account.client_id,
                                 client_secret=account.client_secret(settings.environ), cloud=settings.cloud)
-    client = PartnerCenterClient(settings.api_url, tokens, RequestBudget(args.budget),
+    client = PartnerCenterClient(settings.api_url, tokens, LocalRequestBudget(args.budget),
                                  pool_size=args.concurrency * 2)
     stores = SyncStores.open(app.current().storage)
     started = time.monotonic()

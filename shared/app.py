@@ -30,10 +30,10 @@ from shared.partner_center import (
     PartnerCenterClient,
     UserTokenProvider,
 )
+from shared.partner_center.budget import BACKGROUND, INTERACTIVE, BudgetConfig, LaneBudget, RequestBudgets
 from shared.settings import Account, Settings
 from shared.store.connections import ManagedIdentities, StorageConnection, binding_storage, sync_storage
 from shared.store.refresh_tokens import RefreshTokenStore
-from shared.store.request_budget import shared_request_budget
 from shared.sync.engine import AccountSync, RunResult, SyncOptions, TimeBudget
 from shared.sync.stores import SyncStores
 from shared.webhooks.queue import EVENT_QUEUE_CONNECTION, EventQueue
@@ -41,9 +41,10 @@ from shared.webhooks.registration import WebhookRegistration
 from shared.webhooks.signature import SignatureVerifier
 from shared.webhooks.store import WebhookEventStore
 
-# Runs of a whole account draw on the background lane; a single customer someone is waiting for
-# (on-demand sync, a webhook event) on the interactive lane, which a reconciliation cannot starve.
-BACKGROUND, INTERACTIVE = "background", "interactive"
+# Runs of a whole account draw on the background lane (BACKGROUND); a single customer someone is
+# waiting for (on-demand sync, a webhook event) on the interactive lane (INTERACTIVE), which a
+# reconciliation cannot starve.
+__all__ = ["App", "BACKGROUND", "INTERACTIVE", "current", "use", "watch_current"]
 
 
 class App:
@@ -58,6 +59,7 @@ class App:
         if events is not None:
             self.__dict__["events"] = events
         self.identities = ManagedIdentities()
+        self.budgets = RequestBudgets()  # one shared budget per account, so a process's runs book together
         self._lock = threading.Lock()
         self._app_tokens: dict[tuple, AppTokenProvider] = {}
         self._user_tokens: dict[tuple, UserTokenProvider] = {}
@@ -132,7 +134,7 @@ class App:
         return PartnerCenterClient(
             settings.api_url,
             tokens,
-            shared_request_budget(self.stores.tables, account.id, settings, lane=lane),
+            self.budget(account.id, lane),
             pool_size=pool_size or max(4, settings.concurrency * 2),
         )
 
@@ -153,8 +155,18 @@ class App:
         if not secret:
             raise AuthenticationError(f"account {account.id}: the setting {account.client_secret_setting} is empty")
         tokens = self._app_tokens_of(account, secret)
-        budget = shared_request_budget(self.stores.tables, account.id, self.settings, lane=INTERACTIVE)
-        return WebhookRegistration(PartnerCenterClient(self.settings.api_url, tokens, budget, pool_size=2))
+        return WebhookRegistration(PartnerCenterClient(self.settings.api_url, tokens,
+                                                       self.budget(account.id, INTERACTIVE), pool_size=2))
+
+    def budget(self, account_id: str, lane: str = BACKGROUND) -> LaneBudget:
+        """The account's request budget, shared by every instance, as one lane."""
+        tables = self.stores.tables
+        return self.budgets.lane(tables.client(tables.names.request_budget), account_id, self.budget_config, lane=lane)
+
+    @cached_property
+    def budget_config(self) -> BudgetConfig:
+        s = self.settings
+        return BudgetConfig(s.max_requests_per_minute, s.interactive_reserve_percent, s.budget_fallback_instances)
 
     @cached_property
     def sync_options(self) -> SyncOptions:

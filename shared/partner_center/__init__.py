@@ -7,7 +7,7 @@ from .auth import (
     TokenProvider,
     UserTokenProvider,
 )
-from .budget import RequestBudget
+from .budget import LocalRequestBudget, RequestBudget
 from .client import PartnerCenterClient, RequestStats, RetryPolicy
 from .clouds import CHINA, CLOUDS, PUBLIC, Cloud, cloud_named
 from .errors import (
@@ -41,7 +41,7 @@ from .models import (
 
 __all__ = [
     "AppTokenProvider", "RefreshTokenExpired", "RefreshTokenVault", "TokenProvider", "UserTokenProvider",
-    "RequestBudget", "PartnerCenterClient", "RequestStats", "RetryPolicy",
+    "LocalRequestBudget", "RequestBudget", "PartnerCenterClient", "RequestStats", "RetryPolicy",
     "CHINA", "CLOUDS", "PUBLIC", "Cloud", "cloud_named",
     "AuthenticationError", "BadRequestError", "ContinuationExpiredError", "CustomerNotFoundError",
     "DeadlineExceeded", "ForbiddenError", "IncompleteListError", "MalformedResponseError", "MfaRequiredError",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget, RetryPolicy
+from shared.partner_center import AppTokenProvider, LocalRequestBudget, PartnerCenterClient, RetryPolicy
 
 
 @pytest.fixture
@@ -20,6 +20,7 @@ def make_client(trust_simulator):
         tokens = AppTokenProvider(sim.url, sim.partner_tenant_id, sim.client_id,
                                   client_secret=secret or sim.client_secret)
         fast = RetryPolicy(backoff_initial=0.01, backoff_max=0.05, retry_after_cap=5.0)
-        return PartnerCenterClient(sim.url, tokens, RequestBudget(per_minute), policy=policy or fast, deadline=deadline)
+        return PartnerCenterClient(sim.url, tokens, LocalRequestBudget(per_minute), policy=policy or fast,
+                                   deadline=deadline)
 
     return make

@@ -29,10 +29,10 @@ def big_simulator(tmp_path_factory, monkeypatch):
 
 
 def _client(sim, **kwargs):
-    from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget, RetryPolicy
+    from shared.partner_center import AppTokenProvider, LocalRequestBudget, PartnerCenterClient, RetryPolicy
 
     tokens = AppTokenProvider(sim.url, sim.partner_tenant_id, sim.client_id, client_secret=sim.client_secret)
-    return PartnerCenterClient(sim.url, tokens, RequestBudget(kwargs.pop("per_minute", 10_000)),
+    return PartnerCenterClient(sim.url, tokens, LocalRequestBudget(kwargs.pop("per_minute", 10_000)),
                                policy=RetryPolicy(backoff_initial=0.01, backoff_max=0.05), **kwargs)
 
 

@@ -16,9 +16,9 @@ from shared.partner_center import (
     Cloud,
     ContinuationExpiredError,
     IncompleteListError,
+    LocalRequestBudget,
     MfaRequiredError,
     PartnerCenterClient,
-    RequestBudget,
     RetryPolicy,
     UserTokenProvider,
     WrongTokenAudienceError,
@@ -49,7 +49,7 @@ def _client(sim, tokens=None, *, sleeps=None, cloud=PUBLIC):
     tokens = tokens or AppTokenProvider(sim.url, sim.partner_tenant_id, sim.client_id,
                                         client_secret=sim.client_secret, cloud=cloud)
     sleep = sleeps.append if sleeps is not None else time.sleep
-    return PartnerCenterClient(sim.url, tokens, RequestBudget(10_000), policy=FAST, sleep=sleep)
+    return PartnerCenterClient(sim.url, tokens, LocalRequestBudget(10_000), policy=FAST, sleep=sleep)
 
 
 def _user_client(sim, partner):

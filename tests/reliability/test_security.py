@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from shared.partner_center import AppTokenProvider, AuthenticationError, PartnerCenterClient, RequestBudget
+from shared.partner_center import AppTokenProvider, AuthenticationError, LocalRequestBudget, PartnerCenterClient
 from shared.store import InvalidKey, OrganizationWrite, UPDATE
 from shared.keys import utc_now
 from shared.sync.engine import AccountSync, SyncOptions
@@ -41,7 +41,7 @@ def test_secrets_and_tokens_never_reach_logs_or_tables(make_sync, stores, pc, ca
     with pytest.raises(AuthenticationError) as refused:
         AppTokenProvider(pc.url, pc.partner_tenant_id, pc.client_id, client_secret=wrong).token()
     bad_client = PartnerCenterClient(pc.url, AppTokenProvider(pc.url, pc.partner_tenant_id, pc.client_id,
-                                                              client_secret=wrong), RequestBudget(100))
+                                                              client_secret=wrong), LocalRequestBudget(100))
     failed = AccountSync(ACCOUNT, bad_client, stores, SyncOptions()).full()
     assert failed.outcome == "failed"
     evidence = "\n".join([caplog.text, everything_stored(stores), str(refused.value), failed.error])

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget, RetryPolicy
+from shared.partner_center import AppTokenProvider, LocalRequestBudget, PartnerCenterClient, RetryPolicy
 from shared.store import TableNames
 from shared.sync.engine import AccountSync, SyncOptions
 from shared.sync.stores import SyncStores
@@ -38,7 +38,7 @@ def make_sync(pc, stores):
                                  "full_lease_wait_seconds": 0,
                                  "clock_skew": timedelta(0), **overrides})
         tokens = AppTokenProvider(pc.url, pc.partner_tenant_id, pc.client_id, client_secret=pc.client_secret)
-        client = PartnerCenterClient(pc.url, tokens, RequestBudget(100_000),
+        client = PartnerCenterClient(pc.url, tokens, LocalRequestBudget(100_000),
                                      policy=RetryPolicy(backoff_initial=0.01, backoff_max=0.05))
         return AccountSync(ACCOUNT, client, stores, options, after_page=after_page)
 

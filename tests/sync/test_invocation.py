@@ -14,7 +14,7 @@ from shared.app import App
 from devstack.local.host import fire_timer
 
 from shared.host_config import check_time_budget, function_timeout_seconds
-from shared.partner_center import RequestBudget
+from shared.partner_center import LocalRequestBudget
 from shared.settings import Settings, SettingsError
 from shared.store import TableNames
 from shared.store.state import WALK_LEASE
@@ -150,13 +150,13 @@ def test_a_run_that_lost_its_lease_stops_before_its_next_write(make_sync, stores
 def test_a_walk_whose_request_budget_runs_out_before_its_time_checkpoints_instead_of_failing(make_sync, stores, pc):
     sync = make_sync()
     # 25 calls a minute: the third page's profiles would wait a minute, past the 15 s it was given.
-    sync.client.budget = RequestBudget(25)
+    sync.client.budget = LocalRequestBudget(25)
     first = sync.full(TimeBudget.starting_now(15))
     assert first.outcome == "checkpointed", first.error
     assert 10 <= len(stores.organizations.statuses(ACCOUNT)) < len(pc.customers())
     assert stores.state.get_checkpoint(ACCOUNT) is not None
     # The next invocation, with room in the budget, goes on from the checkpoint and finishes.
-    sync.client.budget = RequestBudget(100_000)
+    sync.client.budget = LocalRequestBudget(100_000)
     assert sync.full().outcome == "succeeded"
     assert len(stores.organizations.statuses(ACCOUNT)) == len(pc.customers())
 

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from shared import app
-from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget, RetryPolicy, ThrottledError
+from shared.partner_center import AppTokenProvider, PartnerCenterClient, LocalRequestBudget, RetryPolicy, ThrottledError
 from shared.cli.webhook import add_arguments, run
 from shared.webhooks.events import REGISTERED_EVENTS
 from shared.webhooks.registration import WebhookRegistration
@@ -20,12 +20,12 @@ def webhook(*argv: str) -> int:
     return run(parser.parse_args(list(argv)))
 
 
-def new_partner_registration(sim, budget: RequestBudget | None = None, **policy) -> WebhookRegistration:
+def new_partner_registration(sim, budget: LocalRequestBudget | None = None, **policy) -> WebhookRegistration:
     """The registration client of a fresh simulated partner, which has no registration yet."""
     partner = sim.add_partner()
     tokens = AppTokenProvider(sim.url, partner.tenant_id, partner.client_id, client_secret=partner.client_secret)
     fast = RetryPolicy(backoff_initial=0.01, backoff_max=0.05, **policy)
-    return WebhookRegistration(PartnerCenterClient(sim.url, tokens, budget or RequestBudget(1_000), policy=fast))
+    return WebhookRegistration(PartnerCenterClient(sim.url, tokens, budget or LocalRequestBudget(1_000), policy=fast))
 
 
 def test_register_creates_a_registration_where_there_is_none(receiver):
@@ -69,7 +69,7 @@ def test_the_available_events_include_both_relationship_events(receiver):
 
 def test_registration_calls_share_the_clients_budget_retries_and_typed_errors(receiver):
     sim = receiver.sim
-    budget = RequestBudget(1_000)
+    budget = LocalRequestBudget(1_000)
     registration = new_partner_registration(sim, budget, throttled_attempts=2)
     partner = registration.client.tokens.tenant_id
     sim.inject("webhook_registration", "status", status=503, partner_tenant_id=partner)
@@ -92,10 +92,9 @@ def test_a_registration_can_be_deleted(receiver):
 
 def test_the_registration_of_a_configured_account_uses_the_accounts_shared_budget(receiver):
     from shared.app import INTERACTIVE
-    from shared.store.request_budget import shared_request_budget
 
     settings = app.current().settings
     registration = app.current().registration(receiver.account_id)
     # The one budget every instance of the account shares, on the lane an operator waiting is on.
-    shared = shared_request_budget(app.current().stores.tables, receiver.account_id, settings, lane=INTERACTIVE)
+    shared = app.current().budget(receiver.account_id, INTERACTIVE)
     assert registration.client.budget.budget is shared.budget and registration.client.budget.name == INTERACTIVE

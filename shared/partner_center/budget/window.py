@@ -1,4 +1,9 @@
-"""The per-account request budget shared by every thread of a run."""
+"""A sliding-window log of call starts: the in-process budget of one run, and the shared budget's
+bounded stand-in while storage is unavailable.
+
+A log rather than a token bucket: a bucket of capacity C refilled at R per minute admits C + R in
+some minute, which is exactly what the API would throttle.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,44 @@ import time
 from collections import deque
 from typing import Callable
 
-from .errors import DeadlineExceeded
+from ..errors import DeadlineExceeded
 
 # Partner Center counts requests on arrival; a little slack on our side keeps jitter between
 # our send time and its arrival time from pushing a window over the limit.
 WINDOW_SECONDS = 61.0
 
 
-class RequestBudget:
-    """At most ``per_minute`` request starts in any sliding minute, for all threads together.
+class SlidingWindow:
+    """The starts of the last ``window`` seconds; not thread-safe (its owner holds a lock)."""
 
-    A sliding-window log rather than a token bucket: a bucket of capacity C refilled at R per
-    minute admits C + R in some minute, which is exactly what the API would throttle. A 429 that
-    gets through anyway pauses every thread for its ``Retry-After`` (adaptive back-off).
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._starts: deque[float] = deque()
+
+    def __len__(self) -> int:
+        """The starts recorded in the last window (as of the latest call)."""
+        return len(self._starts)
+
+    def next_free(self, now: float, limit: int) -> float:
+        """The moment from which one more start keeps every window at most ``limit``: ``now`` if it does already."""
+        self._forget(now)
+        if len(self._starts) < limit:
+            return now
+        return self._starts[len(self._starts) - limit] + self.window
+
+    def record(self, now: float) -> None:
+        self._starts.append(now)
+        self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        while self._starts and self._starts[0] <= now - self.window:
+            self._starts.popleft()
+
+
+class LocalRequestBudget:
+    """At most ``per_minute`` request starts in any sliding minute, for all threads of one process.
+
+    A 429 that gets through anyway pauses every thread for its ``Retry-After`` (adaptive back-off).
     """
 
     def __init__(
@@ -36,7 +66,7 @@ class RequestBudget:
         self.window = window
         self._clock = clock
         self._sleep = sleep
-        self._starts: deque[float] = deque()
+        self._starts = SlidingWindow(window)
         self._paused_until = 0.0
         self._lock = threading.Lock()
 
@@ -45,13 +75,9 @@ class RequestBudget:
         while True:
             with self._lock:
                 now = self._clock()
-                while self._starts and self._starts[0] <= now - self.window:
-                    self._starts.popleft()
-                ready_at = self._paused_until
-                if len(self._starts) >= self.per_minute:
-                    ready_at = max(ready_at, self._starts[0] + self.window)
+                ready_at = max(self._paused_until, self._starts.next_free(now, self.per_minute))
                 if ready_at <= now:
-                    self._starts.append(now)
+                    self._starts.record(now)
                     return
             if deadline is not None and ready_at > deadline:
                 raise DeadlineExceeded(
@@ -59,7 +85,7 @@ class RequestBudget:
                 )
             self._sleep(min(ready_at - now, 1.0))
 
-    def first_in_line(self) -> "RequestBudget":
+    def first_in_line(self) -> "LocalRequestBudget":
         """The same budget: one run's window has no other runs to go before."""
         return self
 
@@ -67,4 +93,3 @@ class RequestBudget:
         """Hold every thread back for ``seconds`` (Partner Center said 429)."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
-

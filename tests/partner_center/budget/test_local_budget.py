@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shared.partner_center import DeadlineExceeded, RequestBudget
+from shared.partner_center import DeadlineExceeded, LocalRequestBudget
 
 
 class FakeClock:
@@ -24,7 +24,7 @@ class FakeClock:
 
 def test_no_sliding_minute_holds_more_than_the_budget():
     clock = FakeClock()
-    budget = RequestBudget(10, clock=clock, sleep=clock.sleep, window=60)
+    budget = LocalRequestBudget(10, clock=clock, sleep=clock.sleep, window=60)
     starts = []
     for _ in range(35):
         budget.acquire()
@@ -36,7 +36,7 @@ def test_no_sliding_minute_holds_more_than_the_budget():
 
 def test_a_429_pauses_everyone():
     clock = FakeClock()
-    budget = RequestBudget(100, clock=clock, sleep=clock.sleep)
+    budget = LocalRequestBudget(100, clock=clock, sleep=clock.sleep)
     budget.pause(7)
     budget.acquire()
     assert clock.now >= 7
@@ -44,7 +44,7 @@ def test_a_429_pauses_everyone():
 
 def test_waiting_past_the_deadline_raises():
     clock = FakeClock()
-    budget = RequestBudget(1, clock=clock, sleep=clock.sleep)
+    budget = LocalRequestBudget(1, clock=clock, sleep=clock.sleep)
     budget.acquire()
     with pytest.raises(DeadlineExceeded):
         budget.acquire(deadline=30)

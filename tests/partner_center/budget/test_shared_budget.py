@@ -11,7 +11,8 @@ import pytest
 from shared.partner_center import DeadlineExceeded
 from shared.settings import Settings, SettingsError
 from shared.store import TableNames, Tables
-from shared.store.request_budget import Ledger, ROW_KEY, forget_shared_budgets, shared_request_budget
+from shared.partner_center.budget import BudgetConfig, RequestBudgets
+from shared.partner_center.budget.table import ROW_KEY, ledger_from_row
 
 
 def take_all(lane, seconds: float = 0.5) -> list[float]:
@@ -52,7 +53,7 @@ def test_a_pause_seen_by_one_instance_holds_every_instance(make_budget, tables):
     first, second = make_budget(600), make_budget(600)
     first.lane("background").acquire()
     first.lane("background").pause(2.0)
-    row = Ledger.from_entity(tables.client(tables.names.request_budget).get_entity("acct", ROW_KEY))
+    row = ledger_from_row(tables.client(tables.names.request_budget).get_entity("acct", ROW_KEY))
     assert row.paused_until == pytest.approx(time.time() + 2.0, abs=0.5)
     started = time.time()
     second.lane("interactive").acquire()
@@ -175,7 +176,7 @@ def test_without_storage_an_instance_uses_a_bounded_share_and_returns_when_stora
         relay, relayed_connection, tables):
     names = TableNames(request_budget=tables.names.request_budget)
     with Tables(relayed_connection, names) as through_relay:
-        from shared.store.request_budget import SharedRequestBudget
+        from shared.partner_center.budget import SharedRequestBudget
 
         budget = SharedRequestBudget(through_relay.client(names.request_budget), "acct", 80,
                                      interactive_reserve_percent=0, fallback_instances=4,
@@ -193,7 +194,7 @@ def test_without_storage_an_instance_uses_a_bounded_share_and_returns_when_stora
         started = time.monotonic()
         lane.acquire(time.monotonic() + 3)
         assert time.monotonic() - started < 1.0 and not budget.using_fallback
-    row = Ledger.from_entity(tables.client(tables.names.request_budget).get_entity("acct", ROW_KEY))
+    row = ledger_from_row(tables.client(tables.names.request_budget).get_entity("acct", ROW_KEY))
     assert sum(row.released.values()) == 20, "the calls made without storage are booked once it is back"
 
 
@@ -213,16 +214,24 @@ def test_unreachable_storage_never_blocks_longer_than_its_timeouts(make_budget, 
             assert time.monotonic() - started < 3
 
 
-def test_the_factory_gives_one_budget_per_account_and_process(tables):
-    forget_shared_budgets()
-    settings = Settings.from_env({"PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE": "300"})
-    background = shared_request_budget(tables, "acct", settings)
-    interactive = shared_request_budget(tables, "acct", settings, lane="interactive")
+def test_the_owner_gives_one_budget_per_account(tables):
+    budgets, table = RequestBudgets(), tables.client(tables.names.request_budget)
+    config = BudgetConfig(per_minute=300)
+    background = budgets.lane(table, "acct", config)
+    interactive = budgets.lane(table, "acct", config, lane="interactive")
     assert background.budget is interactive.budget and background.per_minute == 300
-    assert shared_request_budget(tables, "other", settings).budget is not background.budget
+    assert budgets.lane(table, "other", config).budget is not background.budget
     with pytest.raises(ValueError, match="unknown lane"):
-        shared_request_budget(tables, "acct", settings, lane="urgent")
-    forget_shared_budgets()
+        budgets.lane(table, "acct", config, lane="urgent")
+
+
+def test_another_owner_or_other_figures_give_another_budget(tables):
+    budgets, table = RequestBudgets(), tables.client(tables.names.request_budget)
+    first = budgets.lane(table, "acct", BudgetConfig(300)).budget
+    assert RequestBudgets().lane(table, "acct", BudgetConfig(300)).budget is not first
+    changed = budgets.lane(table, "acct", BudgetConfig(300, interactive_reserve_percent=20)).budget
+    assert changed is not first and changed.reserve == 60
+    assert budgets.lane(table, "acct", BudgetConfig(300, interactive_reserve_percent=20)).budget is changed
 
 
 @pytest.mark.parametrize("name, value, problem", [

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from shared.store import TableNames, Tables
-from shared.store.request_budget import SharedRequestBudget
+from shared.partner_center.budget import SharedRequestBudget
 
 
 @pytest.fixture

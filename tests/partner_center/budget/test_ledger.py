@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.store.request_budget import Ledger, Slice, interactive_reserve
+from shared.partner_center.budget.ledger import Ledger, Slice, interactive_reserve
 
 W = 62.0
 

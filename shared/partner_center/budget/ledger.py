@@ -1,0 +1,157 @@
+"""The shared budget's booking rules as plain data and arithmetic: no storage, no clock, no threads,
+so every rule can be checked on made-up times."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+# Partner Center's sliding minute, plus 1 s for the time between our send and its arrival and
+# 1 s for clock differences between instances (each books in its own wall clock).
+WINDOW_SECONDS = 62.0
+SLICE_SECONDS = 10.0  # how long a claimed slice may be used
+SLICE_TARGET_SECONDS = 2.0  # a slice is sized to this much of the lane's recent use...
+MIN_SLICE = {"background": 30, "interactive": 5}  # ...and never smaller (storage ops per call)
+BACKGROUND, INTERACTIVE = "background", "interactive"
+LANES = (BACKGROUND, INTERACTIVE)
+PACE_BURST_SECONDS = 2.0  # a paced lane may run this far ahead of its even pace
+
+
+@dataclass
+class Slice:
+    """An open claim in the row: ``count`` calls usable from ``start`` to ``end`` (wall clock)."""
+
+    owner: str
+    lane: str
+    count: int
+    start: float
+    end: float
+
+
+@dataclass
+class Ledger:
+    """The shared row: when Partner Center paused us, calls already made, and open slices."""
+
+    paused_until: float = 0.0
+    released: dict[int, int] = field(default_factory=dict)  # second a bucket leaves the window -> calls
+    slices: list[Slice] = field(default_factory=list)
+
+    def prune(self, now: float, window: float) -> None:
+        """Forget what no longer counts in any window that ends after ``now``."""
+        self.released = {second: n for second, n in self.released.items() if second > now}
+        self.slices = [s for s in self.slices if s.end + window > now]
+
+    def settle(self, owner: str, lane: str, calls: list[float], window: float) -> None:
+        """Replace ``owner``'s open slice of ``lane`` by the calls it really made (each held one window)."""
+        self.slices = [s for s in self.slices if not (s.owner == owner and s.lane == lane)]
+        for at in calls:
+            second = math.ceil(at + window)
+            self.released[second] = self.released.get(second, 0) + 1
+
+    def held_at(self, moment: float, window: float) -> int:
+        """Calls that count in the sliding window ending at ``moment`` (booked slices counted whole)."""
+        made = sum(n for second, n in self.released.items() if second > moment)
+        return made + sum(s.count for s in self.slices if s.start <= moment < s.end + window)
+
+    def peak(self, start: float, end: float, window: float) -> int:
+        """The most calls held at any moment of [start, end)."""
+        moments = [start] + [s.start for s in self.slices if start < s.start < end]
+        return max(self.held_at(moment, window) for moment in moments)
+
+    def earliest_start(self, count: int, ceiling: int, not_before: float, window: float,
+                       duration: float) -> float | None:
+        """The first moment from ``not_before`` at which a slice of ``count`` calls used for
+        ``duration`` keeps every window under ``ceiling``; ``None`` if it never fits."""
+        if count > ceiling:
+            return None
+        frees = {float(second) for second in self.released} | {s.end + window for s in self.slices}
+        for start in sorted({not_before} | {moment for moment in frees if moment > not_before}):
+            if self.peak(start, start + duration + window, window) + count <= ceiling:
+                return start
+        return None
+
+    def room(self, start: float, ceiling: int, window: float, duration: float) -> int:
+        """How many calls a slice starting at ``start`` may have."""
+        return max(0, ceiling - self.peak(start, start + duration + window, window))
+
+    def owners(self) -> set[str]:
+        return {s.owner for s in self.slices}
+
+    def book(self, owner: str, lane: str, count: int, ceiling: int, not_before: float, window: float,
+             duration: float, latest: float | None = None) -> Slice | None:
+        """Add ``owner``'s slice of ``lane`` at the earliest moment from ``not_before`` it fits under
+        ``ceiling``: all ``count`` calls, or, if that would start after ``latest``, as many as fit at
+        the first moment one call does. ``None`` when not even one call fits by ``latest``."""
+        not_before = max(not_before, self.paused_until)  # a 429 seen by any instance: nothing before it
+        start = self.earliest_start(count, ceiling, not_before, window, duration)
+        if start is None or (latest is not None and start > latest):
+            start = self.earliest_start(1, ceiling, not_before, window, duration)
+            if start is None or (latest is not None and start > latest):
+                return None
+            count = min(count, self.room(start, ceiling, window, duration))
+        booked = Slice(owner, lane, count, start, start + duration)
+        self.slices.append(booked)
+        return booked
+
+
+def interactive_reserve(per_minute: int, percent: float) -> int:
+    """Calls per window only the interactive lane may use (the background always keeps at least one)."""
+    reserve = math.ceil(per_minute * percent / 100.0)
+    return max(0, min(reserve, per_minute - 1))
+
+
+def lane_ceiling(lane: str, per_minute: int, reserve: int) -> int:
+    """The most calls any window may hold once ``lane``'s slice is added: the interactive lane may use
+    the whole budget, the background all but the reserve."""
+    return per_minute if lane == INTERACTIVE else per_minute - reserve
+
+
+class Lane:
+    """One lane's side of the budget in one process: its open slice, its recent use, its pace."""
+
+    def __init__(self, name: str, min_slice: int) -> None:
+        self.name = name
+        self.min_slice = min_slice
+        self.count = self.remaining = 0
+        self.start = self.end = 0.0
+        self.unsettled: list[float] = []  # calls under the lane's open slice, not yet settled in the row
+        self.recent: deque[float] = deque()  # the lane's calls in the last SLICE_TARGET_SECONDS
+        self.spacing = 0.0  # seconds between two calls of a paced lane (0: not paced)
+        self.paced_at = 0.0  # when the lane's next call is due at its even pace (never moves unpaced)
+
+    def pace(self, per_window: int, window: float) -> None:
+        """Spread the lane's calls evenly: at most ``per_window`` in any window, after a short burst."""
+        self.spacing = window / per_window
+
+    def due(self) -> float:
+        """The moment from which the lane's pace lets its next call start (its burst allowance included)."""
+        return self.paced_at - PACE_BURST_SECONDS
+
+    def paced_call(self, now: float) -> None:
+        if self.spacing:
+            self.paced_at = max(self.paced_at, now) + self.spacing
+
+    def usable(self, now: float) -> bool:
+        return self.remaining > 0 and self.start <= now < self.end
+
+    def booked_ahead(self, now: float) -> bool:
+        return self.remaining > 0 and now < self.start
+
+    def slice_size(self, now: float, ceiling: int, instances: int) -> int:
+        """The next slice: about SLICE_TARGET_SECONDS of the lane's recent use, at least its minimum,
+        at most half its ceiling's share among ``instances``."""
+        while self.recent and self.recent[0] <= now - SLICE_TARGET_SECONDS:
+            self.recent.popleft()
+        largest = max(self.min_slice, ceiling // (2 * max(1, instances)))
+        return max(1, min(ceiling, largest, max(self.min_slice, math.ceil(len(self.recent) * 1.25))))
+
+    def take(self, now: float) -> None:
+        """A call starts under the lane's open slice."""
+        self.remaining -= 1
+        self.unsettled.append(now)
+
+    def open(self, booked: Slice) -> None:
+        """The slice just booked in the row is the lane's now."""
+        self.count = self.remaining = booked.count
+        self.start, self.end = booked.start, booked.end
