@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # A failed token request is reported once, naming its connection (below): not again by the SDK.
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
     from shared import telemetry
+    from shared.credentials import TokenUnavailable
     from shared.settings import SettingsError
 
     load_local_settings()
@@ -59,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TokenUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         # Operators' runs show up in Application Insights like the timers' do: send before exiting.
         telemetry.flush()
