@@ -97,8 +97,15 @@ def _sync(args) -> int:
             counts = ", ".join(f"{k} {v}" for k, v in r.counts.as_dict().items())
             print(f"{r.account_id}: {r.mode} {r.outcome} ({counts}; {r.api_calls} API calls, "
                   f"{r.throttled_calls} throttled){' - ' + r.error if r.error else ''}")
-    # Isolated customer failures are reported, not fatal (F9); a run that failed is.
-    return 0 if all(r.outcome in ("succeeded", "succeeded_with_failures", "checkpointed") for r in results) else 1
+    # Isolated customer failures are reported, not fatal (F9); a run that failed is, and so is a
+    # partial run that made no progress (one that did what it could kept its watermark).
+    return 0 if all(r.outcome in ("succeeded", "succeeded_with_failures", "checkpointed")
+                    or (r.outcome == "partial" and _made_progress(r)) for r in results) else 1
+
+
+def _made_progress(result) -> bool:
+    counts = result.counts
+    return counts.created + counts.updated + counts.unchanged + counts.ended > 0
 
 
 def _status(args) -> int:
