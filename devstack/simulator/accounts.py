@@ -111,7 +111,7 @@ class PartnerAccount:
     def customer_page(
         self, after: int | Fraction, size: int, matches: Callable[[Customer], bool]
     ) -> tuple[list[Customer], int | Fraction, bool]:
-        """Up to `size` matching customers in slots with a key above `after` (-1: from the start):
+        """Up to `size` matching customers in slots with a key above `after` (-inf: from the start):
         (page, key of the last slot served, more remain)."""
         page: list[Customer] = []
         last = after

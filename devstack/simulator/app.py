@@ -257,7 +257,8 @@ class PartnerCenterApp:
         size = page_size(request.args.get("size"))
         position = self._continuation(request, "customers", account)
         if position is None:
-            after, query = -1, customer_filter(request.args.get("filter"))
+            # From the start: keys of customers inserted at position 0 go below any fixed number.
+            after, query = float("-inf"), customer_filter(request.args.get("filter"))
         else:
             after = Fraction(position["after"])
             query = position["filter"] and CustomerFilter(**position["filter"])

@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # A failed token request is reported once, naming its connection (below): not again by the SDK.
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
     from shared import telemetry
+    from shared.credentials import TokenUnavailable
     from shared.settings import SettingsError
 
     load_local_settings()
@@ -59,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TokenUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         # Operators' runs show up in Application Insights like the timers' do: send before exiting.
         telemetry.flush()
@@ -91,8 +98,15 @@ def _sync(args) -> int:
             counts = ", ".join(f"{k} {v}" for k, v in r.counts.as_dict().items())
             print(f"{r.account_id}: {r.mode} {r.outcome} ({counts}; {r.api_calls} API calls, "
                   f"{r.throttled_calls} throttled){' - ' + r.error if r.error else ''}")
-    # Isolated customer failures are reported, not fatal (docs/execution-model.md); a run that failed is.
-    return 0 if all(r.outcome in ("succeeded", "succeeded_with_failures", "checkpointed") for r in results) else 1
+    # Isolated customer failures are reported, not fatal (docs/execution-model.md); a run that failed is, and so is a
+    # partial run that made no progress (one that did what it could kept its watermark).
+    return 0 if all(r.outcome in ("succeeded", "succeeded_with_failures", "checkpointed")
+                    or (r.outcome == "partial" and _made_progress(r)) for r in results) else 1
+
+
+def _made_progress(result) -> bool:
+    counts = result.counts
+    return counts.created + counts.updated + counts.unchanged + counts.ended > 0
 
 
 def _status(args) -> int:

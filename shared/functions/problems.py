@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
+from shared.credentials import TokenUnavailable
 from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ _TITLES = {
     "partner-center-refused": "Partner Center refused the request",
     "storage-unavailable": "Table Storage is unavailable",
     "not-configured": "The service is not configured",
+    "credential-unavailable": "A credential could not get an access token",
     "internal-error": "Internal error",
 }
 
@@ -93,9 +95,9 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
 def answers_with_problems(handler: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
     """Wrap a trigger so every failure is answered as problem+json.
 
-    :class:`Problem` is answered as it says; a broken setting or an unreachable Table Storage is
-    the service's condition, not the caller's fault (503); anything else is a bug: logged, and
-    answered 500 without internals.
+    :class:`Problem` is answered as it says; a broken setting, a credential that gets no token or
+    an unreachable Table Storage is the service's condition, not the caller's fault (503);
+    anything else is a bug: logged, and answered 500 without internals.
     """
 
     @functools.wraps(handler)
@@ -107,6 +109,9 @@ def answers_with_problems(handler: Callable[..., func.HttpResponse]) -> Callable
         except SettingsError as exc:
             log.error("configuration problem: %s", exc)
             return problem_response(Problem(503, "not-configured", str(exc)))
+        except TokenUnavailable as exc:
+            log.error("%s", exc)
+            return problem_response(Problem(503, "credential-unavailable", str(exc), headers={"Retry-After": "30"}))
         except AzureError as exc:
             log.warning("Table Storage failed: %s", exc)
             return problem_response(Problem(503, "storage-unavailable", "Table Storage did not answer; try again shortly",

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import msal
 
+from shared.credentials import failure_reason
+
 from .clouds import PUBLIC, Cloud
 from .errors import AuthenticationError
 # Hosts MSAL already knows; for any other (sovereign clouds aside: a local simulator) instance
@@ -82,9 +84,10 @@ class AppTokenProvider:
                     cache.remove_at(entry)
             try:
                 result = self._app.acquire_token_for_client(scopes=[self._scope])
-            except Exception as exc:  # network failures surface from requests inside MSAL
+            except Exception as exc:  # network failures, or an answer MSAL cannot parse
                 raise AuthenticationError(
-                    f"token request for tenant {self.tenant_id} failed: {type(exc).__name__}: {exc}"
+                    f"Partner Center tenant {self.tenant_id}: no access token for client id {self.client_id} "
+                    f"(client credentials): {failure_reason(exc)}"
                 ) from exc
             if "access_token" not in result:
                 raise _refusal(result, self.tenant_id, self.client_id)
@@ -107,7 +110,9 @@ class AppTokenProvider:
             )
         except Exception as exc:
             # A bad authority URL, an unreachable host, or a discovery document MSAL cannot read.
-            raise AuthenticationError(f"cannot use authority {authority}: {type(exc).__name__}") from exc
+            raise AuthenticationError(
+                f"Partner Center tenant {self.tenant_id}: no access token for client id {self.client_id} "
+                f"(client credentials): cannot use authority {authority}: {failure_reason(exc)}") from exc
 
 
 class RefreshTokenVault(Protocol):
@@ -161,7 +166,8 @@ class UserTokenProvider:
                 result = app.acquire_token_by_refresh_token(self._vault.load(), scopes=[self._scope])
             except Exception as exc:
                 raise AuthenticationError(
-                    f"refresh-token redemption for tenant {self.tenant_id} failed: {type(exc).__name__}"
+                    f"Partner Center tenant {self.tenant_id}: no access token for client id {self.client_id} "
+                    f"(refresh token): {failure_reason(exc)}"
                 ) from exc
             if "access_token" not in result:
                 raise _refusal(result, self.tenant_id, self.client_id)

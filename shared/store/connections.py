@@ -25,6 +25,7 @@ from azure.data.tables import TableServiceClient
 from azure.identity import ManagedIdentityCredential
 from azure.storage.queue import QueueClient
 
+from shared.credentials import NamedCredential, managed_identity_name
 from shared.settings import SettingsError
 
 SYNC_STORAGE = "SYNC_STORAGE"
@@ -68,9 +69,6 @@ class StorageConnection:
         shares one token cache."""
         return replace(self, credential=identities.get(self.client_id)) if self.identity_based else self
 
-    def _credential(self):
-        # Without a shared one, a credential of its own: correct, only asks the identity endpoint more often.
-        return self.credential or ManagedIdentityCredential(client_id=self.client_id or None)
 
     @classmethod
     def from_connection_string(cls, connection_string: str, name: str = SYNC_STORAGE) -> "StorageConnection":
@@ -83,6 +81,12 @@ class StorageConnection:
     def identity_based(self) -> bool:
         return not self.connection_string
 
+    def token_credential(self) -> NamedCredential:
+        """The managed identity's credential, whose failures name this connection and the identity."""
+        # Without the worker's shared credential, one of its own: correct, only asks the endpoint more often.
+        credential = self.credential or ManagedIdentityCredential(client_id=self.client_id or None)
+        return NamedCredential(credential, self.name, managed_identity_name(self.client_id))
+
     def table_service(self, **options) -> TableServiceClient:
         """A Table service client of this account (azure-core options such as ``transport`` pass through)."""
         options = {**DEFAULT_RETRY, **options}
@@ -91,7 +95,7 @@ class StorageConnection:
         if not self.table_service_uri:
             raise SettingsError(f"{self.name}__tableServiceUri (or {self.name}__accountName) is not set: "
                                 f"the connection {self.name} is used for tables")
-        return TableServiceClient(endpoint=self.table_service_uri, credential=self._credential(),
+        return TableServiceClient(endpoint=self.table_service_uri, credential=self.token_credential(),
                                   **options)
 
     def queue(self, queue_name: str, **options) -> QueueClient:
@@ -102,7 +106,7 @@ class StorageConnection:
             raise SettingsError(f"{self.name}__queueServiceUri (or {self.name}__accountName) is not set: "
                                 f"the {queue_name} queue lives in the connection {self.name}")
         return QueueClient(account_url=self.queue_service_uri, queue_name=queue_name,
-                           credential=self._credential(), **options)
+                           credential=self.token_credential(), **options)
 
 
 def as_connection(connection: "StorageConnection | str") -> StorageConnection:

@@ -37,6 +37,17 @@ class ReconciliationWalk:
         )
         return {tenant for entity in query for tenant in unpack_ids(entity)}
 
+    def last_seen(self, account_id: str, walk_id: str) -> str:
+        """The last tenant id of the walk's furthest recorded page ("" when none): where it stands."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": self._partition(account_id, walk_id)}
+        )
+        last = ""
+        for entity in sorted(query, key=lambda e: e["RowKey"]):
+            ids = unpack_ids(entity)
+            last = ids[-1] if ids else last
+        return last
+
     def discard(self, account_id: str, walk_id: str) -> int:
         """Delete the walk's rows (in transactions of 100); returns how many were deleted."""
         partition = self._partition(account_id, walk_id)

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from shared.partner_center import CustomerNotFoundError, PartnerCenterError, RelationshipEndedError
+from shared.partner_center.models import parse_customer
 from shared.store import APPROVED, STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED, OrganizationState
 from shared.store.runs import RunOutcome
 
@@ -73,7 +74,8 @@ def approve_held(run: Run, held_id: str, by: str) -> None:
     """Carry out (or carry on) an operator's approval of a held ending.
 
     Each organization still active is ended only once Partner Center confirms the customer is
-    gone (403 code 20002, or 404); one it still serves stays active. A failure or the time budget
+    gone (403 code 20002, or 404, or a relationship kind that does not sync); one it still serves
+    as a synced kind stays active. A failure or the time budget
     stops midway with the hold ``approving``; approving again, or the next run, continues it.
     """
     held = run.stores.held.approve(run.account_id, held_id, by=by)
@@ -108,15 +110,20 @@ def continue_approvals(run: Run) -> None:
 
 
 def _confirm_gone(run: Run, tenants: list[str]) -> list[bool]:
-    """For each tenant, whether Partner Center says the relationship is gone (403 20002 or 404)."""
+    """For each tenant, whether Partner Center says the relationship is gone: 403 20002 or 404, or
+    the customer still answers under a relationship kind that does not sync (reseller to advisor)."""
     def gone(tenant_id: str) -> bool:
         try:
-            run.client.get_customer(tenant_id)
+            body = run.client.get_customer(tenant_id)
         except (RelationshipEndedError, CustomerNotFoundError):
             return True
         except PartnerCenterError as exc:
             raise run_stopped_by(exc)
-        return False
+        try:
+            customer = parse_customer(body)
+        except ValueError:
+            return False  # an answer that cannot be read proves no ending
+        return not run.synced_kind(customer)
 
     with ThreadPoolExecutor(max_workers=max(1, min(run.options.concurrency, len(tenants))),
                             thread_name_prefix="confirm-ending") as pool:

@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Callable
 
 from shared import telemetry
+from shared.credentials import TokenUnavailable
 from shared.partner_center import (
+    AuthenticationError,
     Customer,
     DeadlineExceeded,
     MalformedResponseError,
@@ -205,6 +207,10 @@ class AccountSync:
             result.outcome = RunOutcome.FAILED
             result.error = f"Partner Center failed the run (not one customer): {exc}"
             result.failure = exc.cause
+            log.error("account %s: %s run %s stopped: %s", self.account_id, result.mode, result.run_id, exc)
+        except (TokenUnavailable, AuthenticationError) as exc:
+            # No token (storage's identity, Partner Center's credentials): the message names them.
+            result.outcome, result.error, result.failure = RunOutcome.FAILED, str(exc), exc
             log.error("account %s: %s run %s stopped: %s", self.account_id, result.mode, result.run_id, exc)
         except Exception as exc:  # the run log must say why any run ended
             result.outcome = RunOutcome.FAILED

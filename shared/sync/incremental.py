@@ -1,7 +1,9 @@
 """Incremental sync: the activity log since the watermark, plus a walk of the list for new customers.
 
 It works in every state of the account's reconciliation: before the first walk has finished (no
-watermark yet: the log is read from when that walk began), during a walk, and after one. The
+watermark yet: the log is read from when that walk began), during a walk, and after one. While a
+walk is unfinished, customers listed past its position are the walk's to create: the incremental
+run creates only those the activity log names, ones failing earlier, and new ones behind the walk. The
 watermark moves only once everything up to the run's start is stored.
 """
 
@@ -59,10 +61,11 @@ def incremental(run: Run) -> None:
     retry = {tenant for tenant, failure in failing.items() if not failure.quarantined}
     seen: set[str] = set()
     listed = 0
+    frontier = _walk_frontier(run)
     run.pages_begin()
     for page in run.client.iter_customer_pages(page_size=options.page_size):
         with telemetry.page_span(account, INCREMENTAL, page.number):
-            outcome = _sync_page(run, page, snapshot, failing, refresh, retry, seen)
+            outcome = _sync_page(run, page, snapshot, failing, refresh, retry, seen, frontier)
         listed += len(page.customers) + len(page.malformed)
         if outcome is not None:
             return
@@ -75,16 +78,19 @@ def incremental(run: Run) -> None:
 
 
 def _sync_page(run: Run, page, snapshot: dict, failing: dict, refresh: set[str], retry: set[str],
-               seen: set[str]) -> RunOutcome | None:
+               seen: set[str], frontier: "_WalkFrontier | None" = None) -> RunOutcome | None:
     """Sync the customers of one page that need it; :attr:`RunOutcome.PARTIAL` when the time is up."""
     wanted = []
     for customer in page.customers:
+        beyond_walk = frontier is not None and frontier.beyond(customer.tenant_id)
         if not run.synced_kind(customer):
             continue  # not a kind that syncs: as good as not listed
         seen.add(customer.tenant_id)
         status = _status(snapshot, customer.tenant_id)
         if status == STATUS_EXCLUDED:
             continue
+        if status is None and beyond_walk and customer.tenant_id not in refresh and customer.tenant_id not in retry:
+            continue  # the unfinished walk has not reached it yet: creating it is the walk's job
         if (status is None or status == STATUS_RELATIONSHIP_ENDED or customer.tenant_id in refresh
                 or customer.tenant_id in retry):
             wanted.append(customer)
@@ -100,6 +106,37 @@ def _sync_page(run: Run, page, snapshot: dict, failing: dict, refresh: set[str],
         run.result.error = "time budget spent before the customer list was walked; watermark kept"
         return RunOutcome.PARTIAL
     return None
+
+
+class _WalkFrontier:
+    """Where an unfinished reconciliation walk stands in the customer list, read item by item in
+    list order. The walk's continuation token resumes after the last customer it served (by the
+    list's sort key), so customers listed after that one are still ahead of it, however many were
+    inserted before; without a recorded customer, its count of listed customers marks the place."""
+
+    def __init__(self, last_seen: str, listed: int) -> None:
+        self._last_seen = last_seen
+        self._listed = listed
+        self._position = 0
+        self._passed_last = False
+
+    def beyond(self, tenant_id: str) -> bool:
+        """Whether this list item (the next one, in order) is past the walk's position."""
+        self._position += 1
+        if self._last_seen:
+            beyond = self._passed_last
+            self._passed_last = self._passed_last or tenant_id == self._last_seen
+            return beyond
+        return self._position > self._listed
+
+
+def _walk_frontier(run: Run) -> _WalkFrontier | None:
+    """The frontier of the account's unfinished walk, or None when no walk is under way."""
+    checkpoint = run.stores.state.get_checkpoint(run.account_id)
+    if checkpoint is None or not checkpoint.data.get("walkId"):
+        return None
+    data = checkpoint.data
+    return _WalkFrontier(run.stores.walk.last_seen(run.account_id, data["walkId"]), int(data.get("listed", 0)))
 
 
 def _status(snapshot: dict, tenant_id: str) -> str | None:

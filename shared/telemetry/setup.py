@@ -134,6 +134,15 @@ def _resource(settings: TelemetrySettings):
     return Resource.create({SERVICE_NAME_KEY: settings.service_name or SERVICE_NAME})
 
 
+def _one_line_token_failures(record: logging.LogRecord) -> bool:
+    """The exporter logs a failed export with its traceback: a token failure says it all in one line."""
+    from shared.credentials import TokenUnavailable
+
+    if record.exc_info and isinstance(record.exc_info[1], TokenUnavailable):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def _configure_azure_monitor(settings: TelemetrySettings) -> None:
     from azure.monitor.opentelemetry import configure_azure_monitor
 
@@ -142,7 +151,11 @@ def _configure_azure_monitor(settings: TelemetrySettings) -> None:
         # Identity-based ingestion (local auth off): the Function App's managed identity.
         from azure.identity import ManagedIdentityCredential
 
-        credential = ManagedIdentityCredential(client_id=settings.identity_client_id or None)
+        from shared.credentials import NamedCredential, managed_identity_name
+
+        credential = NamedCredential(ManagedIdentityCredential(client_id=settings.identity_client_id or None),
+                                     "APPLICATIONINSIGHTS", managed_identity_name(settings.identity_client_id))
+        logging.getLogger("azure.monitor.opentelemetry.exporter.export._base").addFilter(_one_line_token_failures)
     sampling = {} if os.environ.get("OTEL_TRACES_SAMPLER") else {
         # Keep every trace of a command-line run: the distro's default rate limit (a few traces a
         # second) would drop the run span behind the start-up's table calls.

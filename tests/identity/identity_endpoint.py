@@ -124,3 +124,56 @@ class IdentityEndpoint:
         handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
         handler.wfile.write(payload)
+
+
+class BrokenTokenEndpoint:
+    """A loopback token endpoint (managed identity or Entra authority) that answers every request
+    with ``status`` and a body that is not JSON, as a proxy's or a failing platform's page is."""
+
+    def __init__(self, status: int = 500, content_type: str = "text/html",
+                 body: bytes = b"<html><body>502 Bad Gateway</body></html>") -> None:
+        self.status, self.content_type, self.body = status, content_type, body
+        self.secret = secrets.token_urlsafe(24)
+        self.calls = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/msi/token"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {"IDENTITY_ENDPOINT": self.url, "IDENTITY_HEADER": self.secret}
+
+    def __enter__(self) -> "BrokenTokenEndpoint":
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                endpoint._answer(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                endpoint._answer(self)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, name="broken-token-endpoint", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        self.calls += 1
+        length = int(handler.headers.get("Content-Length") or 0)
+        if length:
+            handler.rfile.read(length)
+        handler.send_response(self.status)
+        handler.send_header("Content-Type", self.content_type)
+        handler.send_header("Content-Length", str(len(self.body)))
+        handler.end_headers()
+        handler.wfile.write(self.body)
