@@ -8,7 +8,8 @@ from .auth import (
     UserTokenProvider,
 )
 from .budget import LocalRequestBudget, RequestBudget
-from .client import PartnerCenterClient, RequestStats, RetryPolicy
+from .client import PartnerCenterClient
+from .transport import RequestStats, RetryPolicy
 from .clouds import CHINA, CLOUDS, PUBLIC, Cloud, cloud_named
 from .errors import (
     AuthenticationError,

@@ -1,6 +1,13 @@
-"""Typed Partner Center errors: business logic sees these, never raw status codes."""
+"""Typed Partner Center errors: business logic sees these, never raw status codes; and how an
+error answer is read (its body, its Retry-After)."""
 
 from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import requests
 
 
 class PartnerCenterError(Exception):
@@ -111,3 +118,35 @@ RELATIONSHIP_ENDED_CODE = "20002"
 # older form of the MFA refusal, still reported by integrators.
 MFA_REQUIRED_CODES = frozenset({"900421", "10001"})
 RETIRED_AUDIENCE_CODE = "900420"
+
+
+def error_body(content: bytes) -> tuple[str | None, str]:
+    """Partner Center's ``{code, description}`` or the throttle's ``{statusCode, message}``."""
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        return None, content[:200].decode(errors="replace").strip()
+    if not isinstance(body, dict):
+        return None, ""
+    code = body.get("code", body.get("errorCode"))
+    description = body.get("description") or body.get("message") or ""
+    return (str(code) if code is not None else None), str(description)
+
+
+def retry_after_of(response: requests.Response) -> float | None:
+    """Retry-After as seconds from now: delay-seconds or an HTTP date (RFC 9110); None when absent
+    or unreadable."""
+    raw = response.headers.get("Retry-After", "").strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
