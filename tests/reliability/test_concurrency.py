@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from shared.settings import get_settings
 from shared.sync.engine import FULL, INCREMENTAL
 from shared.sync.service import run_accounts, stores_for
 from tests.http.conftest import answer, validate
 
 
+@pytest.mark.slow
 def test_validation_during_a_sync_always_reads_a_consistent_organization(with_partner_center, configured):
     sim = with_partner_center
     run_accounts(FULL)
@@ -45,6 +48,7 @@ def test_validation_during_a_sync_always_reads_a_consistent_organization(with_pa
     assert organization["PrimaryEmail"] == organization["BillingEmail"] == "changed0@example.com"
 
 
+@pytest.mark.slow
 def test_overlapping_timer_and_manual_runs_leave_one_consistent_state(with_partner_center, configured):
     sim = with_partner_center
     sim.set_latency(0.02)
