@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` runs the main job locally, `make test` runs the tests.
 # Both set everything up first (virtual environment, pip packages, pinned Azurite via npm ci).
+# `make test-fast` leaves out the tests marked slow (tests/README.md): a quick check while working.
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ STAMP_NPM := node_modules/.installed
 TOOLS := .venv-tools
 STAMP_TOOLS := $(TOOLS)/.installed
 
-.PHONY: setup demo test bench serve clean
+.PHONY: setup demo test test-fast bench serve clean
 
 setup: $(STAMP_PIP) $(STAMP_NPM) $(STAMP_TOOLS)
 
@@ -33,6 +34,9 @@ demo: $(STAMP_PIP) $(STAMP_NPM)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP_PIP) $(STAMP_NPM)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import time
+from collections import Counter
 
 import azure.functions as func
 import requests
@@ -22,14 +23,19 @@ from devstack.local.azurite import Azurite
 from devstack.local.host import call_http, fire_timer
 from devstack.local.queues import QueueListeners
 from devstack.local.server import LocalServer
+from shared.store.organizations import CREATE, END, UPDATE
+from shared.sync.engine import CUSTOMER
 
 # How long the demo waits for work handed to a queue trigger.
 QUEUE_WAIT_SECONDS = 60
+# More runs than one step of the story starts (a drain runs one per pending webhook event).
+_RUNS_PER_STEP = 100
+# A change-log entry's kind, in the run counts' words.
+_KIND_COUNTS = {CREATE: "created", UPDATE: "updated", END: "ended"}
 
 
 def run_demo(customers: int = 40, seed: int = 42) -> int:
     from devstack.simulator import PartnerCenterSimulator
-    from shared.sync.stores import SyncStores
 
     with tempfile.TemporaryDirectory(prefix="pc-sync-demo-") as state_dir, Azurite() as azurite, \
             PartnerCenterSimulator(customers=customers, seed=seed, state_dir=state_dir) as sim:
@@ -101,18 +107,26 @@ class _Story:
         self.functions_url = functions_url
         self.account = app.current().settings.accounts[0].id
         self.last_tenant = ""
+        self.step_runs: list = []  # the runs the current step caused
         self.ok = True
 
     def step(self, title: str, timer: str) -> None:
+        """Fire a timer as the host does; report every run that invocation started.
+
+        An incremental invocation first drains the webhook events still pending (one customer
+        run each) and then runs the incremental sync: the step reports them all.
+        """
         print(title)
+        known = self._run_ids()
         calls_before = self.sim.counters()
-        started = time.monotonic()
         fire_timer(timer)
-        self._report_run(self.stores.runs.latest(self.account, limit=1)[0], time.monotonic() - started, calls_before)
+        runs = self._runs_since(known)
+        self._report_runs(runs, calls_before, causes={CUSTOMER: "a pending webhook event, drained before the run"})
 
     def webhook(self, title: str, customer: dict) -> None:
         """A customer accepts; the event goes receiver -> WebhookEvents -> webhook-events -> queue trigger."""
         print(title)
+        known = self._run_ids()
         calls_before = self.sim.counters()
         started = time.monotonic()
         tenant = self.last_tenant = self.sim.accept_relationship(**customer)
@@ -122,38 +136,72 @@ class _Story:
         answered = deliveries[-1].status if deliveries else "no delivery"
         print(f"   webhook delivered (HTTP {answered}), stored, queued on webhook-events, and synced by the queue "
               f"trigger: an organization {elapsed:.1f}s after the acceptance")
-        self._print_calls(calls_before)
         if organization is None:
+            self._print_calls(calls_before)
             self.ok = False
             print("   error: the organization did not appear\n")
             return
+        self._report_runs(self._finished_runs_since(known), calls_before)
         self.show_organization(tenant)
 
     def sync_now(self, title: str) -> None:
         """POST .../sync answers 202 at once; the sync-units queue trigger runs the sync."""
         print(title)
+        known = self._run_ids()
         calls_before = self.sim.counters()
-        previous = {r.run_id for r in self.stores.runs.latest(self.account, limit=20)}
         started = time.monotonic()
         response = requests.post(f"{self.functions_url}/api/ops/accounts/{self.account}/sync", timeout=30)
         answered = time.monotonic() - started
         print(f"   POST /api/ops/accounts/{self.account}/sync -> {response.status_code} in {answered * 1000:.0f} ms "
               f"(queued on {response.json().get('queue')})")
-        run = self._wait(lambda: next((r for r in self.stores.runs.latest(self.account, limit=20)
-                                       if r.run_id not in previous and r.finished_at), None))
-        if response.status_code != 202 or run is None:
+        runs = self._finished_runs_since(known)
+        if response.status_code != 202 or not runs:
             self.ok = False
             print("   error: the queued sync did not run\n")
             return
-        self._report_run(run, time.monotonic() - started, calls_before)
+        self._report_runs(runs, calls_before)
 
-    def _report_run(self, run, elapsed: float, calls_before: dict) -> None:
-        counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v)
-        print(f"   {run.mode} run {run.outcome} in {elapsed:.1f}s: {counts or 'no changes'}")
-        self._print_calls(calls_before)
-        if not run.outcome.startswith("succeeded"):
+    # -- which runs a step caused ----------------------------------------------------------------
+
+    def _run_ids(self) -> set[str]:
+        """The ids of the account's newest runs: every run a step finds beyond these, it caused."""
+        return {r.run_id for r in self.stores.runs.latest(self.account, limit=_RUNS_PER_STEP)}
+
+    def _runs_since(self, known: set[str]) -> list:
+        """The runs started since ``known`` was taken, oldest first."""
+        newest_first = self.stores.runs.latest(self.account, limit=_RUNS_PER_STEP)
+        return [r for r in reversed(newest_first) if r.run_id not in known]
+
+    def _finished_runs_since(self, known: set[str]) -> list:
+        """The runs a queue trigger started since ``known`` was taken, once at least one exists
+        and all have finished (``[]`` after the wait)."""
+        def finished():
+            runs = self._runs_since(known)
+            return runs if runs and all(r.finished_at for r in runs) else None
+
+        return self._wait(finished) or []
+
+    def _report_runs(self, runs: list, calls_before: dict, causes: dict[str, str] | None = None) -> None:
+        """One line per run with its counts, the Partner Center calls, and what the change log
+        holds for these runs: the counts and the entries tell the same story."""
+        self.step_runs = runs
+        for run in runs:
+            counts = ", ".join(f"{k} {v}" for k, v in run.counts.items() if v)
+            seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
+            cause = (causes or {}).get(run.mode)
+            print(f"   {run.mode} run {run.run_id} {run.outcome} in {seconds:.1f}s: {counts or 'no changes'}"
+                  + (f" ({cause})" if cause else ""))
+            if not run.outcome.startswith("succeeded"):
+                self.ok = False
+                print(f"   error: {run.error}")
+        if not runs:
             self.ok = False
-            print(f"   error: {run.error}")
+            print("   error: no run was started")
+        self._print_calls(calls_before)
+        logged = Counter(_KIND_COUNTS.get(e.kind, e.kind) for run in runs
+                         for e in self.stores.changes.for_run(self.account, run.run_id))
+        print(f"   change log of {'this run' if len(runs) == 1 else 'these runs'}: "
+              f"{', '.join(f'{k} {v}' for k, v in sorted(logged.items())) or 'no entries'}")
         print()
 
     def _print_calls(self, calls_before: dict) -> None:
@@ -198,8 +246,12 @@ class _Story:
         print()
 
     def show_changes(self, tenant_id: str) -> None:
-        for entry in self.stores.changes.for_organization(self.account, tenant_id, limit=1):
-            print("   change log: " + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in entry.changes.items()))
+        """The organization's change-log entries written by the current step's runs."""
+        for run in self.step_runs:
+            for entry in self.stores.changes.for_run(self.account, run.run_id):
+                if entry.tenant_id == tenant_id:
+                    print(f"   change log, {run.mode} run {run.run_id}: {_KIND_COUNTS.get(entry.kind, entry.kind)} "
+                          + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in entry.changes.items()))
         print()
 
     def summary(self) -> None:

@@ -14,6 +14,8 @@ from shared.store import TableNames
 from shared.sync.engine import FULL, INCREMENTAL
 from shared.sync.stores import SyncStores
 
+pytestmark = pytest.mark.slow  # whole multi-account syncs against the simulator, 4-9 s each
+
 KEY = "bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="
 
 

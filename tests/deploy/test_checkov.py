@@ -11,6 +11,8 @@ import pytest
 from tests.deploy.infra import INFRA, bicep_files
 from tests.deploy.tools import tool
 
+pytestmark = pytest.mark.slow  # checkov scans infra/ (~20 s)
+
 SKIP_COMMENT = re.compile(r"//\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 

@@ -93,6 +93,7 @@ def test_funcignore_names_development_files_only():
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 def test_the_deployment_package_indexes_every_function_with_runtime_requirements_alone(tmp_path):
     package = build_package(tmp_path / "package")
     shipped = {path.name for path in package.iterdir()}

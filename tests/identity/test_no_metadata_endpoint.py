@@ -31,6 +31,7 @@ def refused_connections(monkeypatch) -> list[tuple[str, str]]:
     return refused
 
 
+@pytest.mark.slow
 def test_a_credential_without_the_identity_endpoint_is_stopped_by_the_socket_guard(
         without_storage_settings, azurite_oauth, azurite_certificate, refused_connections, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(azurite_certificate.ca_path))

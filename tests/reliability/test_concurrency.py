@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from shared import app
 from shared.sync.engine import FULL, INCREMENTAL
 from tests.http.conftest import answer, validate
 
 
+@pytest.mark.slow
 def test_validation_during_a_sync_always_reads_a_consistent_organization(with_partner_center, configured):
     sim = with_partner_center
     app.current().run_accounts(FULL)
@@ -44,6 +47,7 @@ def test_validation_during_a_sync_always_reads_a_consistent_organization(with_pa
     assert organization["PrimaryEmail"] == organization["BillingEmail"] == "changed0@example.com"
 
 
+@pytest.mark.slow
 def test_overlapping_timer_and_manual_runs_leave_one_consistent_state(with_partner_center, configured):
     sim = with_partner_center
     sim.set_latency(0.02)

@@ -11,9 +11,12 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.store import TableNames, Tables
+
+pytestmark = pytest.mark.slow  # sync processes killed with SIGKILL, and the runs that resume
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 5

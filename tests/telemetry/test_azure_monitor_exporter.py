@@ -79,6 +79,7 @@ def ingestion(tmp_path):
         yield stub
 
 
+@pytest.mark.slow
 def test_a_command_line_run_sends_its_span_metrics_and_logs_to_application_insights(
         ingestion, simulator, storage_connection, table_prefix, tmp_path):
     bundle = tmp_path / "trust.pem"

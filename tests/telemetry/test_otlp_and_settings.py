@@ -44,6 +44,7 @@ def run_cli(env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_command_line_run_exports_otlp_when_the_standard_endpoint_is_set(simulator, storage_connection, tmp_path):
     with _OtlpSink(keep_bodies=True) as sink:
         env = cli_env(simulator, storage_connection, OTEL_EXPORTER_OTLP_ENDPOINT=sink.url,

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from shared import app
 from devstack.local.host import function_index
 from devstack.local.queues import COMPLETED, PARKED, RETRYING, QueueTriggerRunner
@@ -64,6 +66,7 @@ def test_a_queued_event_becomes_an_organization_through_the_trigger(receiver):
     assert [(e["RowKey"], e["Status"]) for e in receiver.stored_events()] == [(key, "processed")]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_message_leaves_it_to_be_processed_again_after_its_visibility_timeout(receiver):
     tenant, _ = stored_and_queued(receiver)
     receiver.sim.set_latency(4)  # the worker's Partner Center call hangs: it dies mid-message

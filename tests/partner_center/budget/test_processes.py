@@ -14,6 +14,8 @@ import pytest
 from bench.budget import percentile, run_workers
 from devstack.simulator import PartnerCenterSimulator
 
+pytestmark = pytest.mark.slow  # real processes over a real minute of the simulator's rate window
+
 LIMIT = 600
 BUDGET = 570  # 95 % of the limit
 

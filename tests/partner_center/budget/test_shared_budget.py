@@ -116,6 +116,7 @@ def _walk_grants_while_waiting(budget, first: bool) -> list[int]:
     return overtaken
 
 
+@pytest.mark.slow
 def test_a_call_first_in_line_goes_before_a_walks_threads(make_budget):
     # 60 calls a second: the walk alone could use them all.
     options = dict(window=1.0, slice_seconds=0.25, interactive_reserve_percent=0, min_slice={"background": 5})
@@ -245,6 +246,7 @@ def test_a_bad_budget_setting_is_named(name, value, problem):
         Settings.from_env({name: value})
 
 
+@pytest.mark.slow
 def test_storage_that_accepts_but_never_answers_falls_back_after_its_timeouts(make_budget):
     import socket
 
