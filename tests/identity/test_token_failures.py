@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import reset_settings
+from shared import app
 from shared.store.connections import HOST_STORAGE
 
 from .identity_endpoint import BrokenTokenEndpoint
@@ -63,11 +63,11 @@ def test_an_http_route_answers_a_token_failure_with_503_naming_the_connection(wi
     with BrokenTokenEndpoint(status, content_type, body) as endpoint:
         for name, value in {**endpoint.environment, **identity_storage_settings(client_id)}.items():
             monkeypatch.setenv(name, value)
-        reset_settings()
+        app.use(None)
         try:
             response = call_http("sync_status_all", http_request("GET", "ops/status"))
         finally:
-            reset_settings()
+            app.use(None)
     problem = answer(response)
     assert response.status_code == 503 and response.mimetype == "application/problem+json"
     assert problem["type"].endswith(":credential-unavailable") and problem["status"] == 503

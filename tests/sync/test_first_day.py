@@ -55,13 +55,13 @@ def test_incremental_runs_between_the_invocations_of_a_first_walk_do_their_own_j
 def test_a_partial_run_that_made_progress_is_no_failed_command_but_one_that_made_none_is(monkeypatch, tmp_path):
     from shared import cli
     from shared.store.runs import RunOutcome
-    from shared.sync import service
+    from shared.app import App
     from shared.sync.engine import RunCounts, RunResult
 
     monkeypatch.chdir(tmp_path)
     progress = RunResult(ACCOUNT, "incremental", "r1", RunOutcome.PARTIAL, counts=RunCounts(created=3))
     nothing = RunResult(ACCOUNT, "incremental", "r2", RunOutcome.PARTIAL)
-    monkeypatch.setattr(service, "run_accounts", lambda mode, account_id=None: [progress])
+    monkeypatch.setattr(App, "run_accounts", lambda app, mode, account_id=None: [progress])
     assert cli.main(["sync", "incremental"]) == 0
-    monkeypatch.setattr(service, "run_accounts", lambda mode, account_id=None: [nothing])
+    monkeypatch.setattr(App, "run_accounts", lambda app, mode, account_id=None: [nothing])
     assert cli.main(["sync", "incremental"]) == 1

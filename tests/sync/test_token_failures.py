@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from shared.partner_center import AppTokenProvider, PartnerCenterClient, RequestBudget, RetryPolicy
+from shared.partner_center import AppTokenProvider, LocalRequestBudget, PartnerCenterClient, RetryPolicy
 from shared.sync.engine import AccountSync, SyncOptions
 from tests.identity.identity_endpoint import BrokenTokenEndpoint
 from tests.sync.conftest import ACCOUNT
@@ -19,7 +19,7 @@ def test_a_partner_center_token_failure_fails_the_run_in_one_line(pc, stores, ca
     with BrokenTokenEndpoint(status, content_type, body) as authority:
         tokens = AppTokenProvider(authority.url.rsplit("/msi", 1)[0], pc.partner_tenant_id, pc.client_id,
                                   client_secret=pc.client_secret)
-        client = PartnerCenterClient(pc.url, tokens, RequestBudget(1000), policy=RetryPolicy(backoff_initial=0.01,
+        client = PartnerCenterClient(pc.url, tokens, LocalRequestBudget(1000), policy=RetryPolicy(backoff_initial=0.01,
                                                                                              backoff_max=0.05))
         with caplog.at_level(logging.INFO):
             result = AccountSync(ACCOUNT, client, stores, SyncOptions(page_size=10)).full()
