@@ -104,7 +104,8 @@ def simulator(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_settings():
+def _fresh_app():
+    """The worker's App is built afresh from the environment each test sets (shared/app.py)."""
     app.use(None)
     yield
     app.use(None)

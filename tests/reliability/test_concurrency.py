@@ -8,7 +8,7 @@ import pytest
 
 from shared import app
 from shared.sync.engine import FULL, INCREMENTAL
-from tests.http.conftest import answer, validate
+from tests.functions.conftest import answer, validate
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 
 from shared.partner_center import AppTokenProvider, LocalRequestBudget, PartnerCenterClient, RetryPolicy
 from shared.sync.engine import AccountSync, SyncOptions
-from tests.identity.identity_endpoint import BrokenTokenEndpoint
+from tests.store.identity.identity_endpoint import BrokenTokenEndpoint
 from tests.sync.conftest import ACCOUNT
 
 

@@ -162,7 +162,7 @@ def test_the_command_line_prints_a_storage_settings_error_and_exits_2(without_st
 def test_an_http_route_answers_a_storage_settings_error_with_a_problem_naming_the_setting(
         without_storage_settings, monkeypatch):
     from devstack.local.host import call_http
-    from tests.http.conftest import answer, http_request
+    from tests.functions.conftest import answer, http_request
 
     monkeypatch.setenv("SYNC_STORAGE__tableServiceUri", TABLES)
     monkeypatch.setenv("SYNC_STORAGE__credential", "workloadidentity")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from shared.contacts.mapping import CONTACT_FIELDS
 from shared.functions.problems import MAX_BODY_BYTES
-from tests.http.conftest import answer, is_problem, validate
+from tests.functions.conftest import answer, is_problem, validate
 
 TENANT = str(uuid.uuid4())
 

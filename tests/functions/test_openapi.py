@@ -11,7 +11,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from devstack.local.server import http_routes
-from tests.http.conftest import answer, validate
+from tests.functions.conftest import answer, validate
 
 DOCUMENT = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text(encoding="utf-8"))
 METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}

@@ -8,7 +8,7 @@ from pathlib import Path
 from shared.settings import Settings
 from shared.store.connections import HOST_STORAGE, PROPERTIES, SYNC_STORAGE, sync_storage
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # The sync's connection documents what the sync uses; the host's every property the host reads.
 DOCUMENTED = {SYNC_STORAGE: ("tableServiceUri", "queueServiceUri", "credential", "clientId"), HOST_STORAGE: PROPERTIES}
 

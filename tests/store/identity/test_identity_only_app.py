@@ -16,7 +16,7 @@ from devstack.local.queues import COMPLETED, QueueTriggerRunner
 from devstack.local.server import LocalServer
 from shared.cli import main as cli
 from shared.sync.engine import FULL, INCREMENTAL
-from tests.http.conftest import answer, http_request
+from tests.functions.conftest import answer, http_request
 
 from .identity_endpoint import STORAGE_RESOURCE
 

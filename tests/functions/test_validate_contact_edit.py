@@ -9,7 +9,7 @@ import pytest
 
 from shared import app
 from shared.contacts.mapping import CONTACT_FIELDS
-from tests.http.conftest import STORED_CONTACT, answer, is_problem, validate
+from tests.functions.conftest import STORED_CONTACT, answer, is_problem, validate
 
 MANAGED = "CONTACT_MANAGED_IN_PARTNER_CENTER"
 MISMATCH = "BILLING_MUST_MATCH_PRIMARY"

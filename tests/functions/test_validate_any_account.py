@@ -10,7 +10,7 @@ from shared.contacts.mapping import CustomerRecord, organization_fields
 from shared.contacts.validation import parse_contact_edit
 from shared.functions.contacts import check_contact_edit
 from shared.store import CREATE, END, OrganizationStore, OrganizationWrite, TableNames, Tables
-from tests.http.conftest import STORED_CONTACT, answer, validate
+from tests.functions.conftest import STORED_CONTACT, answer, validate
 
 
 def _store(stores, account: str, tenant: str, status: str = "active") -> None:

@@ -16,7 +16,7 @@ from shared.store.connections import HOST_STORAGE
 
 from .identity_endpoint import BrokenTokenEndpoint
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # Unreachable on purpose: no token, so storage is never contacted.
 TABLES = "https://127.0.0.1:9"
 NOT_JSON_ANSWERS = [
@@ -57,7 +57,7 @@ def test_the_command_line_reports_a_token_failure_in_one_line_naming_the_connect
 def test_an_http_route_answers_a_token_failure_with_503_naming_the_connection(without_storage_settings, monkeypatch,
                                                                              status, content_type, body):
     from devstack.local.host import call_http
-    from tests.http.conftest import answer, http_request
+    from tests.functions.conftest import answer, http_request
 
     client_id = str(uuid.uuid4())  # a new identity: its credential is built against this endpoint
     with BrokenTokenEndpoint(status, content_type, body) as endpoint:

@@ -12,7 +12,7 @@ import pytest
 from shared import app
 from devstack.local.host import call_http
 from devstack.local.queues import COMPLETED, QueueTriggerRunner
-from tests.http.conftest import answer, http_request, is_problem
+from tests.functions.conftest import answer, http_request, is_problem
 
 
 def ops(name: str, method: str, route: str, *, account: str, tenant: str | None = None, held: str | None = None,
