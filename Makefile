@@ -36,7 +36,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n 4 $(PYTEST_ARGS)
 
 bench: $(STAMP_PIP) $(STAMP_NPM)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import pytest
 import re
 from pathlib import Path
 
@@ -94,6 +95,7 @@ def test_the_link_checker_finds_a_missing_file_a_missing_heading_and_a_way_out(t
     assert slug("A 50,000-customer night: `python -m bench.night`") == "a-50000-customer-night-python--m-benchnight"
 
 
+@pytest.mark.slow
 def test_nothing_refers_to_the_spec_outside_the_repository():
     found = []
     for path in project_files():

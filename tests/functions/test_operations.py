@@ -153,6 +153,7 @@ def test_syncing_a_customer_partner_center_does_not_know_is_a_404(with_partner_c
     assert response.status_code == 404 and is_problem(response)
 
 
+@pytest.mark.slow
 def test_a_partner_center_outage_during_a_customer_sync_is_a_503_with_retry_after(with_partner_center, configured):
     sim = with_partner_center
     tenant = sim.customers()[0]["id"]
@@ -163,6 +164,7 @@ def test_a_partner_center_outage_during_a_customer_sync_is_a_503_with_retry_afte
 
 # -- sync now ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sync_now_answers_202_and_a_queued_unit_runs_the_sync_in_a_queue_trigger(with_partner_center, configured,
                                                                                     stores, unit_queue):
     response = sync_now(configured)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import base64
 import json
 import logging
@@ -58,6 +59,7 @@ def test_the_timer_in_queue_mode_sends_one_unit_per_account_and_runs_none(config
     assert all(runs(stores, account) == [] for account in accounts)
 
 
+@pytest.mark.slow
 def test_units_from_the_full_timer_sync_every_account_through_the_queue_trigger(configure_accounts, runner,
                                                                                   stores, queued_app):
     accounts = configure_accounts(customers=[25, 6, 3])
@@ -70,6 +72,7 @@ def test_units_from_the_full_timer_sync_every_account_through_the_queue_trigger(
         assert (run.mode, run.outcome) == (FULL, "succeeded")
 
 
+@pytest.mark.slow
 def test_a_unit_whose_run_keeps_failing_is_retried_then_parked_and_reported(configure_accounts, runner,
                                                                               stores, queues, queued_app):
     good, failing = configure_accounts(customers=[25, 4], bad_secret=frozenset({1}))
@@ -121,6 +124,7 @@ def test_a_unit_for_an_account_that_is_not_configured_is_parked(configure_accoun
     assert parked["account"] == "gone-account" and "not configured" in parked["problem"]
 
 
+@pytest.mark.slow
 def test_two_units_for_one_account_at_once_make_one_run(configure_accounts, runner, stores, queued_app):
     [account] = configure_accounts(customers=[25])
     queued_app.set_latency(0.03)  # a run of about a second, so both units meet it
@@ -133,6 +137,7 @@ def test_two_units_for_one_account_at_once_make_one_run(configure_accounts, runn
     assert organization_ids(stores, account) == customer_ids(queued_app, 0)
 
 
+@pytest.mark.slow
 def test_a_unit_requested_before_a_completed_run_started_is_covered_by_it(configure_accounts, runner, stores):
     [account] = configure_accounts(customers=[25])
     requested = datetime.now(timezone.utc) - timedelta(seconds=5)
@@ -166,6 +171,7 @@ def test_the_local_runner_reads_max_polling_interval_from_host_json():
     assert queue_options().max_polling_interval_seconds == 1
 
 
+@pytest.mark.slow
 def test_a_listening_trigger_backs_off_no_further_than_max_polling_interval(queued_app, queues):
     import time
     from dataclasses import replace

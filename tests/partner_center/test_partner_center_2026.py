@@ -136,6 +136,7 @@ def test_the_first_429_waits_retry_after_and_later_ones_back_off_exponentially_w
     assert sim.counters()["faults"] == 3
 
 
+@pytest.mark.slow
 def test_retry_after_as_an_http_date_is_honoured(trust_simulator):
     sim = trust_simulator
     sim.inject("list_customers", "status", status=429, retry_after=3, retry_after_form="http-date")

@@ -25,6 +25,7 @@ def assert_converged(stores, pc) -> None:
         assert orgs[tenant]["PrimaryEmail"] == orgs[tenant]["BillingEmail"] == expected
 
 
+@pytest.mark.slow
 def test_a_429_storm_with_long_retry_after_is_waited_out(make_sync, stores, pc):
     pc.inject("billing_profile", "status", status=429, retry_after=2, times=3)
     result = make_sync().full()
@@ -135,6 +136,7 @@ def test_an_edit_racing_a_run_is_never_overwritten(make_sync, stores, pc):
     assert stores.changes.for_run(ACCOUNT, raced.run_id) == []
 
 
+@pytest.mark.slow
 def test_randomized_faults_and_crashes_always_converge(make_sync, stores, pc, soak_rounds):
     """Seeded and bounded: crash between pages and inject faults, then check convergence each time.
 

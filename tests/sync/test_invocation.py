@@ -67,6 +67,7 @@ def test_a_walk_continued_by_an_incremental_run_stops_at_the_same_deadline(two_a
     assert first[0].outcome in ("succeeded", "checkpointed") and incremental[0].outcome != "failed"
 
 
+@pytest.mark.slow
 def test_a_failed_account_fails_the_timer_invocation_after_every_account_ran(two_accounts, monkeypatch):
     env, stores, good, bad = two_accounts
     for name, value in env.items():
@@ -112,6 +113,7 @@ def test_the_shipped_host_json_fits_the_default_budget():
     assert Path(__file__).resolve().parents[2].joinpath("host.json").exists()
 
 
+@pytest.mark.slow
 def test_a_run_longer_than_its_lease_keeps_the_lease_alive(make_sync, stores, pc):
     pc.set_latency(0.15)
     holders = []
@@ -161,6 +163,7 @@ def test_a_walk_whose_request_budget_runs_out_before_its_time_checkpoints_instea
     assert len(stores.organizations.statuses(ACCOUNT)) == len(pc.customers())
 
 
+@pytest.mark.slow
 def test_a_slow_snapshot_is_not_taken_for_a_slow_page(make_sync, stores, pc, monkeypatch):
     from shared.store.organizations import OrganizationStore
 

@@ -156,6 +156,7 @@ def test_a_failed_drain_attempt_stays_pending_with_its_error_and_is_retried(rece
     assert receiver.organization(tenant)["Status"] == "active"
 
 
+@pytest.mark.slow
 def test_the_incremental_timer_drains_events_left_pending(receiver):
     from devstack.local.host import fire_timer
 

@@ -49,6 +49,7 @@ def test_one_storage_operation_buys_many_calls(make_budget):
     assert budget.stats.storage_operations <= 300 / 10
 
 
+@pytest.mark.slow
 def test_a_pause_seen_by_one_instance_holds_every_instance(make_budget, tables):
     first, second = make_budget(600), make_budget(600)
     first.lane("background").acquire()
@@ -129,6 +130,7 @@ def test_a_call_first_in_line_goes_before_a_walks_threads(make_budget):
     assert sum(queued) > sum(ahead) + 6, (ahead, queued)
 
 
+@pytest.mark.slow
 def test_a_paced_lane_spreads_its_calls_instead_of_spending_the_window_at_once(make_budget):
     # 60 calls per 6 s window: one every 0.1 s, with a 2 s (20 calls) burst allowance.
     options = dict(window=6.0, interactive_reserve_percent=0, min_slice={"background": 5})
@@ -162,6 +164,7 @@ def test_a_paced_lane_spreads_its_calls_instead_of_spending_the_window_at_once(m
     assert len(take_all(unpaced.lane("background"), 0.3)) == 60  # the window alone lets them all through
 
 
+@pytest.mark.slow
 def test_a_crashed_instance_frees_its_slice_after_the_window(make_budget):
     crashed = make_budget(20, window=2.0, slice_seconds=1.0, min_slice={"background": 20},
                           interactive_reserve_percent=0)

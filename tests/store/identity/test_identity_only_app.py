@@ -28,6 +28,7 @@ def test_only_identity_settings_hold_the_storage(identity_app):
     assert app.current().storage.identity_based
 
 
+@pytest.mark.slow
 def test_a_full_sync_from_the_command_line(identity_app, simulator, identity_endpoint, client_id, capsys):
     assert cli(["sync", "full", "--json"]) == 0
     [result] = json.loads(capsys.readouterr().out)
@@ -39,6 +40,7 @@ def test_a_full_sync_from_the_command_line(identity_app, simulator, identity_end
                for call in identity_endpoint.requests)
 
 
+@pytest.mark.slow
 def test_an_incremental_run_through_the_queue_trigger(identity_app, simulator):
     stores = app.current().stores
     fire_timer("full_reconciliation")
@@ -53,6 +55,7 @@ def test_an_incremental_run_through_the_queue_trigger(identity_app, simulator):
     assert latest[0].counts["created"] == 1
 
 
+@pytest.mark.slow
 def test_status_from_the_command_line_and_the_http_routes(identity_app, simulator, capsys):
     assert cli(["sync", "full"]) == 0
     capsys.readouterr()
@@ -89,6 +92,7 @@ def test_status_from_the_command_line_and_the_http_routes(identity_app, simulato
     assert verdict["microsoftCustomer"] is True and verdict["allowed"] is False, stored
 
 
+@pytest.mark.slow
 def test_sync_now_over_http_runs_on_identity_storage(identity_app):
     route = {"accountId": identity_app}
     accepted = call_http("sync_now", http_request("POST", f"ops/accounts/{identity_app}/sync", route_params=route,

@@ -31,6 +31,7 @@ def identity_storage_settings(client_id: str) -> dict[str, str]:
             f"{HOST_STORAGE}__clientId": client_id}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("status", "content_type", "body"), NOT_JSON_ANSWERS)
 def test_the_command_line_reports_a_token_failure_in_one_line_naming_the_connection(tmp_path, status, content_type,
                                                                                     body):
@@ -53,6 +54,7 @@ def test_the_command_line_reports_a_token_failure_in_one_line_naming_the_connect
     assert endpoint.secret not in done.stderr + done.stdout and "pc-secret-value" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("status", "content_type", "body"), NOT_JSON_ANSWERS[:2])
 def test_an_http_route_answers_a_token_failure_with_503_naming_the_connection(without_storage_settings, monkeypatch,
                                                                              status, content_type, body):
