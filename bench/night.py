@@ -48,7 +48,7 @@ from shared.partner_center.budget.ledger import WINDOW_SECONDS
 from shared.settings import Settings
 from shared.keys import account_range
 from shared.store.runs import RunOutcome
-from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
+from shared.sync.engine import FULL, INCREMENTAL, Deadline
 
 ACCOUNT = "night"
 print = functools.partial(print, flush=True)  # progress as it happens, also through a pipe
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(limit {int(REAL_LIMIT_PER_MINUTE * k)}), latency {args.latency / k * 1000:.1f} ms, invocation "
               f"{invocation:.1f} s, incremental every {interval:.1f} s, lease {max(5.0, REAL_LEASE_SECONDS / k):.0f} s")
         started = time.monotonic()
-        [seeded] = App(Settings.from_env(env)).run_accounts(FULL, budget=TimeBudget.starting_now(3600))
+        [seeded] = App(Settings.from_env(env)).run_accounts(FULL, deadline=Deadline.starting_now(3600))
         print(f"night: yesterday's state synced in {time.monotonic() - started:.0f} s ({seeded.outcome}, "
               f"{seeded.counts.created} organizations)")
 

@@ -34,7 +34,7 @@ from shared.partner_center.budget import BACKGROUND, INTERACTIVE, BudgetConfig, 
 from shared.settings import Account, Settings
 from shared.store.connections import ManagedIdentities, StorageConnection, binding_storage, sync_storage
 from shared.store.refresh_tokens import RefreshTokenStore
-from shared.sync.engine import AccountSync, RunResult, SyncOptions, TimeBudget
+from shared.sync.engine import AccountSync, RunResult, SyncOptions, Deadline
 from shared.sync.stores import SyncStores
 from shared.webhooks.queue import EVENT_QUEUE_CONNECTION, EventQueue
 from shared.webhooks.registration import WebhookRegistration
@@ -112,10 +112,10 @@ class App:
                             unit_queue=lambda: self.unit_queue, event_queue=lambda: self.event_queue)
 
     def run_accounts(self, mode: str, *, account_id: str | None = None,
-                     budget: TimeBudget | None = None) -> list[RunResult]:
+                     deadline: Deadline | None = None) -> list[RunResult]:
         """Run ``mode`` for every configured account (or one) in this invocation."""
         return run_accounts(mode, settings=self.settings, stores=self.stores, events=self.events,
-                            sync_for=self.account_sync, account_id=account_id, budget=budget)
+                            sync_for=self.account_sync, account_id=account_id, deadline=deadline)
 
     # Partner Center ------------------------------------------------------------------------------
 

@@ -169,7 +169,7 @@ def approve_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
     """Approve a held mass ending: its organizations still active are marked ended now (admin key)."""
     wired, account_id = _account(req)
     held_id = token_key(req.route_params.get("heldId"), "held id")
-    result = operations.approve_held(wired.stores, lambda: wired.account_sync(account_id), account_id, held_id,
+    result = operations.approve_held_ending(wired.stores, lambda: wired.account_sync(account_id), account_id, held_id,
                                      by=_operator(req))
     return json_response({"heldId": held_id, "decision": "approved", "run": result.as_dict()})
 
@@ -182,7 +182,7 @@ def reject_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
     """Reject a held mass ending: the organizations stay as they are (admin key)."""
     wired, account_id = _account(req)
     held_id = token_key(req.route_params.get("heldId"), "held id")
-    operations.reject_held(wired.stores, account_id, held_id, by=_operator(req))
+    operations.reject_held_ending(wired.stores, account_id, held_id, by=_operator(req))
     return json_response({"heldId": held_id, "decision": "rejected"})
 
 

@@ -159,7 +159,7 @@ def include_organization(stores: SyncStores, account_id: str, tenant_id: str, *,
     return _set_exclusion(stores, account_id, tenant_id, INCLUDE, by)
 
 
-def approve_held(stores: SyncStores, sync_for: Callable[[], AccountSync], account_id: str, held_id: str,
+def approve_held_ending(stores: SyncStores, sync_for: Callable[[], AccountSync], account_id: str, held_id: str,
                  *, by: str = "") -> RunResult:
     """Approve a held mass ending: the organizations Partner Center confirms gone are ended now, in a
     run. Approving again resumes an approval that stopped midway, or returns a finished one."""
@@ -172,7 +172,7 @@ def approve_held(stores: SyncStores, sync_for: Callable[[], AccountSync], accoun
     return result
 
 
-def reject_held(stores: SyncStores, account_id: str, held_id: str, *, by: str = "") -> None:
+def reject_held_ending(stores: SyncStores, account_id: str, held_id: str, *, by: str = "") -> None:
     """Reject a held mass ending: those organizations stay as they are."""
     _pending_held(stores, account_id, held_id)
     try:

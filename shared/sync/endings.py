@@ -70,7 +70,7 @@ def end_missing(run: Run, *, walk_started: datetime, seen: set[str], listed: int
         store(run, [plan_ending(t, snapshot[t], run.now(), fresh_after) for t in gone])
 
 
-def approve_held(run: Run, held_id: str, by: str) -> None:
+def end_approved_held(run: Run, held_id: str, by: str) -> None:
     """Carry out (or carry on) an operator's approval of a held ending.
 
     Each organization still active is ended only once Partner Center confirms the customer is
@@ -89,7 +89,7 @@ def approve_held(run: Run, held_id: str, by: str) -> None:
     kept = sum(1 for t in tenants if _status(snapshot, t) not in (STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED))
     waiting = [t for t in tenants if _status(snapshot, t) == STATUS_ACTIVE]
     for start in range(0, len(waiting), _CONFIRM_CHUNK):
-        if run.budget.left() < 10:
+        if run.deadline.left() < 10:
             raise OutOfTime(f"held change {held_id}: {len(waiting) - start} endings still to confirm")
         chunk = waiting[start:start + _CONFIRM_CHUNK]
         gone = [t for t, is_gone in zip(chunk, _confirm_gone(run, chunk)) if is_gone]
@@ -106,7 +106,7 @@ def continue_approvals(run: Run) -> None:
     """Approvals an earlier attempt left midway are finished by the account's next run."""
     for held in run.stores.held.approving(run.account_id):
         log.info("account %s: continuing the approval of held change %s", run.account_id, held.held_id)
-        approve_held(run, held.held_id, held.decided_by)
+        end_approved_held(run, held.held_id, held.decided_by)
 
 
 def _confirm_gone(run: Run, tenants: list[str]) -> list[bool]:

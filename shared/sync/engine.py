@@ -24,12 +24,13 @@ from shared.partner_center import (
     PartnerCenterClient,
     RelationshipEndedError,
 )
+from shared.keys import utc_now
 from shared.partner_center.models import parse_customer
 from shared.store import STATUS_ACTIVE, STATUS_EXCLUDED, OrganizationState, organization_state
 from shared.store.runs import RunOutcome
 
 from .change_log import settle_change_log_or_say_why
-from .endings import approve_held, continue_approvals
+from .endings import continue_approvals, end_approved_held
 from .incremental import incremental
 from .reconciliation import reconcile
 from .run import (
@@ -37,23 +38,22 @@ from .run import (
     FULL,
     HELD,
     INCREMENTAL,
+    Deadline,
     LeaseKeeper,
     OutOfTime,
     Run,
     RunCounts,
     RunResult,
     SyncOptions,
-    TimeBudget,
     acquire_lease,
     close_abandoned_runs,
     describe,
-    utcnow,
 )
 from .stores import SyncStores
 from .writes import RunInterrupted, organization_content, plan_content_write, plan_ending, store
 
-__all__ = ["AccountSync", "CUSTOMER", "FULL", "HELD", "INCREMENTAL", "RunCounts", "RunResult", "SyncOptions",
-           "TimeBudget", "utcnow"]
+__all__ = ["AccountSync", "CUSTOMER", "Deadline", "FULL", "HELD", "INCREMENTAL", "RunCounts", "RunResult",
+           "SyncOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class AccountSync:
         stores: SyncStores,
         options: SyncOptions | None = None,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utc_now,
         after_page: Callable[[int], None] | None = None,
         indirect_provider: bool = False,
     ) -> None:
@@ -84,36 +84,36 @@ class AccountSync:
 
     # -- what a run can be --------------------------------------------------------------------
 
-    def full(self, budget: TimeBudget | None = None) -> RunResult:
+    def full(self, deadline: Deadline | None = None) -> RunResult:
         """Full reconciliation, resuming a checkpointed walk when one is pending."""
-        return self._run(FULL, reconcile, budget, wait_for_lease=self.options.full_lease_wait_seconds)
+        return self._run(FULL, reconcile, deadline, wait_for_lease=self.options.full_lease_wait_seconds)
 
-    def incremental(self, budget: TimeBudget | None = None) -> RunResult:
+    def incremental(self, deadline: Deadline | None = None) -> RunResult:
         """Incremental sync; then, with the time left, an approval or a reconciliation left midway."""
-        budget = budget or self._budget()
+        deadline = deadline or self._deadline()
         state = self.stores.state
         if state.get_checkpoint(self.account_id) is None and state.get_watermark(self.account_id) is None:
             # Nothing was ever synced: the first run has to read everything anyway.
-            return self.full(budget)
+            return self.full(deadline)
 
         def body(run: Run) -> None:
             with self.client.first_in_line():  # new customers ahead of a walk of this process
                 incremental(run)
-            if run.result.outcome == RunOutcome.SUCCEEDED and budget.left() > 30:
+            if run.result.outcome == RunOutcome.SUCCEEDED and deadline.left() > 30:
                 continue_approvals(run)
                 run.result.outcome = RunOutcome.SUCCEEDED
 
         began = time.monotonic()
-        result = self._run(INCREMENTAL, body, budget)
+        result = self._run(INCREMENTAL, body, deadline)
         # A pending walk goes on with the time left, but only until shortly before the next tick.
-        until_next_tick = TimeBudget(min(budget.deadline, began + 0.8 * self.options.incremental_interval_seconds))
+        until_next_tick = Deadline(min(deadline.at, began + 0.8 * self.options.incremental_interval_seconds))
         if result.outcome in (RunOutcome.SUCCEEDED, RunOutcome.SUCCEEDED_WITH_FAILURES) \
                 and state.get_checkpoint(self.account_id) is not None and until_next_tick.left() > 30:
             with telemetry.run_span(self.account_id, FULL, correlation_id=self.client.correlation_id) as span:
                 telemetry.record_run(span, self.full(until_next_tick))
         return result
 
-    def customer(self, tenant_id: str, budget: TimeBudget | None = None) -> tuple[RunResult, dict | None]:
+    def customer(self, tenant_id: str, deadline: Deadline | None = None) -> tuple[RunResult, dict | None]:
         """On-demand sync of one customer (manual request or webhook): one Partner Center call.
 
         It takes no account lease, so it never waits for a long reconciliation; its write is
@@ -121,12 +121,12 @@ class AccountSync:
         Returns the run and the stored organization.
         """
         tenant = tenant_id.lower()
-        result = self._run(CUSTOMER, lambda run: self._sync_one(run, tenant), budget, exclusive=False)
+        result = self._run(CUSTOMER, lambda run: self._sync_one(run, tenant), deadline, exclusive=False)
         return result, self.stores.organizations.get(self.account_id, tenant)
 
-    def approve_held(self, held_id: str, *, by: str = "", budget: TimeBudget | None = None) -> RunResult:
+    def approve_held(self, held_id: str, *, by: str = "", deadline: Deadline | None = None) -> RunResult:
         """An operator approved a held mass ending: end those organizations Partner Center confirms gone."""
-        return self._run(HELD, lambda run: approve_held(run, held_id, by), budget)
+        return self._run(HELD, lambda run: end_approved_held(run, held_id, by), deadline)
 
     # -- parts the work modules ask for --------------------------------------------------------
 
@@ -148,20 +148,20 @@ class AccountSync:
 
     # -- the frame of every run ------------------------------------------------------------------
 
-    def _budget(self) -> TimeBudget:
-        return TimeBudget.starting_now(self.options.time_budget_seconds)
+    def _deadline(self) -> Deadline:
+        return Deadline.starting_now(self.options.time_budget_seconds)
 
     def _covered_since(self, mode: str, moment: datetime) -> bool:
         last = self.stores.runs.last_completed(self.account_id, mode)
         return last is not None and last.started_at >= moment
 
-    def _run(self, mode: str, body: Callable[[Run], None], budget: TimeBudget | None, *,
+    def _run(self, mode: str, body: Callable[[Run], None], deadline: Deadline | None, *,
              exclusive: bool = True, wait_for_lease: float = 0.0) -> RunResult:
-        budget = budget or self._budget()
+        deadline = deadline or self._deadline()
         started = self.clock()
         keeper = None
         if exclusive:
-            lease = acquire_lease(self, mode, budget, wait_for_lease)
+            lease = acquire_lease(self, mode, deadline, wait_for_lease)
             if lease is not None and wait_for_lease and self._covered_since(mode, started):
                 # While this run waited, another run of the same mode did the same work.
                 self.stores.state.release(lease)
@@ -181,7 +181,7 @@ class AccountSync:
                                         error=result.error)
                 log.info("account %s: %s run skipped, another run is active", self.account_id, mode)
                 return result
-            return self._carry_out(Run(self, result, record, budget, keeper), body)
+            return self._carry_out(Run(self, result, record, deadline, keeper), body)
         finally:
             if keeper is not None:
                 keeper.release()
@@ -189,7 +189,7 @@ class AccountSync:
     def _carry_out(self, run: Run, body: Callable[[Run], None]) -> RunResult:
         result = run.result
         calls_before, throttled_before = self.client.stats.calls, self.client.stats.throttled
-        self.client.deadline = run.budget.deadline
+        self.client.deadline = run.deadline.at
         try:
             body(run)
             if result.outcome == RunOutcome.SUCCEEDED and result.counts.failed:

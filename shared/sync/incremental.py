@@ -101,7 +101,7 @@ def _sync_page(run: Run, page, snapshot: dict, failing: dict, refresh: set[str],
     seen.difference_update(plan.gone)
     commit(run, plan, failing)
     record_malformed(run, page)
-    if page.next_link is not None and run.near_budget():
+    if page.next_link is not None and run.near_deadline():
         run.result.outcome = RunOutcome.PARTIAL
         run.result.error = "time budget spent before the customer list was walked; watermark kept"
         return RunOutcome.PARTIAL

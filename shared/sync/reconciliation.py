@@ -100,7 +100,7 @@ def reconcile(run: Run) -> None:
             storing = writer.submit(store_page, plan, page, page_number, listed, skipped)
             if page.next_link is None:
                 break
-            if run.near_budget():
+            if run.near_deadline():
                 storing.result()
                 run.result.outcome = RunOutcome.CHECKPOINTED
                 log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",

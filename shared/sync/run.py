@@ -2,7 +2,7 @@
 and its heartbeat, and the run log record every run leaves.
 
 A run is one sync of one account in one invocation. Everything it does, including waiting for
-another run's lease, happens before its :class:`TimeBudget` ends; while it works, a heartbeat
+another run's lease, happens before its :class:`Deadline` ends; while it works, a heartbeat
 keeps its lease alive, and it checks the lease before every write, so a run that lost its lease
 (its instance was frozen past the lease) stops before it can overwrite a successor's work.
 """
@@ -14,8 +14,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from shared.partner_center import RelationshipEndedError
 from shared.partner_center.models import is_known_relationship_kind, is_synced_kind
@@ -75,17 +75,18 @@ class SyncOptions:
 
 
 @dataclass(frozen=True)
-class TimeBudget:
-    """The one time budget of an invocation: a ``time.monotonic()`` deadline every run shares."""
+class Deadline:
+    """An invocation's deadline (``SYNC_TIME_BUDGET_SECONDS`` from its start): a ``time.monotonic()``
+    moment every run of the invocation shares; the request budget is another thing (docs/glossary.md)."""
 
-    deadline: float
+    at: float
 
     @classmethod
-    def starting_now(cls, seconds: float) -> "TimeBudget":
+    def starting_now(cls, seconds: float) -> "Deadline":
         return cls(time.monotonic() + seconds)
 
     def left(self) -> float:
-        return self.deadline - time.monotonic()
+        return self.at - time.monotonic()
 
 
 @dataclass
@@ -143,10 +144,6 @@ class RunResult:
 
 class OutOfTime(Exception):
     """The invocation's time budget has no room for the next step: checkpoint and stop."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class LeaseKeeper:
@@ -215,10 +212,10 @@ class LeaseKeeper:
         self._valid_until = started + self._seconds
 
 
-def acquire_lease(sync: "SyncParts", mode: str, budget: TimeBudget, wait_seconds: float) -> Lease | None:
-    """Take the mode's lease of the account, waiting at most ``wait_seconds`` and never past the budget."""
+def acquire_lease(sync: "SyncParts", mode: str, deadline: Deadline, wait_seconds: float) -> Lease | None:
+    """Take the mode's lease of the account, waiting at most ``wait_seconds`` and never past the deadline."""
     owner = uuid.uuid4().hex
-    give_up = min(time.monotonic() + wait_seconds, budget.deadline)
+    give_up = min(time.monotonic() + wait_seconds, deadline.at)
     while True:
         lease = sync.stores.state.acquire(sync.account_id, owner, sync.options.lease_seconds, LEASE_OF_MODE[mode])
         if lease is not None or time.monotonic() >= give_up:
@@ -248,12 +245,12 @@ def close_abandoned_runs(sync: "SyncParts", mode: str, now: datetime) -> int:
 class Run:
     """One run in progress: its result, its lease, its time budget, and its account's parts."""
 
-    def __init__(self, sync: "SyncParts", result: RunResult, record: RunRecord, budget: TimeBudget,
+    def __init__(self, sync: "SyncParts", result: RunResult, record: RunRecord, deadline: Deadline,
                  keeper: LeaseKeeper | None) -> None:
         self.sync = sync
         self.result = result
         self.record = record
-        self.budget = budget
+        self.deadline = deadline
         self.keeper = keeper
         # Organizations whose change-log entry is written but whose write failed midway: settled at the end.
         self.unsettled: set[str] = set()
@@ -290,12 +287,12 @@ class Run:
         Setup happens once a run; counted in the first page, it would stop a unit after one page."""
         self._page_started = time.monotonic()
 
-    def near_budget(self) -> bool:
+    def near_deadline(self) -> bool:
         """True when another page might not fit in what is left of the time budget."""
         now = time.monotonic()
         self._slowest_page = max(self._slowest_page, now - self._page_started)
         self._page_started = now
-        return self.budget.left() < 2 * self._slowest_page + 5
+        return self.deadline.left() < 2 * self._slowest_page + 5
 
     def note(self, text: str) -> None:
         self.result.notes.append(text)

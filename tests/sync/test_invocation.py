@@ -18,7 +18,7 @@ from shared.partner_center import LocalRequestBudget
 from shared.settings import Settings, SettingsError
 from shared.store import TableNames
 from shared.store.state import WALK_LEASE
-from shared.sync.engine import FULL, INCREMENTAL, TimeBudget
+from shared.sync.engine import FULL, INCREMENTAL, Deadline
 from shared.operations.accounts import RunsFailed, raise_if_failed
 from shared.sync.stores import SyncStores
 from tests.sync.conftest import ACCOUNT
@@ -48,8 +48,8 @@ def two_accounts(simulator, storage_connection, table_prefix, monkeypatch):
 def test_every_account_shares_the_invocations_one_budget(two_accounts):
     env, stores, good, bad = two_accounts
     settings = Settings.from_env({**env, "SYNC_TIME_BUDGET_SECONDS": "60"})
-    budget = TimeBudget.starting_now(5)  # less than a turn needs: nobody starts
-    results = App(settings, stores=stores).run_accounts(FULL, budget=budget)
+    deadline = Deadline.starting_now(5)  # less than a turn needs: nobody starts
+    results = App(settings, stores=stores).run_accounts(FULL, deadline=deadline)
     assert [r.outcome for r in results] == ["skipped", "skipped"]
     assert all("time budget was spent" in r.error for r in results)
     assert stores.runs.latest(good, FULL, limit=1)[0].outcome == "skipped"
@@ -61,7 +61,7 @@ def test_a_walk_continued_by_an_incremental_run_stops_at_the_same_deadline(two_a
     simulator.set_latency(0.05)
     started = time.monotonic()
     first = App(settings, stores=stores).run_accounts(FULL, account_id=good)
-    incremental = App(settings, stores=stores).run_accounts(INCREMENTAL, account_id=good, budget=TimeBudget.starting_now(4))
+    incremental = App(settings, stores=stores).run_accounts(INCREMENTAL, account_id=good, deadline=Deadline.starting_now(4))
     # The incremental run and the reconciliation it carried on together kept to the 4 s given.
     assert time.monotonic() - started < 8 + 4 + 3
     assert first[0].outcome in ("succeeded", "checkpointed") and incremental[0].outcome != "failed"
@@ -153,7 +153,7 @@ def test_a_walk_whose_request_budget_runs_out_before_its_time_checkpoints_instea
     sync = make_sync()
     # 25 calls a minute: the third page's profiles would wait a minute, past the 15 s it was given.
     sync.client.budget = LocalRequestBudget(25)
-    first = sync.full(TimeBudget.starting_now(15))
+    first = sync.full(Deadline.starting_now(15))
     assert first.outcome == "checkpointed", first.error
     assert 10 <= len(stores.organizations.statuses(ACCOUNT)) < len(pc.customers())
     assert stores.state.get_checkpoint(ACCOUNT) is not None
@@ -177,5 +177,5 @@ def test_a_slow_snapshot_is_not_taken_for_a_slow_page(make_sync, stores, pc, mon
     monkeypatch.setattr(OrganizationStore, "snapshot", slow_snapshot)
     # 12 s: after the 3 s snapshot, pages of a fraction of a second each fit many times over. Counted
     # as part of the first page, the snapshot would leave 9 s < 2 x 3 s + 5 s and stop after one page.
-    result = make_sync().full(TimeBudget.starting_now(12))
+    result = make_sync().full(Deadline.starting_now(12))
     assert result.outcome == "succeeded", (result.outcome, result.error)
