@@ -39,7 +39,7 @@ def _refusals(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Calla
         except InvalidKey as exc:
             raise Problem(400, "invalid-request", str(exc)) from None
         except (operations.UnknownAccount, operations.UnknownOrganization, operations.UnknownCustomer,
-                operations.UnknownHeldChange) as exc:
+                operations.UnknownHeldEnding) as exc:
             raise Problem(404, "not-found", str(exc)) from None
         except operations.ActionConflict as exc:
             raise Problem(409, "conflict", str(exc)) from None
@@ -166,7 +166,7 @@ def include_organization(req: func.HttpRequest) -> func.HttpResponse:
 @answers_with_problems
 @_refusals
 def approve_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
-    """Approve a held mass ending: its organizations still active are marked ended now (admin key)."""
+    """Approve a held ending: its organizations still active are marked ended now (admin key)."""
     wired, account_id = _account(req)
     held_id = token_key(req.route_params.get("heldId"), "held id")
     result = operations.approve_held_ending(wired.stores, lambda: wired.account_sync(account_id), account_id, held_id,
@@ -179,7 +179,7 @@ def approve_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
 @answers_with_problems
 @_refusals
 def reject_held_deletion(req: func.HttpRequest) -> func.HttpResponse:
-    """Reject a held mass ending: the organizations stay as they are (admin key)."""
+    """Reject a held ending: the organizations stay as they are (admin key)."""
     wired, account_id = _account(req)
     held_id = token_key(req.route_params.get("heldId"), "held id")
     operations.reject_held_ending(wired.stores, account_id, held_id, by=_operator(req))

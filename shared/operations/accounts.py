@@ -13,6 +13,7 @@ from shared.settings import Settings
 from shared.store.runs import RunOutcome
 from shared.keys import utc_now
 from shared.sync.engine import AccountSync, Deadline, RunResult
+from shared.sync.run import InvocationFailed
 from shared.sync.stores import SyncStores
 from shared.webhooks.processing import process_pending_events
 from shared.webhooks.store import WebhookEventStore
@@ -26,21 +27,13 @@ SyncFor = Callable[[str], AccountSync]
 _MINIMUM_TURN_SECONDS = 15.0
 
 
-class RunsFailed(RuntimeError):
-    """Raised by a timer after every account ran, when any account's run failed: the Functions
-    host then records the invocation as failed, and the standard failed-invocation alert fires."""
-
-    def __init__(self, results: list[RunResult]) -> None:
-        failed = [r for r in results if r.outcome == RunOutcome.FAILED]
-        super().__init__("; ".join(f"account {r.account_id}: {r.mode} run {r.run_id} failed: {r.error}"[:300]
-                                   for r in failed))
-        self.results = results
-
-
 def raise_if_failed(results: list[RunResult]) -> list[RunResult]:
-    """The results, or :class:`RunsFailed` when any run failed."""
-    if any(r.outcome == RunOutcome.FAILED for r in results):
-        raise RunsFailed(results)
+    """The results, or :class:`InvocationFailed` when any run failed: a timer raises it after every
+    account had its turn."""
+    failed = [r for r in results if r.outcome == RunOutcome.FAILED]
+    if failed:
+        raise InvocationFailed("; ".join(f"account {r.account_id}: {r.mode} run {r.run_id} failed: {r.error}"[:300]
+                                         for r in failed), results)
     return results
 
 

@@ -1,5 +1,5 @@
 """What operators do every day (docs/http-api.md): sync now, sync one customer, exclude and include a
-customer, approve or reject a held mass ending.
+customer, approve or reject a held ending.
 
 Plain code with its stores and syncs handed in; the HTTP triggers only parse and answer. Refusals
 are typed (:class:`UnknownOrganization`, :class:`ActionConflict`, :class:`CoolingDown`, ...) so
@@ -34,7 +34,7 @@ from shared.store import (
     APPROVING,
     PENDING,
     ChangeEntry,
-    HeldChangeDecided,
+    HeldEndingDecided,
     OrganizationWrite,
     StoreError,
     organization_state,
@@ -61,8 +61,8 @@ class UnknownCustomer(LookupError):
     """Partner Center does not know this customer (for this partner)."""
 
 
-class UnknownHeldChange(LookupError):
-    """No held change with this id in this account."""
+class UnknownHeldEnding(LookupError):
+    """No held ending with this id in this account."""
 
 
 class ActionConflict(Exception):
@@ -161,7 +161,7 @@ def include_organization(stores: SyncStores, account_id: str, tenant_id: str, *,
 
 def approve_held_ending(stores: SyncStores, sync_for: Callable[[], AccountSync], account_id: str, held_id: str,
                  *, by: str = "") -> RunResult:
-    """Approve a held mass ending: the organizations Partner Center confirms gone are ended now, in a
+    """Approve a held ending: the organizations Partner Center confirms gone are ended now, in a
     run. Approving again resumes an approval that stopped midway, or returns a finished one."""
     _pending_held(stores, account_id, held_id, also=(APPROVING, APPROVED))
     result = sync_for().approve_held(held_id, by=by)
@@ -173,20 +173,20 @@ def approve_held_ending(stores: SyncStores, sync_for: Callable[[], AccountSync],
 
 
 def reject_held_ending(stores: SyncStores, account_id: str, held_id: str, *, by: str = "") -> None:
-    """Reject a held mass ending: those organizations stay as they are."""
+    """Reject a held ending: those organizations stay as they are."""
     _pending_held(stores, account_id, held_id)
     try:
         stores.held.reject(account_id, held_id, by=by)
-    except HeldChangeDecided as exc:
+    except HeldEndingDecided as exc:
         raise ActionConflict(str(exc)) from exc
 
 
 def _pending_held(stores: SyncStores, account_id: str, held_id: str, also: tuple[str, ...] = ()) -> None:
     held = stores.held.get(account_id, held_id)
     if held is None:
-        raise UnknownHeldChange(f"no held change {held_id!r} for account {account_id!r}")
+        raise UnknownHeldEnding(f"no held ending {held_id!r} for account {account_id!r}")
     if held.status != PENDING and held.status not in also:
-        raise ActionConflict(f"held change {held_id} is already {held.status}")
+        raise ActionConflict(f"held ending {held_id} is already {held.status}")
 
 
 def _set_exclusion(stores: SyncStores, account_id: str, tenant_id: str, kind: str, by: str) -> tuple[dict, bool]:
@@ -232,7 +232,7 @@ def _run_failure(result: RunResult) -> Exception:
     failure = result.failure
     if isinstance(failure, CustomerNotFoundError):
         return UnknownCustomer(f"Partner Center does not know this customer: {result.error}")
-    if isinstance(failure, HeldChangeDecided):
+    if isinstance(failure, HeldEndingDecided):
         return ActionConflict(result.error)
     if isinstance(failure, _TEMPORARY):
         return PartnerCenterUnavailable(f"run {result.run_id}: {result.error}", temporary=True)

@@ -13,7 +13,7 @@ happens to the message follows from the run:
 
 - the run finished, checkpointed, or found the account's lease held by another run (which covers
   this unit): the unit is done and the message is deleted;
-- the run failed: :class:`UnitFailed` is raised, so the runtime makes the message visible again
+- the run failed: :class:`~shared.sync.run.InvocationFailed` is raised, so the runtime makes the message visible again
   and retries it; after ``maxDequeueCount`` attempts the runtime moves it to ``sync-units-poison``,
   and the last attempt writes a ``parked`` row in the account's run log first (a poison message,
   docs/glossary.md);
@@ -37,6 +37,7 @@ from shared.store.connections import StorageConnection, as_connection
 from shared.store.queues import PoisonedQueue, account_field, json_message
 from shared.store.runs import RunRecord
 from shared.sync.engine import FULL, INCREMENTAL, RunResult
+from shared.sync.run import InvocationFailed
 from shared.sync.stores import SyncStores
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,6 @@ _MAX_BODY_BYTES = 4096
 
 class MalformedUnit(ValueError):
     """A message that is not a unit; the text names the problem, never the message's values."""
-
-
-class UnitFailed(RuntimeError):
-    """The unit's run failed; raised so the Functions runtime retries the message."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +148,7 @@ def process_unit(body: bytes, *, message_id: str, dequeue_count: int, max_dequeu
 
     ``"parked"`` (malformed, or for an account that is not configured), ``"covered"`` (a run that
     started after the unit was requested already completed), or the run's outcome (``succeeded``,
-    ``skipped`` when another run holds the lease, ...). A failed run raises :class:`UnitFailed`.
+    ``skipped`` when another run holds the lease, ...). A failed run raises :class:`~shared.sync.run.InvocationFailed`.
     """
     try:
         unit = SyncUnit.parse(body)
@@ -173,7 +170,7 @@ def process_unit(body: bytes, *, message_id: str, dequeue_count: int, max_dequeu
     elif result.outcome == "failed":
         if dequeue_count >= max_dequeue_count:
             _record_parked(stores, unit, message_id, dequeue_count, result)
-        raise UnitFailed(f"account {unit.account_id}: {unit.mode} run {result.run_id} failed "
+        raise InvocationFailed(f"account {unit.account_id}: {unit.mode} run {result.run_id} failed "
                          f"(attempt {dequeue_count} of {max_dequeue_count}): {result.error}")
     elif result.outcome == "checkpointed":
         # The reconciliation stopped at its time budget: carry on at once, on whichever instance is free.

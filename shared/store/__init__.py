@@ -6,7 +6,7 @@ tests point it at Azurite with uniquely prefixed tables and nothing is patched.
 
 from shared.store.changes import ChangeEntry, ChangeLog
 from shared.store.failures import CustomerFailure, FailureLedger
-from shared.store.held import APPROVED, APPROVING, PENDING, REJECTED, HeldChange, HeldChangeDecided, HeldChanges
+from shared.store.held import APPROVED, APPROVING, PENDING, REJECTED, HeldEnding, HeldEndingDecided, HeldEndings
 from shared.keys import InvalidKey, account_key, tenant_key
 from shared.store.organizations import (
     CREATE,
@@ -50,9 +50,9 @@ __all__ = [
     "ConcurrencyConflict",
     "CustomerFailure",
     "FailureLedger",
-    "HeldChange",
-    "HeldChangeDecided",
-    "HeldChanges",
+    "HeldEnding",
+    "HeldEndingDecided",
+    "HeldEndings",
     "InvalidKey",
     "Lease",
     "LeaseLost",

@@ -1,4 +1,4 @@
-"""Held mass endings (HeldChanges table): the deletion guard's queue for an operator (docs/glossary.md).
+"""Held endings (the HeldChanges table): the deletion guard's queue for an operator (docs/glossary.md).
 
 When one run would end more than the threshold of an account's active organizations, nothing is
 ended; the run holds the endings here. Header row: PartitionKey = account id, RowKey = held id
@@ -29,13 +29,13 @@ from shared.store.tables import ConcurrencyConflict, Tables, delete_rows, row_ke
 PENDING, APPROVING, APPROVED, REJECTED = "pending", "approving", "approved", "rejected"
 
 
-class HeldChangeDecided(ConcurrencyConflict):
-    """The held change is no longer pending: someone approved or rejected it already."""
+class HeldEndingDecided(ConcurrencyConflict):
+    """The held ending is no longer pending: someone approved or rejected it already."""
 
 
 @dataclass(frozen=True)
-class HeldChange:
-    """A held mass ending: which run held it, how many organizations, and its decision."""
+class HeldEnding:
+    """A held ending: which run held it, how many organizations, and its decision."""
 
     account_id: str
     held_id: str
@@ -52,7 +52,7 @@ class HeldChange:
     kept_count: int = 0
 
 
-class HeldChanges:
+class HeldEndings:
     """Holds mass endings and records operators' decisions on them."""
 
     def __init__(self, tables: Tables, clock: Callable[[], datetime] = utc_now) -> None:
@@ -117,44 +117,44 @@ class HeldChanges:
         )
         return list(query)
 
-    def get(self, account_id: str, held_id: str) -> HeldChange | None:
-        """One held change, or ``None``."""
+    def get(self, account_id: str, held_id: str) -> HeldEnding | None:
+        """One held ending, or ``None``."""
         entity = self._header(account_id, held_id)
         return _held(entity) if entity is not None else None
 
-    def pending(self, account_id: str) -> list[HeldChange]:
-        """The account's held changes waiting for a decision, newest first."""
+    def pending(self, account_id: str) -> list[HeldEnding]:
+        """The account's held endings waiting for a decision, newest first."""
         query = self._table.query_entities(
             "PartitionKey eq @pk and Status eq @status", parameters={"pk": account_key(account_id), "status": PENDING}
         )
         return [_held(entity) for entity in query]
 
     def tenant_ids(self, account_id: str, held_id: str) -> list[str]:
-        """The tenant ids a held change would end."""
+        """The tenant ids a held ending would end."""
         partition = composite_key(account_id, token_key(held_id, "held id"))
         query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
         return [tenant for entity in query for tenant in unpack_ids(entity)]
 
-    def approve(self, account_id: str, held_id: str, by: str = "") -> HeldChange:
+    def approve(self, account_id: str, held_id: str, by: str = "") -> HeldEnding:
         """Start (or resume) the approval of a hold; returns it, ``approving`` or already ``approved``.
 
         Idempotent: approving an approval in progress resumes it, and approving a finished one
-        returns it unchanged. Raises :class:`HeldChangeDecided` only for a rejected hold (also
+        returns it unchanged. Raises :class:`HeldEndingDecided` only for a rejected hold (also
         when a concurrent call rejected it).
         """
         entity = self._header(account_id, held_id)
         if entity is None:
-            raise KeyError(f"no held change {held_id!r} for account {account_id!r}")
+            raise KeyError(f"no held ending {held_id!r} for account {account_id!r}")
         if entity["Status"] in (APPROVING, APPROVED):
             return _held(entity)
         self._decide(entity, APPROVING, by)
         return self.get(account_id, held_id)
 
-    def complete_approval(self, account_id: str, held_id: str, *, ended: int, kept: int) -> HeldChange:
+    def complete_approval(self, account_id: str, held_id: str, *, ended: int, kept: int) -> HeldEnding:
         """Every tenant of an approving hold is settled: ``ended`` confirmed gone, ``kept`` alive."""
         entity = self._header(account_id, held_id)
         if entity is None:
-            raise KeyError(f"no held change {held_id!r} for account {account_id!r}")
+            raise KeyError(f"no held ending {held_id!r} for account {account_id!r}")
         if entity["Status"] == APPROVING:
             self._table.update_entity(
                 {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], "Status": APPROVED,
@@ -163,7 +163,7 @@ class HeldChanges:
             )
         return self.get(account_id, held_id)
 
-    def approving(self, account_id: str) -> list[HeldChange]:
+    def approving(self, account_id: str) -> list[HeldEnding]:
         """Approvals in progress (an earlier attempt stopped midway): runs continue them."""
         query = self._table.query_entities(
             "PartitionKey eq @pk and Status eq @status", parameters={"pk": account_key(account_id), "status": APPROVING}
@@ -174,13 +174,13 @@ class HeldChanges:
         """Reject a pending hold: those organizations stay as they are."""
         entity = self._header(account_id, held_id)
         if entity is None:
-            raise KeyError(f"no held change {held_id!r} for account {account_id!r}")
+            raise KeyError(f"no held ending {held_id!r} for account {account_id!r}")
         self._decide(entity, REJECTED, by)
 
     def _decide(self, entity, status: str, by: str) -> None:
         held_id = entity["RowKey"]
         if entity["Status"] != PENDING:
-            raise HeldChangeDecided(f"held change {held_id} is already {entity['Status']}")
+            raise HeldEndingDecided(f"held ending {held_id} is already {entity['Status']}")
         decision = {
             "PartitionKey": entity["PartitionKey"],
             "RowKey": entity["RowKey"],
@@ -196,7 +196,7 @@ class HeldChanges:
                 match_condition=MatchConditions.IfNotModified,
             )
         except ResourceModifiedError as exc:
-            raise HeldChangeDecided(f"held change {held_id} was decided by someone else") from exc
+            raise HeldEndingDecided(f"held ending {held_id} was decided by someone else") from exc
 
     def _header(self, account_id: str, held_id: str):
         try:
@@ -205,9 +205,9 @@ class HeldChanges:
             return None
 
 
-def _held(entity) -> HeldChange:
+def _held(entity) -> HeldEnding:
     decided = entity.get("DecidedAt")
-    return HeldChange(
+    return HeldEnding(
         account_id=entity["PartitionKey"],
         held_id=entity["RowKey"],
         run_id=entity["RunId"],

@@ -80,7 +80,7 @@ def end_approved_held(run: Run, held_id: str, by: str) -> None:
     """
     held = run.stores.held.approve(run.account_id, held_id, by=by)
     if held.status == APPROVED:
-        run.note(f"held change {held_id} was already approved ({held.ended_count} ended, {held.kept_count} kept)")
+        run.note(f"held ending {held_id} was already approved ({held.ended_count} ended, {held.kept_count} kept)")
         run.result.outcome = RunOutcome.SUCCEEDED
         return
     tenants = run.stores.held.tenant_ids(run.account_id, held_id)
@@ -90,7 +90,7 @@ def end_approved_held(run: Run, held_id: str, by: str) -> None:
     waiting = [t for t in tenants if _status(snapshot, t) == STATUS_ACTIVE]
     for start in range(0, len(waiting), _CONFIRM_CHUNK):
         if run.deadline.left() < 10:
-            raise OutOfTime(f"held change {held_id}: {len(waiting) - start} endings still to confirm")
+            raise OutOfTime(f"held ending {held_id}: {len(waiting) - start} endings still to confirm")
         chunk = waiting[start:start + _CONFIRM_CHUNK]
         gone = [t for t, is_gone in zip(chunk, _confirm_gone(run, chunk)) if is_gone]
         kept += len(chunk) - len(gone)
@@ -98,14 +98,14 @@ def end_approved_held(run: Run, held_id: str, by: str) -> None:
         ended += len(gone)
     run.stores.held.complete_approval(run.account_id, held_id, ended=ended, kept=kept)
     if kept:
-        run.note(f"held change {held_id}: {kept} organization(s) kept, Partner Center still lists them")
+        run.note(f"held ending {held_id}: {kept} organization(s) kept, Partner Center still lists them")
     run.result.outcome = RunOutcome.SUCCEEDED
 
 
 def continue_approvals(run: Run) -> None:
     """Approvals an earlier attempt left midway are finished by the account's next run."""
     for held in run.stores.held.approving(run.account_id):
-        log.info("account %s: continuing the approval of held change %s", run.account_id, held.held_id)
+        log.info("account %s: continuing the approval of held ending %s", run.account_id, held.held_id)
         end_approved_held(run, held.held_id, held.decided_by)
 
 

@@ -125,7 +125,7 @@ class AccountSync:
         return result, self.stores.organizations.get(self.account_id, tenant)
 
     def approve_held(self, held_id: str, *, by: str = "", deadline: Deadline | None = None) -> RunResult:
-        """An operator approved a held mass ending: end those organizations Partner Center confirms gone."""
+        """An operator approved a held ending: end those organizations Partner Center confirms gone."""
         return self._run(HELD, lambda run: end_approved_held(run, held_id, by), deadline)
 
     # -- parts the work modules ask for --------------------------------------------------------

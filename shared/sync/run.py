@@ -142,6 +142,16 @@ class RunResult:
         }
 
 
+class InvocationFailed(RuntimeError):
+    """A run behind a trigger failed: raised out of the trigger so the Functions host records the
+    invocation as failed (the failed-invocation alert fires) and, for a queue trigger, retries the
+    message, then moves it to the poison queue. ``results``: the runs, when a timer ran several."""
+
+    def __init__(self, message: str, results: list | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
+
+
 class OutOfTime(Exception):
     """The invocation's time budget has no room for the next step: checkpoint and stop."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from shared.store import (
     ChangeLog,
     FailureLedger,
-    HeldChanges,
+    HeldEndings,
     OrganizationStore,
     ReconciliationWalk,
     RunLog,
@@ -26,7 +26,7 @@ class SyncStores:
     runs: RunLog
     changes: ChangeLog
     failures: FailureLedger
-    held: HeldChanges
+    held: HeldEndings
     walk: ReconciliationWalk
 
     @classmethod
@@ -46,6 +46,6 @@ class SyncStores:
             runs=RunLog(tables),
             changes=ChangeLog(tables),
             failures=FailureLedger(tables, quarantine_after=quarantine_after),
-            held=HeldChanges(tables),
+            held=HeldEndings(tables),
             walk=ReconciliationWalk(tables),
         )

@@ -92,7 +92,7 @@ class AccountReading:
 def read_account(stores, account_id: str, *, now: datetime | None = None,
                  webhook_events: Callable[[str], dict] | None = None,
                  parked_units: Callable[[str], list] | None = None) -> AccountReading:
-    """One account's gauges from the run log, the failure ledger, held changes and, when given,
+    """One account's gauges from the run log, the failure ledger, held endings and, when given,
     the webhook inbox and the poison queue."""
     now = now or datetime.now(timezone.utc)
     reading = AccountReading(account_id)
@@ -209,7 +209,7 @@ def _register_gauges() -> None:
     m.create_observable_gauge(names.CUSTOMERS_QUARANTINED, [_observe(_one("quarantined"))], unit="{customer}",
                               description="customers quarantined after repeated failures")
     m.create_observable_gauge(names.ENDINGS_HELD, [_observe(_one("held"))], unit="{change}",
-                              description="held mass endings waiting for an operator")
+                              description="held endings waiting for an operator")
     m.create_observable_gauge(names.WEBHOOK_EVENTS_PENDING, [_observe(_one("webhook_pending"))], unit="{event}",
                               description="webhook events stored and not yet processed")
     m.create_observable_gauge(names.WEBHOOK_EVENTS_FAILED, [_observe(_one("webhook_failed"))], unit="{event}",

@@ -19,6 +19,7 @@ from shared import telemetry
 from shared.partner_center import AuthenticationError
 from shared.settings import Settings
 from shared.sync.engine import AccountSync
+from shared.sync.run import InvocationFailed
 
 from .queue import EVENT_QUEUE, POISON_QUEUE, EventMessage, EventQueue, MalformedEventMessage
 from .store import FAILED, MAX_ATTEMPTS, PENDING, PROCESSED, StoredEvent, WebhookEventStore
@@ -28,10 +29,6 @@ log = logging.getLogger(__name__)
 SyncFor = Callable[[str], AccountSync]
 PARKED = "parked"
 _STATUS_LIMIT = 50
-
-
-class EventProcessingFailed(RuntimeError):
-    """The event's sync failed; raised so the Functions runtime retries the message."""
 
 
 def process_event(events: WebhookEventStore, sync: AccountSync, event: StoredEvent) -> str:
@@ -69,7 +66,7 @@ def process_queued_event(body: bytes, *, message_id: str, dequeue_count: int, ma
     ``"parked"`` (malformed, for an account that is not configured, or naming no stored event:
     retrying cannot help, so it goes to ``webhook-events-poison`` at once with a log line saying
     why), ``"processed"``, or the event's status when it was no longer pending (a redelivery, or
-    the drain got there first: nothing to do). A failed sync raises :class:`EventProcessingFailed`
+    the drain got there first: nothing to do). A failed sync raises :class:`~shared.sync.run.InvocationFailed`
     so the runtime retries the message; after ``maxDequeueCount`` attempts the runtime poisons it,
     and the event stays pending in the table for the incremental run's drain.
     """
@@ -97,7 +94,7 @@ def _process_message(message, body, message_id, dequeue_count, max_dequeue_count
     try:
         sync = sync_for(message.account_id)
     except AuthenticationError as exc:
-        raise EventProcessingFailed(f"webhook event {event.account_id}/{event.key}: {exc}") from exc
+        raise InvocationFailed(f"webhook event {event.account_id}/{event.key}: {exc}") from exc
     status = process_event(events, sync, event)
     if status in (PROCESSED, FAILED):  # failed: gave up after MAX_ATTEMPTS; the reconciliation covers it
         return status
@@ -108,7 +105,7 @@ def _process_message(message, body, message_id, dequeue_count, max_dequeue_count
         log.error("webhook event %s/%s: message %s failed %d times and goes to %s; the event stays %s for the "
                   "incremental run: %s", event.account_id, event.key, message_id, dequeue_count, POISON_QUEUE,
                   current.status if current else "gone", error)
-    raise EventProcessingFailed(f"webhook event {event.account_id}/{event.key} (customer {event.customer_tenant_id}): "
+    raise InvocationFailed(f"webhook event {event.account_id}/{event.key} (customer {event.customer_tenant_id}): "
                                 f"attempt {dequeue_count} of {max_dequeue_count} failed: {error}")
 
 

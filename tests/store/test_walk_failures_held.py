@@ -1,4 +1,4 @@
-"""Reconciliation walk seen-set, failure ledger and quarantine, held mass endings (docs/glossary.md)."""
+"""Reconciliation walk seen-set, failure ledger and quarantine, held endings (docs/glossary.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shared.store import FailureLedger, HeldChangeDecided, HeldChanges, ReconciliationWalk
+from shared.store import FailureLedger, HeldEndingDecided, HeldEndings, ReconciliationWalk
 from tests.store.conftest import ACCOUNT, new_tenant
 
 
@@ -21,8 +21,8 @@ def ledger(tables) -> FailureLedger:
 
 
 @pytest.fixture
-def held(tables) -> HeldChanges:
-    return HeldChanges(tables)
+def held(tables) -> HeldEndings:
+    return HeldEndings(tables)
 
 
 def test_a_walk_seen_set_round_trips(walk):
@@ -145,7 +145,7 @@ def test_a_rejected_hold_is_no_longer_pending(held):
 def test_a_hold_is_decided_only_once(held):
     held_id = held.hold(ACCOUNT, "run1", [new_tenant()], active_count=1)
     held.approve(ACCOUNT, held_id)
-    with pytest.raises(HeldChangeDecided):
+    with pytest.raises(HeldEndingDecided):
         held.reject(ACCOUNT, held_id)
     assert held.get(ACCOUNT, held_id).status == "approving"
 
@@ -160,12 +160,12 @@ def test_of_an_approval_and_a_rejection_racing_exactly_one_decides(tables, held)
     outcomes = []
 
     def decide(action: str) -> None:
-        operator = HeldChanges(tables)
+        operator = HeldEndings(tables)
         barrier.wait()
         try:
             getattr(operator, action)(ACCOUNT, held_id)
             outcomes.append(action)
-        except HeldChangeDecided:
+        except HeldEndingDecided:
             outcomes.append("refused")
 
     threads = [threading.Thread(target=decide, args=(action,)) for action in ("approve", "reject")]

@@ -19,7 +19,8 @@ from shared.settings import Settings, SettingsError
 from shared.store import TableNames
 from shared.store.state import WALK_LEASE
 from shared.sync.engine import FULL, INCREMENTAL, Deadline
-from shared.operations.accounts import RunsFailed, raise_if_failed
+from shared.operations.accounts import raise_if_failed
+from shared.sync.run import InvocationFailed
 from shared.sync.stores import SyncStores
 from tests.sync.conftest import ACCOUNT
 
@@ -72,7 +73,7 @@ def test_a_failed_account_fails_the_timer_invocation_after_every_account_ran(two
     env, stores, good, bad = two_accounts
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(RunsFailed) as raised:
+    with pytest.raises(InvocationFailed) as raised:
         fire_timer("full_reconciliation")  # the registered timer function, as the host calls it
     assert bad in str(raised.value) and good not in str(raised.value)
     # The good account synced anyway, in the same invocation, before the failure was raised.
@@ -89,7 +90,7 @@ def test_raise_if_failed_passes_runs_with_isolated_customer_failures():
 
     ok = [RunResult("a", FULL, "r1", "succeeded_with_failures"), RunResult("b", FULL, "r2", "checkpointed")]
     assert raise_if_failed(ok) == ok
-    with pytest.raises(RunsFailed):
+    with pytest.raises(InvocationFailed):
         raise_if_failed([*ok, RunResult("c", FULL, "r3", "failed", error="boom")])
 
 
