@@ -9,7 +9,8 @@ failed, so the command line prints one line and the HTTP routes answer 503; neve
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 from azure.core.exceptions import ClientAuthenticationError
 
@@ -46,10 +47,18 @@ def failure_reason(exc: BaseException) -> str:
 class NamedCredential:
     """A token credential (``get_token`` and ``get_token_info``) whose failures are :class:`TokenUnavailable`."""
 
-    def __init__(self, inner: Any, connection: str, credential: str) -> None:
+    def __init__(self, inner: Any, connection: str, credential: str, *,
+                 on_failure: Callable[[TokenUnavailable], None] | None = None,
+                 quiet_after_failure: float = 0.0) -> None:
+        """``on_failure``: told of each failure, for callers that never see the exception (an
+        exporter's background thread). ``quiet_after_failure``: for that many seconds after a
+        failure, fail at once instead of asking the endpoint again (each ask retries for seconds)."""
         self._inner = inner
         self.connection = connection
         self.credential = credential
+        self._on_failure = on_failure
+        self._quiet = quiet_after_failure
+        self._failed: tuple[float, TokenUnavailable] | None = None
 
     def get_token(self, *scopes: str, **kwargs: Any):
         return self._ask(self._inner.get_token, *scopes, **kwargs)
@@ -69,9 +78,17 @@ class NamedCredential:
         self.close()
 
     def _ask(self, method, *args: Any, **kwargs: Any):
+        failed = self._failed
+        if failed is not None and time.monotonic() < failed[0]:
+            raise failed[1]
         try:
             return method(*args, **kwargs)
         except TokenUnavailable:
             raise
         except Exception as exc:
-            raise TokenUnavailable(self.connection, self.credential, failure_reason(exc)) from None
+            failure = TokenUnavailable(self.connection, self.credential, failure_reason(exc))
+            if self._quiet:
+                self._failed = (time.monotonic() + self._quiet, failure)
+            if self._on_failure is not None:
+                self._on_failure(failure)
+            raise failure from None

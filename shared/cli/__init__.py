@@ -52,14 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_local_settings()
     try:
-        _configure_telemetry(args)
-        if args.command == "webhook":
-            from .webhook import run as run_webhook
-
-            return run_webhook(args)
-        if args.command == "sync":
-            return _sync(args)
-        return _status(args)
+        code = _run(args)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -69,6 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # Operators' runs show up in Application Insights like the timers' do: send before exiting.
         telemetry.flush()
+    failed = telemetry.token_failures()
+    if failed:  # the exporter could not get a token: what ran is not in Application Insights
+        print(f"error: {failed[0]}", file=sys.stderr)
+        return code or 1
+    return code
+
+
+def _run(args) -> int:
+    _configure_telemetry(args)
+    if args.command == "webhook":
+        from .webhook import run as run_webhook
+
+        return run_webhook(args)
+    if args.command == "sync":
+        return _sync(args)
+    return _status(args)
 
 
 def _configure_telemetry(args) -> None:

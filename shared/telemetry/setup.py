@@ -36,6 +36,9 @@ SERVICE_NAME = "pc-organization-sync"
 _lock = threading.Lock()
 _mode: str | None = None
 _instrumented = False
+# Telemetry's own token failures: the exporter meets them in its thread, so they are kept for the
+# command line to report (one line, a non-zero exit) when it flushes.
+_token_failures: list = []
 
 
 def configure(environ: Mapping[str, str] | None = None, *, watch: Callable[[], None] | None = None) -> str:
@@ -135,12 +138,19 @@ def _resource(settings: TelemetrySettings):
 
 
 def _one_line_token_failures(record: logging.LogRecord) -> bool:
-    """The exporter logs a failed export with its traceback: a token failure says it all in one line."""
+    """Once telemetry could not get a token, the exporter's own lines about failed exports go: the
+    failure is kept instead (:func:`token_failures`) and reported once, in one line, by the process
+    that flushes. Logged, each line would also be exported, fail again and log again, in a loop."""
     from shared.credentials import TokenUnavailable
 
     if record.exc_info and isinstance(record.exc_info[1], TokenUnavailable):
-        record.exc_info, record.exc_text = None, None
-    return True
+        return False
+    return not _token_failures
+
+
+def token_failures() -> list:
+    """The token failures telemetry met in this process (``TokenUnavailable``), oldest first."""
+    return list(_token_failures)
 
 
 def _configure_azure_monitor(settings: TelemetrySettings) -> None:
@@ -154,7 +164,8 @@ def _configure_azure_monitor(settings: TelemetrySettings) -> None:
         from shared.credentials import NamedCredential, managed_identity_name
 
         credential = NamedCredential(ManagedIdentityCredential(client_id=settings.identity_client_id or None),
-                                     "APPLICATIONINSIGHTS", managed_identity_name(settings.identity_client_id))
+                                     "APPLICATIONINSIGHTS", managed_identity_name(settings.identity_client_id),
+                                     on_failure=_token_failures.append, quiet_after_failure=300.0)
         logging.getLogger("azure.monitor.opentelemetry.exporter.export._base").addFilter(_one_line_token_failures)
     sampling = {} if os.environ.get("OTEL_TRACES_SAMPLER") else {
         # Keep every trace of a command-line run: the distro's default rate limit (a few traces a

@@ -76,3 +76,28 @@ def test_an_http_route_answers_a_token_failure_with_503_naming_the_connection(wi
     assert problem["detail"].startswith(f"{HOST_STORAGE}: ")
     assert f"managed identity (client id {client_id})" in problem["detail"]
     assert endpoint.secret not in response.get_body().decode()
+
+
+@pytest.mark.slow
+def test_a_telemetry_token_failure_is_one_line_and_a_failed_command(tmp_path, storage_connection):
+    # Storage answers (a connection string to Azurite); only Application Insights' identity fails.
+    client_id = str(uuid.uuid4())
+    with BrokenTokenEndpoint(500, "text/html", b"<html>down</html>") as endpoint:
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+               "PYTHONDONTWRITEBYTECODE": "1", **endpoint.environment,
+               "SYNC_STORAGE_CONNECTION": storage_connection,
+               "APPLICATIONINSIGHTS_CONNECTION_STRING":
+                   "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://127.0.0.1:9/",
+               "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={client_id};Authorization=AAD",
+               "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+               "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+               "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel"}
+        done = subprocess.run([sys.executable, "-m", "shared", "status"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert endpoint.calls >= 1
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: APPLICATIONINSIGHTS: ")
+    assert f"managed identity (client id {client_id})" in lines[0]
+    assert endpoint.secret not in done.stderr + done.stdout
