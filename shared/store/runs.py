@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Callable, Mapping
 
 from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError
 from azure.data.tables import UpdateMode
 
 from shared.keys import account_key, newest_first_id, require_utc, token_key, utc_now
@@ -144,11 +145,14 @@ class RunLog:
         current = self._table.get_entity(record.account_id, record.run_id)
         if current.get("Outcome") != RunOutcome.RUNNING:
             return
-        self._table.update_entity(
-            {"PartitionKey": record.account_id, "RowKey": record.run_id, "Outcome": str(RunOutcome.ABANDONED),
-             "FinishedAt": self._clock(), "Error": reason[:_MAX_ERROR_CHARS]},
-            mode=UpdateMode.MERGE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified,
-        )
+        try:
+            self._table.update_entity(
+                {"PartitionKey": record.account_id, "RowKey": record.run_id, "Outcome": str(RunOutcome.ABANDONED),
+                 "FinishedAt": self._clock(), "Error": reason[:_MAX_ERROR_CHARS]},
+                mode=UpdateMode.MERGE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            pass  # its process wrote the row since we read it: alive after all, finishing on its own
 
     def abandoned(self, account_id: str, limit: int = 10) -> list[RunRecord]:
         """The account's newest runs closed as abandoned."""

@@ -107,3 +107,21 @@ def test_oversize_values_are_cut_in_the_change_log(changes):
     changes.record(ACCOUNT, "run1", [ChangeEntry(tenant, "update", T0, {"PrimaryAddressLine1": ("", "x" * 30000)})])
     (entry,) = changes.for_run(ACCOUNT, "run1")
     assert entry.changes["PrimaryAddressLine1"][1] == "x" * 200 + "…"
+
+
+def test_a_run_that_finishes_while_it_is_being_abandoned_keeps_its_outcome(runs, monkeypatch):
+    # Two runs of one account start together: the one that gets the lease closes the other's
+    # "running" row just as that one finishes as skipped. The finish wins; nothing raises.
+    record = runs.start(ACCOUNT, "full")
+    read = runs._table.get_entity
+
+    def read_then_finish(*args, **kwargs):
+        current = read(*args, **kwargs)
+        runs.finish(record, "skipped", {}, api_calls=0, throttled_calls=0, error="another run holds the lease")
+        return current
+
+    monkeypatch.setattr(runs._table, "get_entity", read_then_finish)
+    runs.abandon(record, "the run never finished")
+    monkeypatch.undo()
+    (latest,) = runs.latest(ACCOUNT)
+    assert latest.outcome == "skipped" and latest.error == "another run holds the lease"
