@@ -34,7 +34,7 @@ from shared.partner_center.budget import BACKGROUND, INTERACTIVE, BudgetConfig, 
 from shared.settings import Account, Settings
 from shared.store.connections import ManagedIdentities, StorageConnection, binding_storage, sync_storage
 from shared.store.refresh_tokens import RefreshTokenStore
-from shared.sync.engine import AccountSync, RunResult, SyncOptions, Deadline
+from shared.sync.engine import AccountSync, Deadline, RunResult, SyncOptions
 from shared.sync.stores import SyncStores
 from shared.webhooks.queue import EVENT_QUEUE_CONNECTION, EventQueue
 from shared.webhooks.registration import WebhookRegistration

@@ -176,8 +176,11 @@ def _configure_azure_monitor(settings: TelemetrySettings) -> None:
         connection_string=settings.connection_string,
         credential=credential,
         resource=_resource(settings),
-        # A command-line run is too short for live metrics; the worker keeps its own default.
+        # A command-line run is too short for live metrics and for the performance counters (whose
+        # processor-time sampler divides by zero over a run of a few seconds and logs a traceback);
+        # the worker keeps its own defaults.
         enable_live_metrics=False,
+        enable_performance_counters=False,
         # We instrument requests ourselves, with hooks; the web frameworks are not used here, and
         # urllib3 only under requests (whose span already covers the call) or the Azure SDK.
         instrumentation_options={name: {"enabled": False} for name in
