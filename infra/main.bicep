@@ -151,6 +151,9 @@ var hostSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
   // The Python worker exports OpenTelemetry to Application Insights itself (host.json telemetryMode).
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  // The host refuses a larger request body (413) before buffering it (its default is 100 MB). The
+  // largest any function takes is 64 KiB (the ops API; a webhook event at most 16 KiB): twice that.
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '131072'
 }
 var syncStorageSettings = {
   SYNC_STORAGE__tableServiceUri: storage.outputs.tableEndpoint

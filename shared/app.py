@@ -103,7 +103,8 @@ class App:
     def verifier(self) -> SignatureVerifier:
         """The webhook signature verifier, with the worker's certificate cache."""
         s = self.settings
-        return SignatureVerifier(s.webhook_certificate_hosts, s.webhook_trust_anchors, s.webhook_certificate_issuer)
+        return SignatureVerifier(s.webhook_certificate_hosts, s.webhook_trust_anchors, s.webhook_certificate_issuer,
+                                 path_prefixes=s.webhook_certificate_paths)
 
     @cached_property
     def status(self) -> StatusReader:

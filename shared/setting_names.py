@@ -39,6 +39,8 @@ APP_SETTINGS = frozenset({
     "WEBHOOK_CERTIFICATE_HOSTS",
     "WEBHOOK_TRUST_ANCHORS",
     "WEBHOOK_CERTIFICATE_ISSUER",
+    "WEBHOOK_CERTIFICATE_PATHS",
+    "WEBHOOK_MAX_EVENT_AGE_DAYS",
     # Set by App Service when Authentication (Easy Auth) is on: only then is the operator's name trusted.
     "WEBSITE_AUTH_ENABLED",
     # Telemetry: Application Insights (also read by the Functions worker) or, locally, OTLP.

@@ -25,6 +25,8 @@ DEFAULT_FULL_SCHEDULE = "0 0 2 * * *"
 # X-MS-Certificate-Url of Microsoft's documented sample event).
 DEFAULT_WEBHOOK_CERTIFICATE_HOSTS = ("3psostorageacct.blob.core.windows.net",)
 DEFAULT_WEBHOOK_CERTIFICATE_ISSUER = "Microsoft Corporation"
+# ... under this path (Microsoft's sample: /cert/pcnotifications-dispatch.microsoft.com.cer).
+DEFAULT_WEBHOOK_CERTIFICATE_PATHS = ("/cert/",)
 
 ACCOUNT_KINDS = ("direct_provider", "indirect_provider")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -87,6 +89,8 @@ class Settings:
     webhook_certificate_hosts: tuple[str, ...] = DEFAULT_WEBHOOK_CERTIFICATE_HOSTS
     webhook_trust_anchors: tuple[str, ...] = ()
     webhook_certificate_issuer: str = DEFAULT_WEBHOOK_CERTIFICATE_ISSUER
+    webhook_certificate_paths: tuple[str, ...] = DEFAULT_WEBHOOK_CERTIFICATE_PATHS
+    webhook_max_event_age_days: int = 7
     # Set by App Service when Authentication (Easy Auth) is on: only then is the caller's name trusted.
     app_service_auth_enabled: bool = False
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -126,6 +130,8 @@ class Settings:
             webhook_trust_anchors=_list(env, "WEBHOOK_TRUST_ANCHORS", ()),
             webhook_certificate_issuer=(env.get("WEBHOOK_CERTIFICATE_ISSUER", "").strip()
                                         or DEFAULT_WEBHOOK_CERTIFICATE_ISSUER),
+            webhook_certificate_paths=_list(env, "WEBHOOK_CERTIFICATE_PATHS", DEFAULT_WEBHOOK_CERTIFICATE_PATHS),
+            webhook_max_event_age_days=_int(env, "WEBHOOK_MAX_EVENT_AGE_DAYS", 7, minimum=1, maximum=365),
             app_service_auth_enabled=env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true",
             environ=env,
         )

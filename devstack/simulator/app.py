@@ -398,6 +398,7 @@ class PartnerCenterApp:
         return self.state.webhooks.validation_event(partner, correlation_id)
 
     def _signing_certificate(self, name: str) -> Response:
+        self.state.traffic.count("signing_certificate")  # what a receiver's certificate cache saves
         der = self.state.webhooks.certificate(name)
         if der is None:
             return _json(404, resources.error_body(NOT_FOUND, "The requested resource was not found."))

@@ -203,6 +203,8 @@ def _webhook_events(state: PartnerCenterState, request: Request, body: dict[str,
     options = {"tenant_id": body.get("tenantId"), "url": body.get("url"), "partner_tenant_id": _partner(request, body)}
     if "eventName" in body:
         options["event_name"] = body["eventName"]
+    if "changedAt" in body:
+        options["changed_at"] = body["changedAt"]
     delivery = state.send_webhook_event(body.get("variant", "signed"), **options)
     return 201, delivery.as_dict()
 

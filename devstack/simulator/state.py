@@ -309,11 +309,12 @@ class PartnerCenterState:
 
     def send_webhook_event(self, variant: str = "signed", *, tenant_id: str | None = None,
                            event_name: str = RESELLER_RELATIONSHIP_ACCEPTED, url: str | None = None,
-                           partner_tenant_id: str | None = None) -> Delivery:
+                           partner_tenant_id: str | None = None, changed_at: str | None = None) -> Delivery:
         """POST one event to the registered URL (or `url`) now, once; see `SimulatedWebhooks.send_event`
         for the variants (forged, tampered, wrong-algorithm, malformed, ...)."""
         partner = self.account(partner_tenant_id).partner.tenant_id
-        return self.webhooks.send_event(partner, variant, tenant_id=tenant_id, event_name=event_name, url=url)
+        return self.webhooks.send_event(partner, variant, tenant_id=tenant_id, event_name=event_name, url=url,
+                                        changed_at=changed_at)
 
     def replay_webhook_event(self, partner_tenant_id: str | None = None) -> Delivery:
         """Send the partner's last event again, byte for byte (a duplicate delivery)."""

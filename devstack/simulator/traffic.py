@@ -17,6 +17,8 @@ API_ENDPOINTS = (
 )
 CUSTOMER_ENDPOINTS = ("get_customer", "billing_profile", "customer_relationships")
 OUTCOMES = ("throttled", "faults", "unauthorized")
+# Served beside the API: the webhook signing certificate (a receiver's certificate cache saves these).
+OTHER_ENDPOINTS = ("signing_certificate",)
 FAULT_KINDS = ("status", "drop", "malformed", "body", "no_content", "null_items")
 # How a 429 states its Retry-After: whole seconds, an HTTP date, or not at all.
 RETRY_AFTER_FORMS = ("seconds", "http-date", "none")
@@ -28,7 +30,7 @@ class TrafficLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counters = dict.fromkeys(ENTRA_ENDPOINTS + API_ENDPOINTS + OUTCOMES, 0)
+        self._counters = dict.fromkeys(ENTRA_ENDPOINTS + API_ENDPOINTS + OTHER_ENDPOINTS + OUTCOMES, 0)
         self._requests: list[tuple[float, str | None, str, int]] = []
         self._tracing: list[tuple[str, int, str, str]] = []
 

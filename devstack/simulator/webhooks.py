@@ -189,7 +189,8 @@ class SimulatedWebhooks:
         self._deliver_in_background(partner_tenant_id, _event(name, self._customer_uri(tenant_id), "customer"))
 
     def send_event(self, partner_tenant_id: str, variant: str = "signed", *, tenant_id: str | None = None,
-                   event_name: str = RESELLER_RELATIONSHIP_ACCEPTED, url: str | None = None) -> Delivery:
+                   event_name: str = RESELLER_RELATIONSHIP_ACCEPTED, url: str | None = None,
+                   changed_at: str | None = None) -> Delivery:
         """POST one event now, once, without retries, and return what the receiver answered.
 
         `variant`: "signed" (proper), "unsigned", "forged" (signed by a key the certificate does
@@ -197,12 +198,13 @@ class SimulatedWebhooks:
         rsa-sha1), "malformed" (signed, not JSON), "untrusted-certificate" (a look-alike
         certificate outside the CA), "foreign-certificate-url" (the real certificate named via
         `localhost` instead of the simulator's address), "oversize" (signed, padded to 64 KiB).
+        `changed_at`: the event's ResourceChangeUtcDate (default now; an old one is a replay).
         """
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}")
         target = url or self.registration(partner_tenant_id)["WebhookUrl"]
         resource = self._customer_uri(tenant_id or str(uuid.uuid4()))
-        body = _event(event_name, resource, "customer")
+        body = _event(event_name, resource, "customer", changed_at)
         if variant == "malformed":
             body = body[: len(body) // 2]
         elif variant == "oversize":
@@ -364,13 +366,13 @@ def _registration_fields(body: Any) -> tuple[str, list[str], bool]:
     return url, list(dict.fromkeys(events)), bool(fields.get("signaturetokentomssignatureheader", False))
 
 
-def _event(name: str, resource_uri: str, resource_name: str) -> bytes:
+def _event(name: str, resource_uri: str, resource_name: str, changed_at: str | None = None) -> bytes:
     return json.dumps({
         "EventName": name,
         "ResourceUri": resource_uri,
         "ResourceName": resource_name,
         "AuditUri": None,
-        "ResourceChangeUtcDate": _utc_text(),
+        "ResourceChangeUtcDate": changed_at or _utc_text(),
     }).encode("utf-8")
 
 

@@ -2,7 +2,9 @@
 
 Anonymous at the Functions level: authenticity comes from the event's signature. The trigger
 hands the raw body to :func:`shared.webhooks.receiver.receive_event`, puts a message naming the
-stored event on the ``webhook-events`` queue, and answers 200. The queue trigger
+stored event on the ``webhook-events`` queue, and answers 200. An authentic event the service does
+not keep (a test event, a name it does not handle, a relationship event older than
+``WEBHOOK_MAX_EVENT_AGE_DAYS``) is answered 200 too, saying it was not stored and why. The queue trigger
 (``webhook_events.py``) does the processing inside an invocation of its own; nothing runs here
 after the answer.
 """
@@ -10,6 +12,7 @@ after the answer.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
@@ -19,7 +22,7 @@ from shared.settings import SettingsError
 from shared.webhooks import signature
 from shared.webhooks.events import InvalidEvent
 from shared.webhooks.queue import EventMessage
-from shared.webhooks.receiver import EventTooLarge, receive_event
+from shared.webhooks.receiver import EventNotStored, EventTooLarge, check_length, receive_event
 from shared.webhooks.signature import SignatureRejected
 from shared.webhooks.store import PENDING
 
@@ -65,12 +68,19 @@ def receive_partner_center_event(req: func.HttpRequest) -> func.HttpResponse:
     account_id = req.route_params.get("accountId", "")
     if account_id not in {account.id for account in wired.settings.accounts}:
         raise Problem(404, "not-found", f"no Partner Center account {account_id[:64]!r} is configured")
-    body = req.get_body() or b""
     try:
-        stored, new = receive_event(account_id, req.headers, body, verifier=wired.verifier,
-                                    events=wired.events)
+        check_length(req.headers.get("Content-Length"))  # before the body is read
+        body = req.get_body() or b""
+        stored, new = receive_event(account_id, req.headers, body, verifier=wired.verifier, events=wired.events,
+                                    max_age=timedelta(days=wired.settings.webhook_max_event_age_days))
     except EventTooLarge as exc:
         raise Problem(413, "body-too-large", str(exc)) from None
+    except EventNotStored as exc:
+        # Authentic, so answered 200: Partner Center would only deliver it again.
+        log.info("webhook event %s for %s not stored (%s): %s", exc.event_name, account_id, exc.reason, exc.detail)
+        telemetry.record_event_not_stored(account_id, exc.reason)
+        return json_response({"eventName": exc.event_name, "stored": False, "reason": exc.reason,
+                              "detail": exc.detail})
     except SignatureRejected as exc:
         raise EventProblem(exc.reason, exc.detail) from None
     except InvalidEvent as exc:
@@ -81,8 +91,8 @@ def receive_partner_center_event(req: func.HttpRequest) -> func.HttpResponse:
     if stored.status == PENDING:
         # Also for a repeated delivery of a pending event: the sender's retry is a retry for us too.
         queued = _enqueue(wired, account_id, stored.key)
-    return json_response({"event": stored.key, "eventName": stored.event_name, "status": stored.status,
-                          "duplicate": not new, "queued": queued})
+    return json_response({"event": stored.key, "eventName": stored.event_name, "stored": True,
+                          "status": stored.status, "duplicate": not new, "queued": queued})
 
 
 def _enqueue(wired: app.App, account_id: str, key: str) -> bool:

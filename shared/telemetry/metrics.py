@@ -51,7 +51,14 @@ def _instruments() -> dict:
                                       description="Partner Center calls answered 429"),
         "budget": m.create_histogram(names.BUDGET_UTILIZATION, unit="1",
                                      description="a run's calls per minute over the account's request budget"),
+        "not_stored": m.create_counter(names.WEBHOOK_EVENTS_NOT_STORED, unit="{event}",
+                                       description="authentic webhook events answered 200 and not stored, by reason"),
     }
+
+
+def record_event_not_stored(account_id: str, reason: str) -> None:
+    """Count one authentic webhook event the receiver acknowledged without storing it."""
+    _instruments()["not_stored"].add(1, {names.ACCOUNT: account_id, names.REASON: reason})
 
 
 def record_run_metrics(account_id: str, mode: str, outcome: str, counts: dict, *, api_calls: int,

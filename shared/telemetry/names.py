@@ -28,6 +28,8 @@ PAGE_NUMBER = "pcsync.page_number"
 API_CALLS = "pcsync.api_calls"
 THROTTLED_CALLS = "pcsync.throttled_calls"
 HTTP_STATUS = "pcsync.http_status"
+# Why an authentic webhook event was not stored: stale, unhandled-event, test-event.
+REASON = "pcsync.reason"
 TENANT_INDEX_ROWS = "pcsync.tenant_index.rows"
 # One attribute per run count (the run log, docs/storage.md): pcsync.count.created, pcsync.count.updated, ...
 COUNT_PREFIX = "pcsync.count."
@@ -47,6 +49,8 @@ BUDGET_UTILIZATION = "pcsync.budget.utilization"
 SYNC_LAG = "pcsync.sync.lag"
 WEBHOOK_EVENTS_PENDING = "pcsync.webhook_events.pending"
 WEBHOOK_EVENTS_FAILED = "pcsync.webhook_events.failed"
+# Authentic webhook events answered 200 and not stored, by account and reason.
+WEBHOOK_EVENTS_NOT_STORED = "pcsync.webhook_events.not_stored"
 CUSTOMERS_QUARANTINED = "pcsync.customers.quarantined"
 ENDINGS_HELD = "pcsync.endings.held"
 UNITS_PARKED = "pcsync.units.parked"
@@ -62,10 +66,10 @@ ORGANIZATION_COUNTERS = {
 METRICS = (
     ORGANIZATIONS_CREATED, ORGANIZATIONS_UPDATED, ORGANIZATIONS_ENDED, ORGANIZATIONS_FAILED, RUNS, RUN_DURATION,
     PARTNER_CENTER_CALLS, PARTNER_CENTER_THROTTLED, BUDGET_UTILIZATION, SYNC_LAG, WEBHOOK_EVENTS_PENDING,
-    WEBHOOK_EVENTS_FAILED, CUSTOMERS_QUARANTINED, ENDINGS_HELD, UNITS_PARKED,
+    WEBHOOK_EVENTS_FAILED, WEBHOOK_EVENTS_NOT_STORED, CUSTOMERS_QUARANTINED, ENDINGS_HELD, UNITS_PARKED,
 )
 ATTRIBUTES = (
     ACCOUNT, MODE, RUN_ID, OUTCOME, CORRELATION_ID, REQUEST_ID, PAGE_NUMBER, API_CALLS, THROTTLED_CALLS,
-    HTTP_STATUS, TENANT_INDEX_ROWS, *COUNT_ATTRIBUTES.values(),
+    HTTP_STATUS, REASON, TENANT_INDEX_ROWS, *COUNT_ATTRIBUTES.values(),
 )
 SPANS = (SPAN_RUN, SPAN_PAGE, SPAN_WEBHOOK_PROCESS, SPAN_TENANT_INDEX)

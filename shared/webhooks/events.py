@@ -11,12 +11,14 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 RESELLER_RELATIONSHIP_ACCEPTED = "reseller-relationship-accepted-by-customer"
 INDIRECT_RESELLER_RELATIONSHIP_ACCEPTED = "indirect-reseller-relationship-accepted-by-customer"
 TEST_CREATED = "test-created"
-# The events that bring a customer onto the Platform; every other name is acknowledged and ignored.
+# The events that bring a customer onto the Platform, the only ones stored; every other name is
+# acknowledged (200) and not stored (shared/webhooks/receiver.py).
 RELATIONSHIP_EVENTS = (RESELLER_RELATIONSHIP_ACCEPTED, INDIRECT_RESELLER_RELATIONSHIP_ACCEPTED)
 # What the registration helper subscribes to.
 REGISTERED_EVENTS = RELATIONSHIP_EVENTS + (TEST_CREATED,)
@@ -49,6 +51,7 @@ class PartnerCenterEvent:
     audit_uri: str
     resource_change_utc_date: str
     customer_tenant_id: str | None
+    changed_at: datetime | None = None  # ResourceChangeUtcDate, read for the relationship events
 
     @property
     def is_relationship_event(self) -> bool:
@@ -88,12 +91,13 @@ def parse_event(raw: bytes) -> PartnerCenterEvent:
     event_name = fields["EventName"].lower()
     if not event_name:
         raise InvalidEvent("EventName is missing", "/EventName")
-    tenant_id = None
+    tenant_id = changed_at = None
     if event_name in RELATIONSHIP_EVENTS:
         for name in ("ResourceUri", "ResourceName", "ResourceChangeUtcDate"):
             if not fields[name]:
                 raise InvalidEvent(f"{name} is missing", f"/{name}")
         tenant_id = customer_tenant_id(fields["ResourceUri"])
+        changed_at = utc_date(fields["ResourceChangeUtcDate"])
     return PartnerCenterEvent(
         event_name=event_name,
         resource_uri=fields["ResourceUri"],
@@ -101,7 +105,19 @@ def parse_event(raw: bytes) -> PartnerCenterEvent:
         audit_uri=fields["AuditUri"],
         resource_change_utc_date=fields["ResourceChangeUtcDate"],
         customer_tenant_id=tenant_id,
+        changed_at=changed_at,
     )
+
+
+def utc_date(text: str) -> datetime:
+    """``ResourceChangeUtcDate`` as an aware UTC datetime (ISO 8601; no offset means UTC; the
+    seven fractional digits .NET writes are allowed). Raises :class:`InvalidEvent`."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent(f"ResourceChangeUtcDate is not an ISO 8601 date: {text[:40]!r}",
+                           "/ResourceChangeUtcDate") from None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def customer_tenant_id(resource_uri: str) -> str:

@@ -6,7 +6,8 @@ Partner Center retry or a replay lands on the same row and is stored once. A row
 - ``pending``: accepted, not yet processed (or its last attempt failed: ``Attempts``, ``LastError``);
 - ``processed``: the customer was synced (``RunId`` names the run);
 - ``failed``: gave up after :data:`MAX_ATTEMPTS` attempts; the next reconciliation covers it;
-- ``ignored``: a verified event we do not act on (``test-created``, names we never asked for).
+- ``ignored``: a verified event we do not act on; no longer written (the receiver stores only recent
+  relationship events, docs/webhooks.md), kept so rows written before still read.
 
 Status changes are ETag-guarded, so two workers processing one event never overwrite each other.
 """

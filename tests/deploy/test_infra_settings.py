@@ -9,6 +9,8 @@ import pytest
 
 from devstack.local.host import function_index
 from shared import setting_names
+from shared.functions.problems import MAX_BODY_BYTES
+from shared.webhooks.events import MAX_EVENT_BYTES
 from tests.deploy import infra
 from tests.deploy.infra import INFRA, ROOT, dotted, module_params, tree
 
@@ -58,6 +60,13 @@ def test_the_schedules_always_have_a_value():
         operands = settings[name]["operator"]["operands"]
         assert settings[name]["operator"]["type"] == "conditional"
         assert re.fullmatch(r"[0-9*/,-]+( [0-9*/,-]+){5}", operands["true_value"]), name
+
+
+def test_the_host_refuses_request_bodies_over_what_any_function_takes_before_buffering_them():
+    limit = infra.app_settings()["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"]
+    assert isinstance(limit, str) and limit.isdigit(), "an app setting is a string of digits"
+    # Room for the largest body a function accepts (the ops API's), far below the host's 100 MB default.
+    assert max(MAX_EVENT_BYTES, MAX_BODY_BYTES) < int(limit) <= 1024 * 1024
 
 
 def test_the_code_reads_only_listed_settings():

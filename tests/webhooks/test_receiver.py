@@ -3,13 +3,16 @@ tampered or malformed ones do not."""
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
+from datetime import datetime, timedelta, timezone
 
+import azure.functions as func
 import pytest
+import requests
 
-from shared import app
+from devstack.local.host import function_index
+from shared import app, telemetry
 from devstack.local.queues import COMPLETED, RETRYING
 from shared.webhooks.processing import process_pending_events, webhook_status
 from tests.webhooks.conftest import eventually
@@ -99,11 +102,81 @@ def test_an_event_for_an_account_that_is_not_configured_is_a_404(receiver):
     assert receiver.stored_events() == []
 
 
-def test_an_event_we_do_not_act_on_is_acknowledged_and_ignored(receiver):
+@pytest.fixture
+def not_stored(monkeypatch) -> list[tuple[str, str]]:
+    """The (account, reason) of each event counted in pcsync.webhook_events.not_stored."""
+    counted: list[tuple[str, str]] = []
+    monkeypatch.setattr(telemetry, "record_event_not_stored", lambda account, reason: counted.append((account, reason)))
+    return counted
+
+
+def test_an_event_we_do_not_handle_is_acknowledged_and_not_stored(receiver, not_stored):
     delivery = receiver.sim.send_webhook_event(event_name="subscription-updated")
-    assert delivery.status == 200 and json.loads(delivery.response_body)["status"] == "ignored"
-    assert [e["Status"] for e in receiver.stored_events()] == ["ignored"] and receiver.queued() == []
+    answer = json.loads(delivery.response_body)
+    assert delivery.status == 200 and (answer["stored"], answer["reason"]) == (False, "unhandled-event")
+    assert receiver.stored_events() == [] and receiver.queued() == []
     assert receiver.stored_organizations() == []
+    assert not_stored == [(receiver.account_id, "unhandled-event")]
+
+
+def test_a_stale_signed_event_is_acknowledged_and_not_stored(receiver, not_stored):
+    # Signed by Partner Center, but changed eight days ago: a replay (of any partner's event).
+    tenant = receiver.sim.accept_relationship()
+    receiver.sim.wait_for_webhooks()
+    stored_before = receiver.stored_events()
+    changed = (datetime.now(timezone.utc) - timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%S.1234567Z")
+    delivery = receiver.sim.send_webhook_event(tenant_id=tenant, changed_at=changed)
+    answer = json.loads(delivery.response_body)
+    assert delivery.status == 200 and (answer["stored"], answer["reason"]) == (False, "stale")
+    assert "WEBHOOK_MAX_EVENT_AGE_DAYS" in answer["detail"]
+    assert receiver.stored_events() == stored_before and not_stored == [(receiver.account_id, "stale")]
+    # Within the window (WEBHOOK_MAX_EVENT_AGE_DAYS, 7 by default) the same customer's event is stored.
+    recent = (datetime.now(timezone.utc) - timedelta(days=6)).isoformat()
+    assert json.loads(receiver.sim.send_webhook_event(tenant_id=tenant, changed_at=recent).response_body)["stored"]
+    assert len(receiver.stored_events()) == len(stored_before) + 1
+
+
+def test_the_age_window_is_a_setting(receiver, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_MAX_EVENT_AGE_DAYS", "30")
+    app.use(None)
+    changed = (datetime.now(timezone.utc) - timedelta(days=8)).isoformat()
+    delivery = receiver.sim.send_webhook_event(changed_at=changed)
+    assert delivery.status == 200 and json.loads(delivery.response_body)["stored"] is True
+
+
+def test_a_declared_content_length_over_the_cap_is_413_without_reading_the_body(receiver):
+    class Unread(func.HttpRequest):
+        read = False
+
+        def get_body(self) -> bytes:
+            Unread.read = True
+            return super().get_body()
+
+    request = Unread(method="POST", url=receiver.url, headers={"Content-Length": str(10 * 1024 * 1024)},
+                     route_params={"accountId": receiver.account_id}, body=b"")
+    answer = function_index()["receive_partner_center_event"].get_user_function()(request)
+    assert answer.status_code == 413 and json.loads(answer.get_body())["type"].endswith(":body-too-large")
+    assert not Unread.read and receiver.stored_events() == []
+
+
+def test_certificate_urls_naming_the_same_file_cost_one_fetch_each(receiver):
+    # 100 deliveries, each naming the certificate by a URL of its own on the allowed host: query,
+    # fragment, doubled slashes and dot segments normalise to one URL; three missing files to three more.
+    delivery = receiver.sim.send_webhook_event()
+    assert delivery.status == 200
+    app.use(None)  # a fresh worker: an empty certificate cache
+    receiver.sim.reset_counters()
+    real = delivery.headers["X-MS-Certificate-Url"]
+    base, name = real.rsplit("/cert/", 1)
+    spellings = [f"{real}?v={{i}}", f"{real}#f{{i}}", f"{base}//cert//{name}?x={{i}}", f"{base}/cert/./{name}#{{i}}",
+                 f"{base}/cert/missing-{{m}}.cer?v={{i}}"]
+    statuses = []
+    for i in range(100):
+        url = spellings[i % len(spellings)].format(i=i, m=i % 3)
+        headers = {**delivery.headers, "X-MS-Certificate-Url": url}
+        statuses.append(requests.post(receiver.url, data=delivery.body, headers=headers, timeout=10).status_code)
+    assert statuses.count(200) == 80 and statuses.count(503) == 20  # the missing ones: certificate-unavailable
+    assert receiver.sim.counters()["signing_certificate"] == 4
 
 
 def test_a_duplicate_delivery_writes_the_organization_once(receiver, listening):
