@@ -39,7 +39,7 @@ from shared.sync.stores import SyncStores
 from shared.webhooks.queue import EVENT_QUEUE_CONNECTION, EventQueue
 from shared.webhooks.registration import WebhookRegistration
 from shared.webhooks.signature import SignatureVerifier
-from shared.webhooks.store import WebhookEventStore
+from shared.webhooks.store import TABLE_NAME as EVENTS_TABLE, WebhookEventStore
 
 # Runs of a whole account draw on the background lane (BACKGROUND); a single customer someone is
 # waiting for (on-demand sync, a webhook event) on the interactive lane (INTERACTIVE), which a
@@ -81,6 +81,22 @@ class App:
         return SyncStores.open(self.storage, quarantine_after=self.settings.quarantine_after_failures)
 
     @cached_property
+    def read_stores(self) -> SyncStores:
+        """The sync's tables for reads a person waits for (status, the operators' routes): short
+        timeouts and one retry (``StorageConnection.for_person``), and nothing is created."""
+        given = self.__dict__.get("stores")
+        connection, names = (given.tables.connection, given.tables.names) if given is not None else (self.storage, None)
+        return SyncStores.open(connection.for_person(), names, create=False,
+                               quarantine_after=self.settings.quarantine_after_failures)
+
+    @cached_property
+    def read_events(self) -> WebhookEventStore:
+        """The webhook event inbox for reads a person waits for; its table is not created."""
+        given = self.__dict__.get("events")
+        return WebhookEventStore.open(self.storage.for_person(), given.table_name if given is not None else EVENTS_TABLE,
+                                      create=False)
+
+    @cached_property
     def events(self) -> WebhookEventStore:
         """The webhook event inbox, opened (and its table created) once."""
         return WebhookEventStore.open(self.storage)
@@ -108,9 +124,11 @@ class App:
 
     @cached_property
     def status(self) -> StatusReader:
-        """What operators see of each account."""
-        return StatusReader(self.settings, self.stores, events=lambda: self.events,
-                            unit_queue=lambda: self.unit_queue, event_queue=lambda: self.event_queue)
+        """What operators see of each account: read with a person's short timeouts, creating nothing."""
+        return StatusReader(
+            self.settings, self.read_stores, events=lambda: self.read_events,
+            unit_queue=lambda: UnitQueue(self.queue_storage(UNIT_QUEUE_CONNECTION).for_person()),
+            event_queue=lambda: EventQueue.open(self.queue_storage(EVENT_QUEUE_CONNECTION).for_person()))
 
     def run_accounts(self, mode: str, *, account_id: str | None = None,
                      deadline: Deadline | None = None) -> list[RunResult]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import uuid
 
 import pytest
@@ -109,3 +110,69 @@ def _fresh_app():
     app.use(None)
     yield
     app.use(None)
+
+
+@pytest.fixture
+def dead_queue_connection(storage_connection) -> str:
+    """``storage_connection`` with its queue endpoint on a loopback port nothing listens on (Queue
+    Storage down); its tables are Azurite's."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    parts = [part for part in storage_connection.split(";") if part and not part.startswith("QueueEndpoint=")]
+    return ";".join([*parts, f"QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1"]) + ";"
+
+
+@pytest.fixture
+def hung_table(azurite):
+    """``hang(table)``: a connection string whose table endpoint goes through an HTTP relay to Azurite
+    that never answers a request for ``table`` (that table unreachable: the client's read times out)."""
+    import http.client
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    released = threading.Event()
+    servers = []
+
+    def hang(table: str) -> str:
+        class Relay(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.split("?")[0].split("/")[2].split("(")[0] == table:
+                    released.wait(60)  # no answer: the client gives up on its own timeout
+                    self.close_connection = True
+                    return
+                upstream = http.client.HTTPConnection("127.0.0.1", azurite.table_port, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body, dict(self.headers.items()))
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status, answer.reason)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_MERGE = do_HEAD = relay
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        parts = [part for part in azurite.connection_string.split(";")
+                 if part and not part.startswith("TableEndpoint=")]
+        return ";".join([*parts, f"TableEndpoint=http://127.0.0.1:{server.server_address[1]}/devstoreaccount1"]) + ";"
+
+    yield hang
+    released.set()
+    for server in servers:
+        server.shutdown()
+        server.server_close()

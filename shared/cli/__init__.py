@@ -122,9 +122,9 @@ def _status(args) -> int:
     from shared import app
 
     wired = app.current()
-    status = wired.status  # opens the stores: a storage setting that is wrong says so even with no account
+    status = wired.status  # builds the clients: a storage setting that is wrong says so even with no account
     ids = [args.account] if args.account else [a.id for a in wired.settings.accounts]
-    statuses = [status.account(account_id) for account_id in ids]
+    statuses = status.accounts(ids)
     if args.json:
         print(json.dumps(statuses, indent=2, default=str))
     else:
@@ -152,6 +152,8 @@ def format_status(status: dict) -> str:
                      f"{len(events.get('failed', []))} failed, {len(events.get('poisoned', []))} poisoned")
     if status.get("parked_units"):
         lines.append(f"  parked sync units: {len(status['parked_units'])} (see --json)")
+    for part in status.get("unavailable") or []:
+        lines.append(f"  unavailable: {part['part']} ({', '.join(part['fields'])} unknown): {part['reason']}")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from shared import app
 from shared.settings import SettingsError
 from shared.store import OrganizationStore
 
-from .problems import answers_with_problems, invalid_request, json_body, json_response
+from .problems import Problem, answers_with_problems, invalid_request, json_body, json_response
 
 bp = func.Blueprint()
 
@@ -25,23 +25,30 @@ def validate_contact_edit(req: func.HttpRequest) -> func.HttpResponse:
         raise invalid_request(exc.errors) from None
     wired = app.current()
     settings = wired.settings
-    accounts = [edit.account_id] if edit.account_id else [account.id for account in settings.accounts]
+    accounts = [account.id for account in settings.accounts]
     if not accounts:
         # Answering "allowed" with no account to look in would wave through every edit.
         raise SettingsError("no Partner Center account is configured, so no edit can be checked")
-    return json_response(check_contact_edit(edit, wired.stores.organizations, accounts).as_dict())
+    if edit.account_id and edit.account_id not in accounts:
+        # A typo or a retired account: answering "allowed" would wave the edit through unchecked.
+        raise Problem(404, "not-found", f"account {edit.account_id} is not configured")
+    return json_response(check_contact_edit(edit, wired.stores.organizations).as_dict())
 
 
-def check_contact_edit(edit: ContactEdit, organizations: OrganizationStore, account_ids: list[str]) -> Decision:
-    """The decision for ``edit``: one point read per account, then the pure policy.
+def check_contact_edit(edit: ContactEdit, organizations: OrganizationStore) -> Decision:
+    """The decision for ``edit``: point reads of the customer's organizations, then the pure policy.
 
-    Without an ``accountId`` every account that stores an organization for the customer counts
-    (docs/validation.md, "any account"), configured or not: the tenant index names them, so a customer
-    synced by an account removed from the settings is still refused, never waved through.
+    With an ``accountId``, that account's organization decides. Without one, or when that account
+    holds no organization for the customer, every account that stores one counts (docs/validation.md,
+    "any account"), configured or not: the tenant index names them, so a customer synced by another
+    account, or by one removed from the settings, is still refused, never waved through.
     """
-    if not edit.account_id:
-        # The index is written before every create, and while it is incomplete a miss scans
-        # Organizations: it names every account there is, the configured ones included.
-        account_ids = organizations.tenant_index.accounts_of(edit.customer_tenant_id)
+    if edit.account_id:
+        named = organizations.get(edit.account_id, edit.customer_tenant_id)
+        if named is not None:
+            return decide(edit, [named])
+    # The index is written before every create, and while it is incomplete a miss scans
+    # Organizations: it names every account there is, the configured ones included.
+    account_ids = organizations.tenant_index.accounts_of(edit.customer_tenant_id)
     stored = (organizations.get(account_id, edit.customer_tenant_id) for account_id in account_ids)
     return decide(edit, [organization for organization in stored if organization is not None])

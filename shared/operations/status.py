@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Callable
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceNotFoundError, ServiceRequestError
 
 from shared.settings import Settings, SettingsError
 from shared.store import RunRecord
 from shared.sync.stores import SyncStores
 from shared.webhooks.processing import poison_events, webhook_status
-from shared.webhooks.queue import EventQueue
+from shared.webhooks.queue import POISON_QUEUE as POISON_EVENTS, EventQueue
 from shared.webhooks.store import WebhookEventStore
 
-from .units import UnitQueue, poison_units
+from .units import POISON_QUEUE as POISON_UNITS, UnitQueue, poison_units
+
+
+# The services a part lives in: one that does not answer is not tried again within an answer.
+TABLES, QUEUES = "Table Storage", "Queue Storage"
 
 
 def run_summary(record: RunRecord | None) -> dict | None:
@@ -33,11 +37,59 @@ def run_summary(record: RunRecord | None) -> dict | None:
     }
 
 
+class Reads:
+    """The reads behind one answer (one account, or every account of ``GET /api/ops/status``).
+
+    A part (a table or a queue) that failed is not read again within the answer, nor is any part of
+    a storage service that could not be reached at all (no connection): each is reported unavailable
+    at once, so an outage costs one short timeout, not one per part and account. The poison queues,
+    shared by the accounts, are read once.
+    """
+
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}  # part -> why it could not be read
+        self.down: dict[str, str] = {}  # service -> why nothing of it is tried again
+        self.cache: dict[str, object] = {}
+
+
+class _Answer:
+    """One account's status as it is read: each part guarded, the unavailable ones listed."""
+
+    def __init__(self, reads: Reads) -> None:
+        self.reads = reads
+        self.unavailable: list[dict] = []
+
+    def read(self, part: str, service: str, fields: list[str], read: Callable[[], object], empty: object):
+        """``read()``, or ``empty`` when the part does not exist yet (nothing yet) or cannot be read
+        (then listed in :attr:`unavailable` with its ``part``, ``reason`` and the status ``fields`` it feeds)."""
+        reads = self.reads
+        reason = reads.failed.get(part) or reads.down.get(service)
+        if reason is not None:
+            reads.failed.setdefault(part, reason)
+        else:
+            try:
+                return read()
+            except ResourceNotFoundError:  # a table or queue nothing has created yet
+                return empty
+            except (SettingsError, AzureError) as exc:
+                reason = reads.failed[part] = _reason(exc)
+                if isinstance(exc, ServiceRequestError):  # the service cannot be reached at all
+                    reads.down.setdefault(service, f"not tried: {service} could not be reached for the {part} "
+                                                   f"({reason})")
+        entry = next((e for e in self.unavailable if e["part"] == part), None)
+        if entry is None:
+            self.unavailable.append({"part": part, "reason": reason, "fields": list(fields)})
+        else:
+            entry["fields"] += [name for name in fields if name not in entry["fields"]]
+        return empty
+
+
 class StatusReader:
     """What operators see of an account, read from the stores and queues the app hands in.
 
     The queues and the event store are given as callables: building one may fail on a missing
-    setting, and status still answers with the rest.
+    setting, and status still answers with the rest. Every part that cannot be read is named in the
+    account's ``unavailable`` list (docs/http-api.md); the fields it feeds show as empty.
     """
 
     def __init__(self, settings: Settings, stores: SyncStores, *, events: Callable[[], WebhookEventStore],
@@ -52,51 +104,79 @@ class StatusReader:
     def configured(self) -> set[str]:
         return {account.id for account in self.settings.accounts}
 
-    def parked_units_of(self, account_id: str) -> list[dict]:
+    def parked_units_of(self, account_id: str, answer: _Answer | None = None) -> list[dict]:
         """Units of this account waiting in the poison queue: from queue dispatch, or a "sync now"."""
-        try:
-            units = poison_units(self._unit_queue(), self.stores, self.configured)
-        except (SettingsError, AzureError) as exc:
-            return [{"problem": f"parked units cannot be read: {str(exc).splitlines()[0]}"}]
+        answer = answer or _Answer(Reads())
+        units = answer.read(POISON_UNITS + " queue", QUEUES, ["parked_units"], lambda: self._cached(
+            answer.reads, "parked", lambda: poison_units(self._unit_queue(), self.stores, self.configured)), None)
+        if units is None:
+            return [{"problem": f"parked units cannot be read: {answer.reads.failed[POISON_UNITS + ' queue']}"}]
         return [unit for unit in units if unit.get("account") == account_id]
 
-    def webhook_events_of(self, account_id: str) -> dict:
+    def webhook_events_of(self, account_id: str, answer: _Answer | None = None) -> dict:
         """The account's pending, failed and poisoned webhook events, with their counts.
 
         ``poisoned``: messages the ``webhook-events`` queue trigger gave up on (in
         ``webhook-events-poison``); their events stay pending for the incremental run.
         """
+        answer = answer or _Answer(Reads())
         try:
             events = self._events()
-            status = webhook_status(events, account_id)
         except SettingsError as exc:
             return {"problem": f"webhook events cannot be read: {exc}"}
-        found = {"pending": status["pending"], "failed": status["failed"]}
-        try:
-            found["poisoned"] = [entry for entry in poison_events(self._event_queue(), events, self.configured)
-                                 if entry.get("account") == account_id]
-        except (SettingsError, AzureError) as exc:  # the queue's account is not the tables': status still answers
-            found["poisoned"] = [{"problem": f"poisoned webhook events cannot be read: {str(exc).splitlines()[0]}"}]
+        part = f"{events.table_name} table"
+        status = answer.read(part, TABLES, ["webhook_events.pending", "webhook_events.failed"],
+                             lambda: webhook_status(events, account_id), None)
+        found = {"pending": status["pending"] if status else [], "failed": status["failed"] if status else []}
+        poison_part = POISON_EVENTS + " queue"
+        poisoned = answer.read(poison_part, QUEUES, ["webhook_events.poisoned"], lambda: self._cached(
+            answer.reads, "poisoned", lambda: poison_events(self._event_queue(), events, self.configured)), None)
+        if poisoned is None:  # the queue's account is not the tables': status still answers
+            found["poisoned"] = [{"problem": f"poisoned webhook events cannot be read: "
+                                             f"{answer.reads.failed[poison_part]}"}]
+        else:
+            found["poisoned"] = [entry for entry in poisoned if entry.get("account") == account_id]
         found["counts"] = {"pending": len(found["pending"]), "failed": len(found["failed"]),
                            "poisoned": sum("messageId" in entry for entry in found["poisoned"])}
         return found
 
-    def account(self, account_id: str, now: datetime | None = None) -> dict:
-        """Last runs, lag since the last successful sync, failing and quarantined customers, held endings."""
+    def accounts(self, account_ids: list[str], now: datetime | None = None) -> list[dict]:
+        """The status of each account, read together: a part that cannot be read is tried once."""
+        reads = Reads()
+        return [self.account(account_id, now, reads=reads) for account_id in account_ids]
+
+    def account(self, account_id: str, now: datetime | None = None, *, reads: Reads | None = None) -> dict:
+        """Last runs, lag since the last successful sync, failing and quarantined customers, held
+        endings, and ``unavailable``: the parts that could not be read."""
         now = now or datetime.now(timezone.utc)
-        stores = self.stores
-        last = {mode: (stores.runs.latest(account_id, mode, limit=1) or [None])[0] for mode in ("incremental", "full")}
-        succeeded = [stores.runs.last_completed(account_id, mode) for mode in ("incremental", "full")]
+        stores, names = self.stores, self.stores.tables.names
+        answer = _Answer(reads or Reads())
+
+        def read(table: str, fields: list[str], reader: Callable[[], object], empty: object = None):
+            return answer.read(f"{table} table", TABLES, fields, reader, empty)
+
+        runs_fields = ["last_incremental", "last_full", "last_successful_full", "lag_seconds", "abandoned_runs"]
+        last = {mode: read(names.runs, runs_fields, lambda mode=mode: (stores.runs.latest(account_id, mode, limit=1)
+                                                                       or [None])[0])
+                for mode in ("incremental", "full")}
+        succeeded = [read(names.runs, runs_fields, lambda mode=mode: stores.runs.last_completed(account_id, mode))
+                     for mode in ("incremental", "full")]
         finished = [r.finished_at for r in succeeded if r is not None and r.finished_at]
-        failing = stores.failures.failing(account_id)
-        checkpoint = stores.state.get_checkpoint(account_id)
-        return {
+        failing = read(names.failures, ["failing", "quarantined"], lambda: stores.failures.failing(account_id), {})
+        checkpoint = read(names.sync_state, ["watermark", "reconciliation_in_progress"],
+                          lambda: stores.state.get_checkpoint(account_id))
+        watermark = read(names.sync_state, ["watermark", "reconciliation_in_progress"],
+                         lambda: stores.state.get_watermark(account_id))
+        held = read(names.held, ["held"], lambda: [*stores.held.pending(account_id),
+                                                   *stores.held.approving(account_id)], [])
+        abandoned = read(names.runs, runs_fields, lambda: stores.runs.abandoned(account_id, limit=10), [])
+        status = {
             "account": account_id,
             "last_incremental": run_summary(last["incremental"]),
             "last_full": run_summary(last["full"]),
-            "last_successful_full": run_summary(stores.runs.last_completed(account_id, "full")),
+            "last_successful_full": run_summary(succeeded[1]),
             "lag_seconds": round((now - max(finished)).total_seconds()) if finished else None,
-            "watermark": _iso(stores.state.get_watermark(account_id)),
+            "watermark": _iso(watermark),
             "reconciliation_in_progress": checkpoint.data if checkpoint else None,
             "failing": [
                 {"tenantId": f.tenant_id, "count": f.count, "lastError": f.last_error, "quarantined": f.quarantined}
@@ -107,14 +187,28 @@ class StatusReader:
                 {"heldId": h.held_id, "status": h.status, "runId": h.run_id, "lastRunId": h.last_run_id,
                  "sightings": h.sightings, "organizations": h.tenant_count,
                  "activeOrganizations": h.active_count, "heldAt": h.held_at.isoformat()}
-                for h in [*stores.held.pending(account_id), *stores.held.approving(account_id)]
+                for h in held
             ],
             # Runs whose process died mid-run (crash, scale-in, recycling), closed by the run after them.
-            "abandoned_runs": [run_summary(r) for r in stores.runs.abandoned(account_id, limit=10)],
-            "parked_units": self.parked_units_of(account_id),
-            "webhook_events": self.webhook_events_of(account_id),
+            "abandoned_runs": [run_summary(r) for r in abandoned],
+            "parked_units": self.parked_units_of(account_id, answer),
+            "webhook_events": self.webhook_events_of(account_id, answer),
         }
+        status["unavailable"] = answer.unavailable
+        return status
+
+    @staticmethod
+    def _cached(reads: Reads, key: str, read: Callable[[], list]) -> list:
+        if key not in reads.cache:
+            reads.cache[key] = read()
+        return reads.cache[key]
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _reason(exc: Exception) -> str:
+    """Why a part cannot be read, in one line (the SDKs' messages run over several)."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__

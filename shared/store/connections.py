@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from azure.data.tables import TableServiceClient
 from azure.identity import ManagedIdentityCredential
-from azure.storage.queue import QueueClient
+from azure.storage.queue import ExponentialRetry, QueueClient
 
 from shared.credentials import NamedCredential, managed_identity_name
 from shared.settings import SettingsError
@@ -38,6 +38,19 @@ MANAGED_IDENTITY = "managedidentity"
 # done by azure-core's retry policy inside the SDK pipeline. It also retries a transaction's POST
 # on 500/503/504, which is safe: a transaction is atomic and our operations are idempotent.
 DEFAULT_RETRY = {"retry_total": 3, "retry_backoff_factor": 0.5, "retry_backoff_max": 8}
+
+# Reads done for a person waiting for the answer (status, the operators' routes): seconds, not the
+# SDKs' minutes. A part that does not answer within them is reported unavailable, and the rest answers.
+PERSON_TIMEOUTS = {"connection_timeout": 3, "read_timeout": 3}
+PERSON_TABLE_OPTIONS = {**PERSON_TIMEOUTS, "retry_total": 1, "retry_backoff_factor": 0.2, "retry_backoff_max": 1}
+
+
+def person_queue_options() -> dict:
+    """The queue client's options for a person waiting: the Storage SDK's own retry policy (its
+    default waits 15 s and more between attempts), with one retry after half a second."""
+    return {**PERSON_TIMEOUTS,
+            "retry_policy": ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=1,
+                                             random_jitter_range=0)}
 
 _SERVICE_URIS = {"tableserviceuri": "table", "queueserviceuri": "queue", "blobserviceuri": "blob",
                  "serviceuri": "blob"}  # the host's blob alias
@@ -63,6 +76,13 @@ class StorageConnection:
     queue_service_uri: str = ""
     client_id: str = ""
     credential: object = field(default=None, compare=False, repr=False)
+    # A person waits for what this connection reads: short timeouts, one retry (PERSON_TABLE_OPTIONS).
+    waiting: bool = False
+
+    def for_person(self) -> "StorageConnection":
+        """This connection for reads someone is waiting for (status, the operators' routes): every
+        client it builds gives up within seconds instead of retrying for minutes."""
+        return replace(self, waiting=True)
 
     def with_credentials(self, identities: "ManagedIdentities") -> "StorageConnection":
         """This connection with the worker's credential for its identity, so every client built from it
@@ -89,7 +109,7 @@ class StorageConnection:
 
     def table_service(self, **options) -> TableServiceClient:
         """A Table service client of this account (azure-core options such as ``transport`` pass through)."""
-        options = {**DEFAULT_RETRY, **options}
+        options = {**(PERSON_TABLE_OPTIONS if self.waiting else DEFAULT_RETRY), **options}
         if self.connection_string:
             return TableServiceClient.from_connection_string(self.connection_string, **options)
         if not self.table_service_uri:
@@ -100,6 +120,8 @@ class StorageConnection:
 
     def queue(self, queue_name: str, **options) -> QueueClient:
         """A client of the queue ``queue_name`` in this account."""
+        if self.waiting:
+            options = {**person_queue_options(), **options}
         if self.connection_string:
             return QueueClient.from_connection_string(self.connection_string, queue_name, **options)
         if not self.queue_service_uri:

@@ -1,7 +1,8 @@
 """A work queue and its poison queue in Azure Queue Storage, as a Functions queue trigger sees them.
 
 Messages are base64 text (the trigger's default ``messageEncoding``); the runtime names a
-trigger's poison queue ``<queue>-poison``. Both queues are created on first use.
+trigger's poison queue ``<queue>-poison``. Both queues are created on their first message; a peek
+creates nothing (a poison queue that does not exist holds no messages).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import binascii
 import json
 from typing import Callable
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from shared.keys import ACCOUNT_ID
@@ -37,9 +38,12 @@ class PoisonedQueue:
         return self._send(self.poison, body, time_to_live=-1).id
 
     def peek_poison(self, limit: int = PEEK_LIMIT) -> list:
-        """The oldest messages in the poison queue (at most 32), left where they are."""
-        self._create(self.poison)
-        return self.poison.peek_messages(max_messages=min(limit, PEEK_LIMIT))
+        """The oldest messages in the poison queue (at most 32), left where they are; none when the
+        queue does not exist (a read never creates it)."""
+        try:
+            return self.poison.peek_messages(max_messages=min(limit, PEEK_LIMIT))
+        except ResourceNotFoundError:
+            return []
 
     def poison_messages(self, describe: Callable[[bytes], dict], *, at: str) -> list[dict]:
         """The oldest messages in the poison queue, for status pages: each its ``messageId``, the

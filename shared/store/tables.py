@@ -84,7 +84,8 @@ class Tables:
     def __init__(self, connection: StorageConnection | str, names: TableNames | None = None, **client_options) -> None:
         """``connection``: a :class:`StorageConnection` or a connection string; ``client_options`` go to azure-core."""
         self.names = names or TableNames()
-        self.service: TableServiceClient = as_connection(connection).table_service(**client_options)
+        self.connection = as_connection(connection)
+        self.service: TableServiceClient = self.connection.table_service(**client_options)
         self._clients: dict[str, TableClient] = {}
 
     def client(self, name: str) -> TableClient:

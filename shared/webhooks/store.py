@@ -64,19 +64,22 @@ class StoredEvent:
 class WebhookEventStore:
     """The ``WebhookEvents`` table (or ``table_name``), created when missing."""
 
-    def __init__(self, service: TableServiceClient, table_name: str = TABLE_NAME) -> None:
+    def __init__(self, service: TableServiceClient, table_name: str = TABLE_NAME, *, create: bool = True) -> None:
+        """``create=False`` for reads only: a missing table then reads as no events."""
         self.service = service
         self.table_name = table_name
-        try:
-            service.create_table(table_name)
-        except ResourceExistsError:
-            pass
+        if create:
+            try:
+                service.create_table(table_name)
+            except ResourceExistsError:
+                pass
         self._table: TableClient = service.get_table_client(table_name)
 
     @classmethod
-    def open(cls, connection: StorageConnection | str, table_name: str = TABLE_NAME) -> "WebhookEventStore":
+    def open(cls, connection: StorageConnection | str, table_name: str = TABLE_NAME, *,
+             create: bool = True) -> "WebhookEventStore":
         """The store on its own service client (a :class:`StorageConnection` or a connection string)."""
-        return cls(as_connection(connection).table_service(), table_name)
+        return cls(as_connection(connection).table_service(), table_name, create=create)
 
     def accept(self, account_id: str, event: PartnerCenterEvent, body: bytes, now: datetime | None = None,
                ) -> tuple[StoredEvent, bool]:

@@ -143,10 +143,10 @@ def test_an_excluded_organizations_billing_is_compared_with_the_stored_primary_w
 
 # -- accounts ----------------------------------------------------------------------------------
 
-def test_an_account_id_limits_the_look_up_to_that_account(seed):
+def test_an_account_id_that_is_not_configured_is_not_found(seed):
     tenant = seed()
     response = validate({"accountId": "another-account", **edit(tenant, primaryContact={"city": "Paris"})})
-    assert answer(response)["microsoftCustomer"] is False
+    assert response.status_code == 404 and "another-account" in answer(response)["detail"]
 
 
 def test_without_an_account_id_every_configured_account_is_consulted(seed, configured, monkeypatch):
