@@ -7,6 +7,7 @@ from typing import Callable
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError, ServiceRequestError
 
+from shared.credentials import TokenUnavailable
 from shared.settings import Settings, SettingsError
 from shared.store import RunRecord
 from shared.sync.stores import SyncStores
@@ -72,6 +73,10 @@ class _Answer:
             except ResourceNotFoundError:  # a table or queue nothing has created yet
                 return empty
             except (SettingsError, AzureError) as exc:
+                if isinstance(exc, TokenUnavailable) and service == TABLES:
+                    # The sync's own tables refuse our identity: nothing of status can be read, and
+                    # the answer is that configuration problem (503 naming the connection).
+                    raise
                 reason = reads.failed[part] = _reason(exc)
                 if isinstance(exc, ServiceRequestError):  # the service cannot be reached at all
                     reads.down.setdefault(service, f"not tried: {service} could not be reached for the {part} "

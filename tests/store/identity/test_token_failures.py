@@ -63,7 +63,10 @@ def test_an_http_route_answers_a_token_failure_with_503_naming_the_connection(wi
 
     client_id = str(uuid.uuid4())  # a new identity: its credential is built against this endpoint
     with BrokenTokenEndpoint(status, content_type, body) as endpoint:
-        for name, value in {**endpoint.environment, **identity_storage_settings(client_id)}.items():
+        # One account, so the route reads its tables.
+        account = {"PARTNER_CENTER_ACCOUNT_ID": "contoso", "PARTNER_CENTER_TENANT_ID": str(uuid.uuid4()),
+                   "PARTNER_CENTER_CLIENT_ID": str(uuid.uuid4()), "PARTNER_CENTER_CLIENT_SECRET": "pc-secret-value"}
+        for name, value in {**endpoint.environment, **identity_storage_settings(client_id), **account}.items():
             monkeypatch.setenv(name, value)
         app.use(None)
         try:
@@ -86,6 +89,9 @@ def test_a_telemetry_token_failure_is_one_line_and_a_failed_command(tmp_path, st
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
                "PYTHONDONTWRITEBYTECODE": "1", **endpoint.environment,
                "SYNC_STORAGE_CONNECTION": storage_connection,
+               # An account, so status reads tables: their spans are what telemetry must export.
+               "PARTNER_CENTER_ACCOUNT_ID": "contoso", "PARTNER_CENTER_TENANT_ID": str(uuid.uuid4()),
+               "PARTNER_CENTER_CLIENT_ID": str(uuid.uuid4()), "PARTNER_CENTER_CLIENT_SECRET": "pc-secret-value",
                "APPLICATIONINSIGHTS_CONNECTION_STRING":
                    "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://127.0.0.1:9/",
                "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={client_id};Authorization=AAD",
@@ -100,4 +106,5 @@ def test_a_telemetry_token_failure_is_one_line_and_a_failed_command(tmp_path, st
     assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: APPLICATIONINSIGHTS: ")
     assert f"managed identity (client id {client_id})" in lines[0]
-    assert endpoint.secret not in done.stderr + done.stdout
+    assert "account contoso" in done.stdout  # the status itself was shown
+    assert endpoint.secret not in done.stderr + done.stdout and "pc-secret-value" not in done.stderr
