@@ -22,6 +22,7 @@ from typing import Mapping
 
 from shared import telemetry
 from shared.operations.accounts import run_accounts
+from shared.operations.retention import PruneReport, prune_history
 from shared.operations.status import StatusReader
 from shared.operations.units import UNIT_QUEUE_CONNECTION, UnitQueue
 from shared.partner_center import (
@@ -108,12 +109,17 @@ class App:
     @cached_property
     def event_queue(self) -> EventQueue:
         """The ``webhook-events`` queue, where the receiver hands events to their trigger."""
-        return EventQueue.open(self.queue_storage(EVENT_QUEUE_CONNECTION))
+        return EventQueue.open(self.queue_storage(EVENT_QUEUE_CONNECTION), parked_seconds=self.parked_seconds)
 
     @cached_property
     def unit_queue(self) -> UnitQueue:
         """The ``sync-units`` queue: timers in queue dispatch and "sync now" put units on it."""
-        return UnitQueue(self.queue_storage(UNIT_QUEUE_CONNECTION))
+        return UnitQueue(self.queue_storage(UNIT_QUEUE_CONNECTION), parked_seconds=self.parked_seconds)
+
+    @property
+    def parked_seconds(self) -> int:
+        """How long a parked (poison) message lives: as long as the rest of the history."""
+        return self.settings.history_retention_days * 86400
 
     @cached_property
     def verifier(self) -> SignatureVerifier:
@@ -135,6 +141,15 @@ class App:
         """Run ``mode`` for every configured account (or one) in this invocation."""
         return run_accounts(mode, settings=self.settings, stores=self.stores, events=self.events,
                             sync_for=self.account_sync, account_id=account_id, deadline=deadline)
+
+    def prune(self, *, account_id: str | None = None, deadline: Deadline | None = None) -> PruneReport:
+        """Delete every configured account's (or one's) history and change log past their retention,
+        within ``deadline`` (``SYNC_TIME_BUDGET_SECONDS`` from now when not given)."""
+        s = self.settings
+        ids = [s.account(account_id).id] if account_id else [account.id for account in s.accounts]
+        return prune_history(stores=self.stores, events=self.events, account_ids=ids,
+                             history_days=s.history_retention_days, change_log_days=s.change_log_retention_days,
+                             deadline=deadline or Deadline.starting_now(s.time_budget_seconds))
 
     # Partner Center ------------------------------------------------------------------------------
 

@@ -62,6 +62,19 @@ def newest_first_id(at: datetime) -> str:
     return f"{_MAX_MILLIS - millis:013d}-{secrets.token_hex(4)}"
 
 
+def newest_first_bound(at: datetime) -> str:
+    """The prefix of :func:`newest_first_id` at ``at``: ids made before ``at`` sort after it."""
+    return f"{_MAX_MILLIS - int(at.timestamp() * 1000):013d}"
+
+
+def newest_first_time(value: str) -> datetime | None:
+    """When a :func:`newest_first_id` was made; ``None`` for an id of another form."""
+    prefix, dash, _ = value.partition("-")
+    if not (dash and len(prefix) == 13 and prefix.isdigit()):
+        return None
+    return datetime.fromtimestamp((_MAX_MILLIS - int(prefix)) / 1000, timezone.utc)
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(timezone.utc)

@@ -91,6 +91,10 @@ class Settings:
     webhook_certificate_issuer: str = DEFAULT_WEBHOOK_CERTIFICATE_ISSUER
     webhook_certificate_paths: tuple[str, ...] = DEFAULT_WEBHOOK_CERTIFICATE_PATHS
     webhook_max_event_age_days: int = 7
+    # How long the sync's history (run log, finished webhook events, failures, decided holds, walks)
+    # and its change log (an audit trail) are kept: the nightly reconciliation prunes what is older.
+    history_retention_days: int = 90
+    change_log_retention_days: int = 400
     # Set by App Service when Authentication (Easy Auth) is on: only then is the caller's name trusted.
     app_service_auth_enabled: bool = False
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -100,6 +104,12 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         accounts, errors = _accounts_from(env)
         cloud = _cloud(env)
+        max_event_age_days = _int(env, "WEBHOOK_MAX_EVENT_AGE_DAYS", 7, minimum=1, maximum=365)
+        history_days = _int(env, "SYNC_HISTORY_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+        if history_days <= max_event_age_days:
+            # A processed event is how a replay is recognized; it must outlive the age replays are accepted at.
+            raise SettingsError(f"SYNC_HISTORY_RETENTION_DAYS must be more than WEBHOOK_MAX_EVENT_AGE_DAYS "
+                                f"({max_event_age_days}), got {history_days}")
         return cls(
             cloud=cloud,
             # Explicit URLs win over the cloud's (a simulator, a proxy); the token audience stays the cloud's.
@@ -131,7 +141,9 @@ class Settings:
             webhook_certificate_issuer=(env.get("WEBHOOK_CERTIFICATE_ISSUER", "").strip()
                                         or DEFAULT_WEBHOOK_CERTIFICATE_ISSUER),
             webhook_certificate_paths=_list(env, "WEBHOOK_CERTIFICATE_PATHS", DEFAULT_WEBHOOK_CERTIFICATE_PATHS),
-            webhook_max_event_age_days=_int(env, "WEBHOOK_MAX_EVENT_AGE_DAYS", 7, minimum=1, maximum=365),
+            webhook_max_event_age_days=max_event_age_days,
+            history_retention_days=history_days,
+            change_log_retention_days=_int(env, "SYNC_CHANGE_LOG_RETENTION_DAYS", 400, minimum=1, maximum=3650),
             app_service_auth_enabled=env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true",
             environ=env,
         )

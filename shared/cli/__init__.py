@@ -2,6 +2,7 @@
 
     sync incremental|full [--account ID] [--json]   run a sync now, as the timers do
     status [--account ID] [--json]                  last runs, lag, failures, held endings
+    prune [--account ID] [--json]                   delete history past its retention, as the nightly run does
     webhook show|register|test [--account ID]       the account's Partner Center webhook registration
 
 The development stack (simulator, local host, demo) is `python -m devstack`, not deployed.
@@ -29,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="per-account sync status")
     status.add_argument("--account", help="only this account id")
     status.add_argument("--json", action="store_true", help="print machine-readable status")
+
+    prune = commands.add_parser("prune", help="delete the history and change log past their retention now")
+    prune.add_argument("--account", help="only this account id")
+    prune.add_argument("--json", action="store_true", help="print what was deleted per table as JSON")
 
     webhook = commands.add_parser("webhook", help="show, register or test the account's Partner Center webhook")
     from .webhook import add_arguments as add_webhook_arguments
@@ -77,6 +82,8 @@ def _run(args) -> int:
         return run_webhook(args)
     if args.command == "sync":
         return _sync(args)
+    if args.command == "prune":
+        return _prune(args)
     return _status(args)
 
 
@@ -111,6 +118,20 @@ def _sync(args) -> int:
     # partial run that made no progress (one that did what it could kept its watermark).
     return 0 if all(r.outcome in ("succeeded", "succeeded_with_failures", "checkpointed")
                     or (r.outcome == "partial" and _made_progress(r)) for r in results) else 1
+
+
+def _prune(args) -> int:
+    from shared import app
+
+    report = app.current().prune(account_id=args.account)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for account, counts in report.accounts.items():
+            print(f"{account}: deleted " + ", ".join(f"{table} {count}" for table, count in counts.items()))
+        if not report.finished:
+            print("stopped at the time budget (SYNC_TIME_BUDGET_SECONDS): run it again to continue")
+    return 0
 
 
 def _made_progress(result) -> bool:

@@ -113,9 +113,9 @@ def dispatch_mode(settings: Settings) -> str:
 class UnitQueue(PoisonedQueue):
     """The ``sync-units`` queue and its poison queue in one storage account."""
 
-    def __init__(self, connection: StorageConnection | str, name: str = UNIT_QUEUE) -> None:
+    def __init__(self, connection: StorageConnection | str, name: str = UNIT_QUEUE, *, parked_seconds: int = -1) -> None:
         storage = as_connection(connection)
-        super().__init__(storage.queue(name), storage.queue(name + "-poison"))
+        super().__init__(storage.queue(name), storage.queue(name + "-poison"), parked_seconds=parked_seconds)
 
     def send(self, unit: SyncUnit) -> str:
         """Put a unit on the queue; returns the message id."""

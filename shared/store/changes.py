@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from shared.contacts.mapping import MAX_STRING_CODE_UNITS
-from shared.keys import SEPARATOR, account_range, composite_key, require_utc, tenant_key, token_key
-from shared.store.tables import Tables, delete_rows, submit_batches
+from shared.keys import (SEPARATOR, account_range, composite_key, newest_first_bound, require_utc, tenant_key,
+                         token_key)
+from shared.store.tables import Tables, delete_found, delete_rows, submit_batches
 
 # Beyond this a value in the log is cut: the log says what changed, the row holds the value.
 _LOGGED_VALUE_CHARS = 200
@@ -94,6 +95,16 @@ class ChangeLog:
         )
         entries = sorted((_entry(entity) for entity in query), key=lambda entry: entry.at, reverse=True)
         return entries[:limit]
+
+
+    def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
+        """Delete the account's entries stamped before ``before``; ``(deleted, finished)``. Only the
+        partitions of runs that began before it are read (run ids sort newest first)."""
+        _, high = account_range(account_id)
+        return delete_found(
+            self._table, "PartitionKey gt @low and PartitionKey lt @high and At lt @before",
+            {"low": composite_key(account_id, newest_first_bound(before)), "high": high,
+             "before": require_utc(before, "before")}, may_continue=may_continue)
 
 
 def _changes_json(changes: Mapping[str, tuple[str, str]]) -> str:

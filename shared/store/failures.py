@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 
 from shared.keys import account_key, require_utc, tenant_key, token_key, utc_now
-from shared.store.tables import ConcurrencyConflict, Tables
+from shared.store.tables import ConcurrencyConflict, Tables, delete_found
 
 DEFAULT_QUARANTINE_AFTER = 5
 _MAX_ERROR_CHARS = 500
@@ -102,6 +102,13 @@ class FailureLedger:
             parameters={"pk": account_key(account_id), "quarantined": True},
         )
         return {entity["RowKey"]: _failure(entity) for entity in query}
+
+    def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
+        """Delete failures no run has seen since ``before`` (the customer is no longer listed: a
+        customer that succeeds loses its row at once, one still listed fails again every night)."""
+        return delete_found(self._table, "PartitionKey eq @pk and LastFailedAt lt @before",
+                            {"pk": account_key(account_id), "before": require_utc(before, "before")},
+                            may_continue=may_continue)
 
 
 def _failure(entity) -> CustomerFailure:

@@ -198,6 +198,28 @@ class HeldEndings:
         except ResourceModifiedError as exc:
             raise HeldEndingDecided(f"held ending {held_id} was decided by someone else") from exc
 
+    def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
+        """Delete the account's holds decided (approved or rejected) before ``before``, tenant rows
+        first and the header last, so a prune that stops finds the hold again; never a pending or
+        approving one. Returns ``(rows deleted, finished)``."""
+        account = account_key(account_id)
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and ( Status eq @approved or Status eq @rejected )",
+            parameters={"pk": account, "approved": APPROVED, "rejected": REJECTED},
+            select=["PartitionKey", "RowKey", "HeldAt", "DecidedAt", "CompletedAt"])
+        deleted = 0
+        for entity in query:
+            settled = entity.get("CompletedAt") or entity.get("DecidedAt") or entity["HeldAt"]
+            if require_utc(settled, "a hold's decision") >= before:
+                continue
+            if not may_continue():
+                return deleted, False
+            partition = composite_key(account, entity["RowKey"])
+            deleted += delete_rows(self._table, partition, row_keys(self._table, partition))
+            self._table.delete_entity(account, entity["RowKey"])
+            deleted += 1
+        return deleted, True
+
     def _header(self, account_id: str, held_id: str):
         try:
             return self._table.get_entity(account_key(account_id), token_key(held_id, "held id"))

@@ -24,9 +24,11 @@ PEEK_LIMIT = 32
 class PoisonedQueue:
     """A queue a trigger reads (``work``) and the poison queue its failures end in."""
 
-    def __init__(self, work: QueueClient, poison: QueueClient) -> None:
+    def __init__(self, work: QueueClient, poison: QueueClient, *, parked_seconds: int = -1) -> None:
+        """``parked_seconds``: how long a parked message lives (the history retention); -1 for ever."""
         self.work = work
         self.poison = poison
+        self.parked_seconds = parked_seconds
         self._created: set[str] = set()
 
     def send_body(self, body: bytes) -> str:
@@ -34,8 +36,9 @@ class PoisonedQueue:
         return self._send(self.work, body).id
 
     def park(self, body: bytes) -> str:
-        """Put a message body in the poison queue, where it stays until an operator removes it."""
-        return self._send(self.poison, body, time_to_live=-1).id
+        """Put a message body in the poison queue, where it stays until an operator removes it or
+        ``parked_seconds`` pass."""
+        return self._send(self.poison, body, time_to_live=self.parked_seconds).id
 
     def peek_poison(self, limit: int = PEEK_LIMIT) -> list:
         """The oldest messages in the poison queue (at most 32), left where they are; none when the

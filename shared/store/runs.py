@@ -16,8 +16,7 @@ from azure.core.exceptions import ResourceModifiedError
 from azure.data.tables import UpdateMode
 
 from shared.keys import account_key, newest_first_id, require_utc, token_key, utc_now
-from shared.store.tables import Tables
-
+from shared.store.tables import Tables, delete_found
 
 
 class RunOutcome(StrEnum):
@@ -180,6 +179,23 @@ class RunLog:
         query_filter = f"PartitionKey eq @pk and Mode eq @mode and ( {' or '.join(alternatives)} )"
         found = self._first(query_filter, parameters, 1)
         return found[0] if found else None
+
+    def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
+        """Delete the account's runs started before ``before``, except runs still marked running and
+        the newest run and newest completed run of each mode (status shows them); ``(deleted, finished)``."""
+        kept: dict[str, set[str]] = {}
+
+        def keep(entity: Mapping) -> bool:
+            mode = entity.get("Mode", "")
+            if mode not in kept:
+                newest = self.latest(account_id, mode, limit=1) if mode else []
+                completed = self.last_completed(account_id, mode) if mode else None
+                kept[mode] = {r.run_id for r in [*newest, completed] if r is not None}
+            return entity.get("Outcome") == RunOutcome.RUNNING or entity["RowKey"] in kept[mode]
+
+        return delete_found(self._table, "PartitionKey eq @pk and StartedAt lt @before",
+                            {"pk": account_key(account_id), "before": require_utc(before, "before")},
+                            may_continue=may_continue, keep=keep, select=["Mode", "Outcome"])
 
     def _first(self, query_filter: str, parameters: dict, limit: int) -> list[RunRecord]:
         query = self._table.query_entities(query_filter, parameters=parameters, results_per_page=min(limit, 1000))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
@@ -185,6 +185,35 @@ def delete_rows(table: TableClient, partition: str, row_keys: Iterable[str]) -> 
         for key in keys:
             table.delete_entity(partition, key)
     return len(keys)
+
+
+def delete_found(table: TableClient, query_filter: str, parameters: Mapping[str, Any], *,
+                 may_continue: Callable[[], bool], keep: Callable[[Mapping], bool] = lambda entity: False,
+                 select: Sequence[str] = ()) -> tuple[int, bool]:
+    """Delete the rows ``query_filter`` finds (but those ``keep`` keeps), at most 100 of one partition
+    per transaction, asking ``may_continue()`` before each transaction and each page read; returns
+    ``(deleted, finished)``. Resumable: a step that stops leaves whole transactions done, and the
+    same query finds the rest.
+    """
+    query = table.query_entities(query_filter, parameters=dict(parameters),
+                                 select=["PartitionKey", "RowKey", *select])
+    deleted, partition, keys = 0, "", []
+    for page in query.by_page():
+        for entity in page:  # in key order: one partition after another
+            if keep(entity):
+                continue
+            if keys and (entity["PartitionKey"] != partition or len(keys) == MAX_BATCH):
+                if not may_continue():
+                    return deleted, False
+                deleted += delete_rows(table, partition, keys)
+                keys = []
+            partition = entity["PartitionKey"]
+            keys.append(entity["RowKey"])
+        if not may_continue():
+            return deleted, False
+    if keys:
+        deleted += delete_rows(table, partition, keys)
+    return deleted, True
 
 
 def row_keys(table: TableClient, partition: str) -> list[str]:

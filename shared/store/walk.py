@@ -7,11 +7,13 @@ RowKey = zero-padded page number, one row per page of the customer list.
 
 from __future__ import annotations
 
-from typing import Iterable
+from datetime import datetime
+from typing import Callable, Iterable
 
 from shared.store.id_lists import pack_ids, unpack_ids
-from shared.keys import composite_key, tenant_key, token_key
-from shared.store.tables import Tables, delete_rows, row_keys
+from shared.keys import (SEPARATOR, account_range, composite_key, newest_first_bound, newest_first_time, tenant_key,
+                         token_key)
+from shared.store.tables import Tables, delete_found, delete_rows, row_keys
 
 _PAGE_DIGITS = 6
 
@@ -52,6 +54,21 @@ class ReconciliationWalk:
         """Delete the walk's rows (in transactions of 100); returns how many were deleted."""
         partition = self._partition(account_id, walk_id)
         return delete_rows(self._table, partition, row_keys(self._table, partition))
+
+    def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool], *,
+              in_progress: str | None = None) -> tuple[int, bool]:
+        """Delete the rows of the account's walks begun before ``before`` (a walk's id is its run's,
+        newest first), never those of the walk ``in_progress`` (the checkpoint's); ``(deleted, finished)``."""
+        _, high = account_range(account_id)
+
+        def keep(entity) -> bool:
+            walk_id = entity["PartitionKey"].split(SEPARATOR, 1)[1]
+            began = newest_first_time(walk_id)
+            return walk_id == in_progress or began is None or began >= before
+
+        return delete_found(self._table, "PartitionKey gt @low and PartitionKey lt @high",
+                            {"low": composite_key(account_id, newest_first_bound(before)), "high": high},
+                            may_continue=may_continue, keep=keep)
 
     @staticmethod
     def _partition(account_id: str, walk_id: str) -> str:

@@ -70,9 +70,10 @@ class EventQueue(PoisonedQueue):
     """The ``webhook-events`` queue and its poison queue."""
 
     @classmethod
-    def open(cls, storage: StorageConnection) -> "EventQueue":
-        """The queues in the account the queue trigger listens to (``AzureWebJobsStorage``)."""
-        return cls(storage.queue(EVENT_QUEUE), storage.queue(POISON_QUEUE))
+    def open(cls, storage: StorageConnection, *, parked_seconds: int = -1) -> "EventQueue":
+        """The queues in the account the queue trigger listens to (``AzureWebJobsStorage``); a parked
+        message lives ``parked_seconds`` (-1: for ever)."""
+        return cls(storage.queue(EVENT_QUEUE), storage.queue(POISON_QUEUE), parked_seconds=parked_seconds)
 
     def send(self, message: EventMessage) -> str:
         """Put an event message on the queue; returns the message id."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -24,6 +24,7 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.store import account_key
 from shared.store.connections import StorageConnection, as_connection
+from shared.store.tables import delete_found
 
 from .events import PartnerCenterEvent
 
@@ -143,6 +144,15 @@ class WebhookEventStore:
             "LastError": error[:_MAX_ERROR_CHARS],
             "LastAttemptAt": now or datetime.now(timezone.utc),
         })
+
+    def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
+        """Delete the account's processed and ignored events received before ``before``; pending and
+        failed ones stay whatever their age. Returns ``(deleted, finished)``."""
+        finished_event = "( Status eq @processed or Status eq @ignored )"
+        return delete_found(
+            self._table, f"PartitionKey eq @pk and ReceivedAt lt @before and {finished_event}",
+            {"pk": account_key(account_id), "before": before, "processed": PROCESSED, "ignored": IGNORED},
+            may_continue=may_continue)
 
     def delete_table(self) -> None:
         """Drop the table (tests)."""
