@@ -110,7 +110,8 @@ class IncompleteListError(TransientError):
 
 
 class DeadlineExceeded(PartnerCenterError):
-    """Waiting for the next call (budget or Retry-After) would run past the caller's time budget."""
+    """The invocation's deadline leaves no room for the next step: a call (its request budget or
+    Retry-After would wait past it) or a piece of work. The run checkpoints and stops."""
 
 
 RELATIONSHIP_ENDED_CODE = "20002"

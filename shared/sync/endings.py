@@ -14,12 +14,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from shared.partner_center import CustomerNotFoundError, PartnerCenterError, RelationshipEndedError
+from shared.partner_center import CustomerNotFoundError, DeadlineExceeded, PartnerCenterError, RelationshipEndedError
 from shared.partner_center.models import parse_customer
 from shared.store import APPROVED, STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED, OrganizationState
 from shared.store.runs import RunOutcome
 
-from .run import OutOfTime, Run
+from .run import Run
 from .writes import plan_ending, run_stopped_by, store
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def end_approved_held(run: Run, held_id: str, by: str) -> None:
     waiting = [t for t in tenants if _status(snapshot, t) == STATUS_ACTIVE]
     for start in range(0, len(waiting), _CONFIRM_CHUNK):
         if run.deadline.left() < 10:
-            raise OutOfTime(f"held ending {held_id}: {len(waiting) - start} endings still to confirm")
+            raise DeadlineExceeded(f"held ending {held_id}: {len(waiting) - start} endings still to confirm")
         chunk = waiting[start:start + _CONFIRM_CHUNK]
         gone = [t for t, is_gone in zip(chunk, _confirm_gone(run, chunk)) if is_gone]
         kept += len(chunk) - len(gone)

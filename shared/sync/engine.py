@@ -40,7 +40,6 @@ from .run import (
     INCREMENTAL,
     Deadline,
     LeaseKeeper,
-    OutOfTime,
     Run,
     RunCounts,
     RunResult,
@@ -194,7 +193,7 @@ class AccountSync:
             body(run)
             if result.outcome == RunOutcome.SUCCEEDED and result.counts.failed:
                 result.outcome = RunOutcome.SUCCEEDED_WITH_FAILURES
-        except (OutOfTime, DeadlineExceeded) as exc:
+        except DeadlineExceeded as exc:
             # The invocation's time is up: what is stored stays, the checkpoint says where to go on.
             if result.mode in (FULL, HELD):
                 result.outcome = RunOutcome.CHECKPOINTED

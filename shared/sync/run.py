@@ -152,10 +152,6 @@ class InvocationFailed(RuntimeError):
         self.results = results or []
 
 
-class OutOfTime(Exception):
-    """The invocation's time budget has no room for the next step: checkpoint and stop."""
-
-
 class LeaseKeeper:
     """Holds one account's lease for a run: a heartbeat thread renews it every few seconds.
 
