@@ -131,10 +131,18 @@ class App:
     @cached_property
     def status(self) -> StatusReader:
         """What operators see of each account: read with a person's short timeouts, creating nothing."""
-        return StatusReader(
-            self.settings, self.read_stores, events=lambda: self.read_events,
-            unit_queue=lambda: UnitQueue(self.queue_storage(UNIT_QUEUE_CONNECTION).for_person()),
-            event_queue=lambda: EventQueue.open(self.queue_storage(EVENT_QUEUE_CONNECTION).for_person()))
+        return StatusReader(self.settings, self.read_stores, events=lambda: self.read_events,
+                            unit_queue=lambda: self.read_unit_queue, event_queue=lambda: self.read_event_queue)
+
+    @cached_property
+    def read_unit_queue(self) -> UnitQueue:
+        """The ``sync-units`` queues for a person's reads (short timeouts), built once."""
+        return UnitQueue(self.queue_storage(UNIT_QUEUE_CONNECTION).for_person())
+
+    @cached_property
+    def read_event_queue(self) -> EventQueue:
+        """The ``webhook-events`` queues for a person's reads (short timeouts), built once."""
+        return EventQueue.open(self.queue_storage(EVENT_QUEUE_CONNECTION).for_person())
 
     def run_accounts(self, mode: str, *, account_id: str | None = None,
                      deadline: Deadline | None = None) -> list[RunResult]:
