@@ -40,16 +40,11 @@ class TokenRequest:
     status: int
 
 
-class IdentityEndpoint:
-    """The endpoint on a free loopback port, in a thread; :attr:`requests` records every call."""
+class _LoopbackEndpoint:
+    """Where a token endpoint on loopback listens, and the settings that point the code at it."""
 
-    def __init__(self, tenant_id: str | None = None) -> None:
-        self.tenant_id = tenant_id or str(uuid.uuid4())
-        self.secret = secrets.token_urlsafe(24)
-        self.requests: list[TokenRequest] = []
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+    secret: str
+    _server: ThreadingHTTPServer | None
 
     @property
     def url(self) -> str:
@@ -60,6 +55,19 @@ class IdentityEndpoint:
     def environment(self) -> dict[str, str]:
         """What a Function App's platform sets for its code."""
         return {"IDENTITY_ENDPOINT": self.url, "IDENTITY_HEADER": self.secret}
+
+
+class IdentityEndpoint(_LoopbackEndpoint):
+    """The endpoint on a free loopback port, in a thread; :attr:`requests` records every call."""
+
+    def __init__(self, tenant_id: str | None = None) -> None:
+        self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.secret = secrets.token_urlsafe(24)
+        self.requests: list[TokenRequest] = []
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
 
     def token(self, resource: str, client_id: str, *, issued_at: int | None = None) -> str:
         """A signed access token for ``resource`` as the identity ``client_id``."""
@@ -126,7 +134,7 @@ class IdentityEndpoint:
         handler.wfile.write(payload)
 
 
-class BrokenTokenEndpoint:
+class BrokenTokenEndpoint(_LoopbackEndpoint):
     """A loopback token endpoint (managed identity or Entra authority) that answers every request
     with ``status`` and a body that is not JSON, as a proxy's or a failing platform's page is."""
 
@@ -137,14 +145,6 @@ class BrokenTokenEndpoint:
         self.calls = 0
         self._server: ThreadingHTTPServer | None = None
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/msi/token"
-
-    @property
-    def environment(self) -> dict[str, str]:
-        return {"IDENTITY_ENDPOINT": self.url, "IDENTITY_HEADER": self.secret}
 
     def __enter__(self) -> "BrokenTokenEndpoint":
         endpoint = self
