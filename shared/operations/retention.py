@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from shared.keys import utc_now
+from shared.store import TableNames
 from shared.sync.engine import Deadline
 from shared.sync.stores import SyncStores
 from shared.webhooks.store import TABLE_NAME as EVENTS_TABLE, WebhookEventStore
@@ -26,8 +27,8 @@ from shared.webhooks.store import TABLE_NAME as EVENTS_TABLE, WebhookEventStore
 log = logging.getLogger(__name__)
 
 # The tables pruned, in the order they are pruned, by their canonical names (the report's keys).
-RUNS, CHANGES, FAILURES, HELD, WALK = "SyncRuns", "OrganizationChanges", "CustomerFailures", "HeldChanges", \
-    "ReconciliationWalk"
+_NAMES = TableNames()
+RUNS, CHANGES, FAILURES, HELD, WALK = _NAMES.runs, _NAMES.changes, _NAMES.failures, _NAMES.held, _NAMES.walk
 PRUNED_TABLES = (RUNS, EVENTS_TABLE, FAILURES, HELD, WALK, CHANGES)
 # A prune stops when the invocation has less than this left: a transaction or a page read takes a fraction of it.
 STOP_WITH_SECONDS_LEFT = 5.0
