@@ -161,8 +161,7 @@ class StatusReader:
             return answer.read(f"{table} table", TABLES, fields, reader, empty)
 
         runs_fields = ["last_incremental", "last_full", "last_successful_full", "lag_seconds", "abandoned_runs"]
-        last = {mode: read(names.runs, runs_fields, lambda mode=mode: (stores.runs.latest(account_id, mode, limit=1)
-                                                                       or [None])[0])
+        last = {mode: read(names.runs, runs_fields, lambda mode=mode: stores.runs.newest(account_id, mode))
                 for mode in ("incremental", "full")}
         succeeded = [read(names.runs, runs_fields, lambda mode=mode: stores.runs.last_completed(account_id, mode))
                      for mode in ("incremental", "full")]

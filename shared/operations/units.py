@@ -237,7 +237,7 @@ def poison_units(queue: UnitQueue, stores: SyncStores, configured: set[str]) -> 
 
 
 def _last_parked_reason(stores: SyncStores, account_id: str) -> str:
-    records: list[RunRecord] = stores.runs.latest(account_id, PARKED_RUN_MODE, limit=1)
-    if records:
-        return records[0].error
+    record = stores.runs.newest(account_id, PARKED_RUN_MODE)
+    if record is not None:
+        return record.error
     return "its run failed on every attempt; the account's run log has the errors"

@@ -2,6 +2,16 @@
 
 PartitionKey = account id; RowKey = run id, an inverted timestamp plus a short random part, so a
 partition query returns the newest runs first.
+
+What the hot paths ask (runs still running, the newest run and the newest completed run of a mode,
+the newest abandoned runs) is read by key from index rows in the same partition, whose RowKeys
+begin with ``~`` and so sort after every run id. Each is written in one transaction with the run
+row it points at, so the two never disagree; their cost does not grow with the history:
+
+- ``~running~{run id}``: written when a run starts, deleted when it finishes or is abandoned;
+- ``~latest~{mode}`` and ``~completed~{mode}``: the run id of the mode's newest run and newest
+  completed run;
+- ``~abandoned~{run id}``: a copy of an abandoned run's row (status lists them).
 """
 
 from __future__ import annotations
@@ -12,10 +22,10 @@ from enum import StrEnum
 from typing import Callable, Mapping
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError
-from azure.data.tables import UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared.keys import account_key, newest_first_id, require_utc, token_key, utc_now
+from shared.keys import account_key, newest_first_bound, newest_first_id, require_utc, token_key, utc_now
 from shared.store.tables import Tables, delete_found
 
 
@@ -40,6 +50,11 @@ COUNT_NAMES = ("created", "updated", "unchanged", "ended", "failed", "held", "ex
 _MAX_ERROR_CHARS = 1000
 # Table property names for the counts ("excluded_skipped" -> "ExcludedSkipped").
 _COUNT_COLUMNS = {name: "".join(part.title() for part in name.split("_")) for name in COUNT_NAMES}
+# Index rows sort after every run id ('~' comes after letters, digits, '-' and '_').
+_INDEX = "~"
+_RUNNING, _ABANDONED = "~running~", "~abandoned~"
+_LATEST, _COMPLETED = "~latest~", "~completed~"
+_HTTP_NOT_FOUND, _HTTP_PRECONDITION_FAILED = 404, 412
 
 
 @dataclass(frozen=True)
@@ -76,15 +91,10 @@ class RunLog:
             mode=mode,
             started_at=started,
         )
-        self._table.create_entity(
-            {
-                "PartitionKey": record.account_id,
-                "RowKey": record.run_id,
-                "Mode": mode,
-                "StartedAt": started,
-                "Outcome": str(OUTCOME_RUNNING),
-            }
-        )
+        row = {"PartitionKey": record.account_id, "RowKey": record.run_id, "Mode": mode, "StartedAt": started,
+               "Outcome": str(OUTCOME_RUNNING)}
+        operations = [("create", row), ("create", {**row, "RowKey": _RUNNING + record.run_id, "RunId": record.run_id})]
+        self._table.submit_transaction(operations + self._repoint(record.account_id, _LATEST + mode, record.run_id))
         return record
 
     def finish(
@@ -119,7 +129,11 @@ class RunLog:
             "Notes": short_notes,
             **{_COUNT_COLUMNS[name]: value for name, value in full_counts.items()},
         }
-        self._table.update_entity(entity, mode=UpdateMode.MERGE)
+        operations = [("update", entity, {"mode": UpdateMode.MERGE}),
+                      ("delete", {"PartitionKey": record.account_id, "RowKey": _RUNNING + record.run_id})]
+        if outcome in COMPLETED_OUTCOMES:
+            operations += self._repoint(record.account_id, _COMPLETED + record.mode, record.run_id)
+        self._submit(operations)
         return RunRecord(
             account_id=record.account_id,
             run_id=record.run_id,
@@ -136,66 +150,128 @@ class RunLog:
 
     def running(self, account_id: str) -> list[RunRecord]:
         """The account's runs still marked running (a crash leaves them so), newest first."""
-        return self._first("PartitionKey eq @pk and Outcome eq @running",
-                           {"pk": account_key(account_id), "running": str(RunOutcome.RUNNING)}, 1000)
+        return self._first(*_index_range(account_id, _RUNNING), 1000)
 
     def abandon(self, record: RunRecord, reason: str) -> None:
         """Close a run its process never finished; a run that finished meanwhile is left alone."""
-        current = self._table.get_entity(record.account_id, record.run_id)
-        if current.get("Outcome") != RunOutcome.RUNNING:
-            return
         try:
-            self._table.update_entity(
-                {"PartitionKey": record.account_id, "RowKey": record.run_id, "Outcome": str(RunOutcome.ABANDONED),
-                 "FinishedAt": self._clock(), "Error": reason[:_MAX_ERROR_CHARS]},
-                mode=UpdateMode.MERGE, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified,
-            )
-        except ResourceModifiedError:
-            pass  # its process wrote the row since we read it: alive after all, finishing on its own
+            current = self._table.get_entity(record.account_id, record.run_id)
+        except ResourceNotFoundError:
+            current = None
+        if current is None or current.get("Outcome") != RunOutcome.RUNNING:
+            # Finished after all (or pruned): only its running mark may be left behind.
+            self._submit([("delete", {"PartitionKey": record.account_id, "RowKey": _RUNNING + record.run_id})])
+            return
+        closed = {"PartitionKey": record.account_id, "RowKey": record.run_id, "Outcome": str(RunOutcome.ABANDONED),
+                  "FinishedAt": self._clock(), "Error": reason[:_MAX_ERROR_CHARS]}
+        copy = {**{k: v for k, v in current.items() if k not in ("PartitionKey", "RowKey")}, **closed,
+                "RowKey": _ABANDONED + record.run_id, "RunId": record.run_id}
+        try:
+            self._submit([
+                ("update", closed, {"mode": UpdateMode.MERGE, "etag": current.metadata["etag"],
+                                    "match_condition": MatchConditions.IfNotModified}),
+                ("delete", {"PartitionKey": record.account_id, "RowKey": _RUNNING + record.run_id}),
+                ("upsert", copy),
+            ])
+        except TableTransactionError as exc:
+            if exc.status_code != _HTTP_PRECONDITION_FAILED:
+                raise
+            # Its process wrote the row since we read it: alive after all, finishing on its own.
 
     def abandoned(self, account_id: str, limit: int = 10) -> list[RunRecord]:
         """The account's newest runs closed as abandoned."""
-        return self._first("PartitionKey eq @pk and Outcome eq @abandoned",
-                           {"pk": account_key(account_id), "abandoned": str(RunOutcome.ABANDONED)}, limit)
+        return self._first(*_index_range(account_id, _ABANDONED), limit)
 
     def latest(self, account_id: str, mode: str | None = None, limit: int = 10) -> list[RunRecord]:
-        """The account's newest runs (of one ``mode`` when given), newest first."""
-        query_filter, parameters = "PartitionKey eq @pk", {"pk": account_key(account_id)}
+        """The account's newest runs (of one ``mode`` when given), newest first: a range read that
+        stops at ``limit``. For one mode's newest run, :meth:`newest` reads by key whatever the mode."""
+        query_filter, parameters = "PartitionKey eq @pk and RowKey lt @index", {"pk": account_key(account_id),
+                                                                                "index": _INDEX}
         if mode is not None:
             query_filter += " and Mode eq @mode"
             parameters["mode"] = mode
         return self._first(query_filter, parameters, limit)
 
-    def last_completed(
-        self, account_id: str, mode: str, outcomes: tuple[str, ...] = COMPLETED_OUTCOMES
-    ) -> RunRecord | None:
-        """The newest run of ``mode`` that finished with one of ``outcomes``, or ``None``."""
-        parameters = {"pk": account_key(account_id), "mode": mode}
-        alternatives = []
-        for index, outcome in enumerate(outcomes):
-            parameters[f"o{index}"] = str(outcome)
-            alternatives.append(f"Outcome eq @o{index}")
-        # Parameters must stand between spaces: the SDK substitutes whole words.
-        query_filter = f"PartitionKey eq @pk and Mode eq @mode and ( {' or '.join(alternatives)} )"
-        found = self._first(query_filter, parameters, 1)
-        return found[0] if found else None
+    def newest(self, account_id: str, mode: str) -> RunRecord | None:
+        """The newest run of ``mode``, or ``None``."""
+        return self._pointed(account_id, _LATEST, token_key(mode, "mode"), ())
+
+    def last_completed(self, account_id: str, mode: str) -> RunRecord | None:
+        """The newest run of ``mode`` that completed (:data:`COMPLETED_OUTCOMES`), or ``None``."""
+        return self._pointed(account_id, _COMPLETED, token_key(mode, "mode"), COMPLETED_OUTCOMES)
 
     def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
-        """Delete the account's runs started before ``before``, except runs still marked running and
-        the newest run and newest completed run of each mode (status shows them); ``(deleted, finished)``."""
-        kept: dict[str, set[str]] = {}
+        """Delete the account's runs started before ``before``, except runs still running and the
+        newest run and newest completed run of each mode (status shows them), and the abandoned
+        copies as old; ``(deleted, finished)``. Run ids sort newest first: only old rows are read."""
+        account, bound = account_key(account_id), newest_first_bound(before)
+        index = self._table.query_entities("PartitionKey eq @pk and RowKey ge @index",
+                                           parameters={"pk": account, "index": _INDEX}, select=["RowKey", "RunId"])
+        kept = {entity.get("RunId") for entity in index if not entity["RowKey"].startswith(_ABANDONED)}
+        deleted, finished = delete_found(
+            self._table, "PartitionKey eq @pk and RowKey gt @bound and RowKey lt @index",
+            {"pk": account, "bound": bound, "index": _INDEX}, may_continue=may_continue,
+            keep=lambda entity: entity["RowKey"] in kept or require_utc(entity["StartedAt"], "StartedAt") >= before,
+            select=["StartedAt"])
+        if not finished:
+            return deleted, False
+        copies, finished = delete_found(
+            self._table, "PartitionKey eq @pk and RowKey gt @bound and RowKey lt @end",
+            {"pk": account, "bound": _ABANDONED + bound, "end": _ABANDONED + _INDEX}, may_continue=may_continue)
+        return deleted + copies, finished
 
-        def keep(entity: Mapping) -> bool:
-            mode = entity.get("Mode", "")
-            if mode not in kept:
-                newest = self.latest(account_id, mode, limit=1) if mode else []
-                completed = self.last_completed(account_id, mode) if mode else None
-                kept[mode] = {r.run_id for r in [*newest, completed] if r is not None}
-            return entity.get("Outcome") == RunOutcome.RUNNING or entity["RowKey"] in kept[mode]
+    def _pointed(self, account_id: str, kind: str, mode: str, outcomes: tuple[str, ...]) -> RunRecord | None:
+        account = account_key(account_id)
+        try:
+            run_id = self._table.get_entity(account, kind + mode, select=["RunId"])["RunId"]
+        except ResourceNotFoundError:
+            run_id = self._point_once(account, kind + mode, mode, outcomes)
+        if not run_id:
+            return None  # no such run
+        try:
+            return _record(self._table.get_entity(account, run_id))
+        except ResourceNotFoundError:
+            return None  # pruned meanwhile
 
-        return delete_found(self._table, "PartitionKey eq @pk and StartedAt lt @before",
-                            {"pk": account_key(account_id), "before": require_utc(before, "before")},
-                            may_continue=may_continue, keep=keep, select=["Mode", "Outcome"])
+    def _repoint(self, account: str, pointer: str, run_id: str) -> list[tuple]:
+        """The upsert that points ``pointer`` at ``run_id``, unless it points at a newer run already
+        (runs of one mode may start and finish out of order)."""
+        try:
+            current = self._table.get_entity(account, pointer, select=["RunId"]).get("RunId") or ""
+        except ResourceNotFoundError:
+            current = ""
+        if current and current <= run_id:  # newest first: a smaller id is a newer run
+            return []
+        return [("upsert", _pointer(account, pointer, run_id))]
+
+    def _point_once(self, account: str, pointer: str, mode: str, outcomes: tuple[str, ...]) -> str:
+        """A run log kept before the pointers existed: find the run by scanning, once, and store the
+        pointer ("" for none; a run started meanwhile wrote its own, which wins)."""
+        parameters = {"pk": account, "index": _INDEX, "mode": mode}
+        chosen = [f"Outcome eq @o{index}" for index in range(len(outcomes))]
+        parameters.update({f"o{index}": str(outcome) for index, outcome in enumerate(outcomes)})
+        # Parameters must stand between spaces: the SDK substitutes whole words.
+        wanted = f" and ( {' or '.join(chosen)} )" if chosen else ""
+        found = self._first(f"PartitionKey eq @pk and RowKey lt @index and Mode eq @mode{wanted}", parameters, 1)
+        run_id = found[0].run_id if found else ""
+        try:
+            self._table.create_entity(_pointer(account, pointer, run_id))
+        except ResourceExistsError:
+            pass
+        return run_id
+
+    def _submit(self, operations: list[tuple]) -> None:
+        """One transaction; deleting an index row that is not there (a run started before the index
+        rows existed) does not fail the rest."""
+        while operations:
+            try:
+                self._table.submit_transaction(operations)
+                return
+            except TableTransactionError as exc:
+                missing = exc.status_code == _HTTP_NOT_FOUND and 0 <= exc.index < len(operations)
+                if not missing or operations[exc.index][0] != "delete":
+                    raise
+                operations = operations[: exc.index] + operations[exc.index + 1:]
 
     def _first(self, query_filter: str, parameters: dict, limit: int) -> list[RunRecord]:
         query = self._table.query_entities(query_filter, parameters=parameters, results_per_page=min(limit, 1000))
@@ -207,11 +283,21 @@ class RunLog:
         return records
 
 
+def _pointer(account: str, row_key: str, run_id: str) -> dict:
+    return {"PartitionKey": account, "RowKey": row_key, "RunId": run_id}
+
+
+def _index_range(account_id: str, prefix: str) -> tuple[str, dict]:
+    """The filter and parameters of one kind of index row, newest run first."""
+    return ("PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            {"pk": account_key(account_id), "low": prefix, "high": prefix + _INDEX})
+
+
 def _record(entity: Mapping) -> RunRecord:
     finished = entity.get("FinishedAt")
     return RunRecord(
         account_id=entity["PartitionKey"],
-        run_id=entity["RowKey"],
+        run_id=entity.get("RunId") or entity["RowKey"],
         mode=entity.get("Mode", ""),
         started_at=require_utc(entity["StartedAt"], "StartedAt"),
         outcome=entity.get("Outcome", ""),

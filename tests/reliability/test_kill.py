@@ -24,7 +24,8 @@ LEASE_SECONDS = 5
 
 def runs_of(tables: Tables, account: str) -> list[dict]:
     try:
-        return list(tables.runs.query_entities("PartitionKey eq @pk", parameters={"pk": account}))
+        # Run rows only: the run log's index rows sort after them (RowKey '~...').
+        return list(tables.runs.query_entities("PartitionKey eq @pk and RowKey lt '~'", parameters={"pk": account}))
     except ResourceNotFoundError:
         return []  # the first process has not created the tables yet
 
