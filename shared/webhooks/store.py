@@ -10,6 +10,10 @@ Partner Center retry or a replay lands on the same row and is stored once. A row
   relationship events, docs/webhooks.md), kept so rows written before still read.
 
 Status changes are ETag-guarded, so two workers processing one event never overwrite each other.
+
+Pending and failed events are found by key, however many processed ones the partition holds: each
+has an index row ``~pending~{key}`` or ``~failed~{key}`` (RowKeys beginning ``~`` sort after every
+event key), written and deleted in one transaction with the status it stands for.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.store import account_key
 from shared.store.connections import StorageConnection, as_connection
@@ -34,6 +38,9 @@ PENDING, PROCESSED, FAILED, IGNORED = "pending", "processed", "failed", "ignored
 MAX_ATTEMPTS = 10
 _MAX_ERROR_CHARS = 1000
 _MAX_BODY_CHARS = 16 * 1024
+_INDEXED = (PENDING, FAILED)  # the statuses read by key
+_INDEX = "~"
+_HTTP_NOT_FOUND, _HTTP_CONFLICT, _HTTP_PRECONDITION_FAILED = 404, 409, 412
 
 
 @dataclass(frozen=True)
@@ -101,13 +108,18 @@ class WebhookEventStore:
             "ReceivedAt": now,
             "Body": body.decode("utf-8", "replace")[:_MAX_BODY_CHARS],
         }
+        operations = [("create", entity)]
+        if entity["Status"] in _INDEXED:
+            operations.append(("create", _mark(entity["PartitionKey"], entity["Status"], event.key)))
         try:
-            self._table.create_entity(entity)
-        except ResourceExistsError:
+            self._table.submit_transaction(operations)
+        except TableTransactionError as exc:
+            if exc.status_code != _HTTP_CONFLICT:
+                raise
             stored = self.get(account_id, event.key)
             if stored is not None:
                 return stored, False
-            raise  # deleted between our insert and read: let the sender retry
+            raise ResourceExistsError("the event was deleted as it was stored: retry") from exc
         return self.get(account_id, event.key), True
 
     def get(self, account_id: str, key: str) -> StoredEvent | None:
@@ -118,17 +130,21 @@ class WebhookEventStore:
         return _stored(entity)
 
     def with_status(self, account_id: str, status: str, *, top: int | None = None) -> Iterator[StoredEvent]:
-        """The account's events in ``status``, oldest key order (parameterized filter)."""
-        query = self._table.query_entities(
-            "PartitionKey eq @pk and Status eq @status",
-            parameters={"pk": account_key(account_id), "status": status},
-            select=["PartitionKey", "RowKey", "EventName", "CustomerTenantId", "Status", "Attempts",
-                    "LastError", "ReceivedAt"],
-        )
-        for count, entity in enumerate(query):
+        """The account's events in ``status`` (pending or failed: read by key), in key order."""
+        if status not in _INDEXED:
+            raise ValueError(f"only {' and '.join(_INDEXED)} events are listed, not {status!r}")
+        prefix = _mark_prefix(status)
+        marks = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            parameters={"pk": account_key(account_id), "low": prefix, "high": prefix + _INDEX}, select=["RowKey"])
+        count = 0
+        for mark in marks:
             if top is not None and count >= top:
                 return
-            yield _stored(entity)
+            stored = self.get(account_id, mark["RowKey"][len(prefix):])
+            if stored is not None and stored.status == status:
+                count += 1
+                yield stored
 
     def mark_processed(self, event: StoredEvent, run_id: str, now: datetime | None = None) -> bool:
         """Record a successful processing; False when someone else changed the row meanwhile."""
@@ -159,13 +175,35 @@ class WebhookEventStore:
         self.service.delete_table(self.table_name)
 
     def _update(self, event: StoredEvent, changes: dict) -> bool:
+        """Merge ``changes`` if the row is as read, moving its index row along with its status."""
         entity = {"PartitionKey": event.account_id, "RowKey": event.key, **changes}
-        try:
-            self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=event.etag,
-                                      match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+        operations = [("update", entity, {"mode": UpdateMode.MERGE, "etag": event.etag,
+                                          "match_condition": MatchConditions.IfNotModified})]
+        after = changes.get("Status", event.status)
+        if after != event.status:
+            if event.status in _INDEXED:
+                operations.append(("delete", _mark(event.account_id, event.status, event.key)))
+            if after in _INDEXED:
+                operations.append(("upsert", _mark(event.account_id, after, event.key)))
+        while True:
+            try:
+                self._table.submit_transaction(operations)
+                return True
+            except TableTransactionError as exc:
+                if exc.index > 0 and exc.status_code == _HTTP_NOT_FOUND:
+                    del operations[exc.index]  # a row stored before the index rows existed has none
+                    continue
+                if exc.status_code in (_HTTP_NOT_FOUND, _HTTP_PRECONDITION_FAILED):
+                    return False
+                raise
+
+
+def _mark_prefix(status: str) -> str:
+    return f"{_INDEX}{status}{_INDEX}"
+
+
+def _mark(account: str, status: str, key: str) -> dict:
+    return {"PartitionKey": account, "RowKey": _mark_prefix(status) + key}
 
 
 def _stored(entity) -> StoredEvent:
