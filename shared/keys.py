@@ -16,7 +16,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,80}")
 # Composite partition keys join their parts with a character no part may contain, so
 # "a_b" + "c" and "a" + "b_c" stay distinct, and "account|" .. "account}" ranges one account.
 SEPARATOR = "|"
-_AFTER_SEPARATOR = chr(ord(SEPARATOR) + 1)
+AFTER_SEPARATOR = chr(ord(SEPARATOR) + 1)  # the first character after SEPARATOR: ends a prefix range
 _MAX_MILLIS = 10**13 - 1  # year 2286: inverted timestamps keep 13 digits until then
 
 
@@ -53,7 +53,7 @@ def composite_key(account_id: str, part: str) -> str:
 def account_range(account_id: str) -> tuple[str, str]:
     """Bounds (inclusive, exclusive) covering every composite key of one account."""
     account = account_key(account_id)
-    return account + SEPARATOR, account + _AFTER_SEPARATOR
+    return account + SEPARATOR, account + AFTER_SEPARATOR
 
 
 def newest_first_id(at: datetime) -> str:

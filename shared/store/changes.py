@@ -4,6 +4,11 @@ PartitionKey = ``{account}|{run id}`` so one run's entries go in transactions of
 RowKey = customer tenant id, so an organization has one entry per run (re-recording it in the
 same run, e.g. after a crash and replay, replaces the entry instead of doubling it).
 
+Each entry is also written to the account's organization partition: PartitionKey = account id,
+RowKey = ``{tenant id}|{run id}``, so one organization's history, newest first (run ids sort newest
+first), is a range read however long the log, and a run's entries still go 100 to a transaction
+(two transactions per 100 changes in all).
+
 An entry is written just before its organization and carries the same timestamp as the row's
 ``LastChangedAt``: that is how a later run tells a stored change from one whose write never landed
 (see :func:`shared.sync.change_log.settle_change_log`).
@@ -11,14 +16,15 @@ An entry is written just before its organization and carries the same timestamp 
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Mapping, Sequence
 
 from shared.contacts.mapping import MAX_STRING_CODE_UNITS
-from shared.keys import (SEPARATOR, account_range, composite_key, newest_first_bound, require_utc, tenant_key,
-                         token_key)
+from shared.keys import (AFTER_SEPARATOR, SEPARATOR, account_key, account_range, composite_key, newest_first_bound,
+                         require_utc, tenant_key, token_key)
 from shared.store.tables import Tables, delete_found, delete_rows, submit_batches
 
 # Beyond this a value in the log is cut: the log says what changed, the row holds the value.
@@ -44,8 +50,9 @@ class ChangeLog:
 
     def record(self, account_id: str, run_id: str, changes: Sequence[ChangeEntry]) -> int:
         """Store one run's changes in batched transactions; returns the number of entries."""
-        partition = composite_key(account_id, token_key(run_id, "run id"))
-        operations = []
+        run = token_key(run_id, "run id")
+        partition, by_organization = composite_key(account_id, run), account_key(account_id)
+        operations, copies = [], []
         seen: set[str] = set()
         for change in changes:
             tenant = tenant_key(change.tenant_id)
@@ -60,14 +67,20 @@ class ChangeLog:
                 "Changes": _changes_json(change.changes),
             }
             operations.append(("upsert", entity))
+            copies.append(("upsert", {**entity, "PartitionKey": by_organization, "RowKey": _history_key(tenant, run)}))
+        # The organization's copy first: an entry the run's partition holds is always in its history.
+        submit_batches(self._table, by_organization, copies)
         return submit_batches(self._table, partition, operations)[1]
 
     def forget(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> int:
         """Delete a run's entries for these organizations: changes that were never stored."""
         if not tenant_ids:
             return 0
-        partition = composite_key(account_id, token_key(run_id, "run id"))
-        return delete_rows(self._table, partition, [tenant_key(t) for t in tenant_ids])
+        run = token_key(run_id, "run id")
+        tenants = [tenant_key(t) for t in tenant_ids]
+        forgotten = delete_rows(self._table, composite_key(account_id, run), tenants)
+        delete_rows(self._table, account_key(account_id), [_history_key(tenant, run) for tenant in tenants])
+        return forgotten
 
     def logged_at(self, account_id: str, run_id: str) -> dict[str, datetime]:
         """``{tenant id: timestamp}`` of every entry of one run (two columns: cheap for a big run)."""
@@ -83,28 +96,44 @@ class ChangeLog:
         return [_entry(entity) for entity in query]
 
     def for_organization(self, account_id: str, tenant_id: str, limit: int = 50) -> list[ChangeEntry]:
-        """An organization's latest changes, newest first.
+        """An organization's latest changes, newest first: a range read of its history.
 
-        Scans the account's change log with a server-side filter: fine for an operator's look-up,
-        not for a hot path.
+        An organization with no history entries may have changed before they were written: its
+        entries are then looked for across the account's log (a filtered scan, once per look-up).
         """
+        tenant = tenant_key(tenant_id)
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            parameters={"pk": account_key(account_id), "low": tenant + SEPARATOR, "high": tenant + AFTER_SEPARATOR},
+            results_per_page=min(limit, 1000))
+        entries = [_entry(entity) for entity in itertools.islice(query, limit)]
+        if entries:
+            return entries
         low, high = account_range(account_id)
         query = self._table.query_entities(
             "PartitionKey ge @low and PartitionKey lt @high and RowKey eq @tenant",
-            parameters={"low": low, "high": high, "tenant": tenant_key(tenant_id)},
-        )
-        entries = sorted((_entry(entity) for entity in query), key=lambda entry: entry.at, reverse=True)
-        return entries[:limit]
-
+            parameters={"low": low, "high": high, "tenant": tenant})
+        return sorted((_entry(entity) for entity in query), key=lambda entry: entry.at, reverse=True)[:limit]
 
     def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
         """Delete the account's entries stamped before ``before``; ``(deleted, finished)``. Only the
         partitions of runs that began before it are read (run ids sort newest first)."""
         _, high = account_range(account_id)
-        return delete_found(
+        before = require_utc(before, "before")
+        deleted, finished = delete_found(
             self._table, "PartitionKey gt @low and PartitionKey lt @high and At lt @before",
-            {"low": composite_key(account_id, newest_first_bound(before)), "high": high,
-             "before": require_utc(before, "before")}, may_continue=may_continue)
+            {"low": composite_key(account_id, newest_first_bound(before)), "high": high, "before": before},
+            may_continue=may_continue)
+        if not finished:
+            return deleted, False
+        # The organizations' copies: one partition, in tenant order, so filtered by time.
+        copies, finished = delete_found(self._table, "PartitionKey eq @pk and At lt @before",
+                                        {"pk": account_key(account_id), "before": before}, may_continue=may_continue)
+        return deleted + copies, finished
+
+
+def _history_key(tenant: str, run: str) -> str:
+    return f"{tenant}{SEPARATOR}{run}"
 
 
 def _changes_json(changes: Mapping[str, tuple[str, str]]) -> str:
@@ -123,9 +152,9 @@ def _cut(value: str) -> str:
 def _entry(entity: Mapping) -> ChangeEntry:
     changes = {name: (old, new) for name, (old, new) in json.loads(entity["Changes"]).items()}
     return ChangeEntry(
-        tenant_id=entity["RowKey"],
+        tenant_id=entity["RowKey"].split(SEPARATOR, 1)[0],
         kind=entity["Kind"],
         at=entity["At"],
         changes=changes,
-        run_id=entity["PartitionKey"].split(SEPARATOR, 1)[1],
+        run_id=(entity["RowKey"] if SEPARATOR in entity["RowKey"] else entity["PartitionKey"]).split(SEPARATOR, 1)[1],
     )

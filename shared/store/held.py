@@ -10,6 +10,11 @@ An account has at most one pending hold: a later run that sees the disappearance
 goes ``pending`` -> ``approving`` (an operator approved; endings in progress) -> ``approved`` (all
 confirmed and ended), or ``pending`` -> ``rejected``. An approval that fails midway stays
 ``approving`` and is continued, never used up.
+
+Holds awaiting a decision or in approval are found by key: each has an index row ``~open~{held
+id}`` in the account's partition (RowKeys beginning ``~`` sort after every held id), written and
+deleted in one transaction with the header's status. A partition kept before the index rows existed
+is indexed once, on first read (the row ``~indexed`` says it was).
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from typing import Callable, Sequence
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.store.id_lists import IDS_PER_PROPERTY, pack_ids, unpack_ids
 from shared.keys import account_key, composite_key, newest_first_id, require_utc, tenant_key, token_key, utc_now
 from shared.store.tables import ConcurrencyConflict, Tables, delete_rows, row_keys, submit_batches
 
 PENDING, APPROVING, APPROVED, REJECTED = "pending", "approving", "approved", "rejected"
+_OPEN_STATUSES = (PENDING, APPROVING)
+_INDEX, _OPEN, _INDEXED = "~", "~open~", "~indexed"
+_HTTP_PRECONDITION_FAILED = 412
 
 
 class HeldEndingDecided(ConcurrencyConflict):
@@ -85,20 +93,10 @@ class HeldEndings:
             return held_id
         held_id = newest_first_id(now)
         self._write_tenants(account, held_id, ids)
-        self._table.create_entity(
-            {
-                "PartitionKey": account,
-                "RowKey": held_id,
-                "RunId": run,
-                "LastRunId": run,
-                "Status": PENDING,
-                "TenantCount": len(ids),
-                "ActiveCount": int(active_count),
-                "HeldAt": now,
-                "LastSeenAt": now,
-                "Sightings": 1,
-            }
-        )
+        header = {"PartitionKey": account, "RowKey": held_id, "RunId": run, "LastRunId": run, "Status": PENDING,
+                  "TenantCount": len(ids), "ActiveCount": int(active_count), "HeldAt": now, "LastSeenAt": now,
+                  "Sightings": 1}
+        self._table.submit_transaction([("create", header), ("upsert", _open_mark(account, held_id))])
         return held_id
 
     def _write_tenants(self, account: str, held_id: str, ids: list[str]) -> None:
@@ -112,10 +110,30 @@ class HeldEndings:
         delete_rows(self._table, partition, stale)
 
     def _pending_headers(self, account: str) -> list:
+        return self._open_headers(account, PENDING, index=True)
+
+    def _open_headers(self, account: str, status: str, *, index: bool = False) -> list:
+        """The headers in ``status`` (pending or approving), newest first, found by their index rows;
+        in a partition kept before they existed, by a filter (which ``index`` makes the last)."""
+        marks = [m["RowKey"] for m in self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @index", parameters={"pk": account, "index": _INDEX},
+            select=["RowKey"])]
+        if _INDEXED not in marks:
+            marks = self._index_once(account, write=index)
+        headers = (self._header(account, mark[len(_OPEN):]) for mark in marks if mark.startswith(_OPEN))
+        return [header for header in headers if header is not None and header["Status"] == status]
+
+    def _index_once(self, account: str, *, write: bool) -> list[str]:
+        """The index rows of the open holds of a partition kept before index rows existed, written
+        when ``write`` (a hold's write path: reads never write)."""
         query = self._table.query_entities(
-            "PartitionKey eq @pk and Status eq @status", parameters={"pk": account, "status": PENDING}
-        )
-        return list(query)
+            "PartitionKey eq @pk and ( Status eq @pending or Status eq @approving )",
+            parameters={"pk": account, "pending": PENDING, "approving": APPROVING}, select=["RowKey"])
+        marks = [_open_mark(account, entity["RowKey"]) for entity in query]
+        if write:
+            submit_batches(self._table, account, [("upsert", mark) for mark in marks]
+                           + [("upsert", {"PartitionKey": account, "RowKey": _INDEXED})])
+        return [mark["RowKey"] for mark in marks]
 
     def get(self, account_id: str, held_id: str) -> HeldEnding | None:
         """One held ending, or ``None``."""
@@ -124,10 +142,7 @@ class HeldEndings:
 
     def pending(self, account_id: str) -> list[HeldEnding]:
         """The account's held endings waiting for a decision, newest first."""
-        query = self._table.query_entities(
-            "PartitionKey eq @pk and Status eq @status", parameters={"pk": account_key(account_id), "status": PENDING}
-        )
-        return [_held(entity) for entity in query]
+        return [_held(entity) for entity in self._open_headers(account_key(account_id), PENDING)]
 
     def tenant_ids(self, account_id: str, held_id: str) -> list[str]:
         """The tenant ids a held ending would end."""
@@ -156,19 +171,18 @@ class HeldEndings:
         if entity is None:
             raise KeyError(f"no held ending {held_id!r} for account {account_id!r}")
         if entity["Status"] == APPROVING:
-            self._table.update_entity(
-                {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], "Status": APPROVED,
-                 "EndedCount": int(ended), "KeptCount": int(kept), "CompletedAt": self._clock()},
-                mode=UpdateMode.MERGE, etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified,
-            )
+            self._submit([
+                ("update", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], "Status": APPROVED,
+                            "EndedCount": int(ended), "KeptCount": int(kept), "CompletedAt": self._clock()},
+                 {"mode": UpdateMode.MERGE, "etag": entity.metadata["etag"],
+                  "match_condition": MatchConditions.IfNotModified}),
+                ("delete", _open_mark(entity["PartitionKey"], entity["RowKey"])),
+            ])
         return self.get(account_id, held_id)
 
     def approving(self, account_id: str) -> list[HeldEnding]:
         """Approvals in progress (an earlier attempt stopped midway): runs continue them."""
-        query = self._table.query_entities(
-            "PartitionKey eq @pk and Status eq @status", parameters={"pk": account_key(account_id), "status": APPROVING}
-        )
-        return [_held(entity) for entity in query]
+        return [_held(entity) for entity in self._open_headers(account_key(account_id), APPROVING)]
 
     def reject(self, account_id: str, held_id: str, by: str = "") -> None:
         """Reject a pending hold: those organizations stay as they are."""
@@ -188,14 +202,15 @@ class HeldEndings:
             "DecidedAt": self._clock(),
             "DecidedBy": by[:200],
         }
+        operations = [("update", decision, {"mode": UpdateMode.MERGE, "etag": entity.metadata["etag"],
+                                            "match_condition": MatchConditions.IfNotModified})]
+        if status not in _OPEN_STATUSES:
+            operations.append(("delete", _open_mark(entity["PartitionKey"], held_id)))
         try:
-            self._table.update_entity(
-                decision,
-                mode=UpdateMode.MERGE,
-                etag=entity.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except ResourceModifiedError as exc:
+            self._submit(operations)
+        except TableTransactionError as exc:
+            if exc.status_code != _HTTP_PRECONDITION_FAILED:
+                raise
             raise HeldEndingDecided(f"held ending {held_id} was decided by someone else") from exc
 
     def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
@@ -220,11 +235,26 @@ class HeldEndings:
             deleted += 1
         return deleted, True
 
+    def _submit(self, operations: list[tuple]) -> None:
+        """One transaction; an index row already gone does not fail the rest."""
+        while True:
+            try:
+                self._table.submit_transaction(operations)
+                return
+            except TableTransactionError as exc:
+                if not (exc.index > 0 and exc.status_code == 404 and operations[exc.index][0] == "delete"):
+                    raise
+                del operations[exc.index]
+
     def _header(self, account_id: str, held_id: str):
         try:
             return self._table.get_entity(account_key(account_id), token_key(held_id, "held id"))
         except ResourceNotFoundError:
             return None
+
+
+def _open_mark(account: str, held_id: str) -> dict:
+    return {"PartitionKey": account, "RowKey": _OPEN + held_id}
 
 
 def _held(entity) -> HeldEnding:

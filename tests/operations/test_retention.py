@@ -126,7 +126,8 @@ def test_a_year_old_row_of_every_history_table_is_pruned_and_a_recent_one_kept(s
 
     assert report.finished
     assert report.totals() == {"SyncRuns": 2, "WebhookEvents": 2, "CustomerFailures": 1,
-                               "HeldChanges": 2 * 2, "ReconciliationWalk": 1, "OrganizationChanges": 1}
+                               "HeldChanges": 2 * 2, "ReconciliationWalk": 1,
+                               "OrganizationChanges": 2}  # the run's entry and the organization's copy
     assert run_ids(stores) == set(recent_runs) and not set(old_runs) & run_ids(stores)
     assert [events.get(ACCOUNT, key) for key in old_events] == [None, None] and events.get(ACCOUNT, recent_event)
     assert set(stores.failures.failing(ACCOUNT)) == {recent_failure} != {old_failure}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
+from urllib.parse import parse_qs, urlsplit
 from datetime import datetime, timezone
 
 import pytest
@@ -19,11 +22,36 @@ class RequestLog:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, bytes]] = []
+        self.entities_read = 0
 
     def __call__(self, pipeline_request) -> None:
         request = pipeline_request.http_request
         body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
         self.requests.append((request.method, request.url, body))
+
+    def on_response(self, pipeline_response) -> None:
+        """Counts the entities the service returned: a query's ``value`` or one entity read."""
+        response = pipeline_response.http_response
+        if response.request.method != "GET" or response.status_code != 200:
+            return
+        answer = json.loads(response.text() or "{}")
+        self.entities_read += len(answer["value"]) if "value" in answer else 1
+
+    def filtered_columns(self) -> set[str]:
+        """The columns the queries sent so far filter on: only PartitionKey and RowKey means every
+        query was a key lookup or a key range, which costs the same however big the table."""
+        columns: set[str] = set()
+        for method, url, _ in self.requests:
+            for value in parse_qs(urlsplit(url).query).get("$filter", []):
+                columns.update(re.findall(r"(\w+) (?:eq|ne|gt|ge|lt|le) ", value))
+        return columns
+
+    def clear(self) -> None:
+        self.requests.clear()
+        self.entities_read = 0
+
+    def returned_entities(self) -> int:
+        return self.entities_read
 
     def batches(self) -> list[bytes]:
         return [body for method, url, body in self.requests if url.endswith("$batch")]
@@ -36,7 +64,8 @@ def request_log() -> RequestLog:
 
 @pytest.fixture
 def tables(storage_connection, table_prefix, request_log):
-    with Tables(storage_connection, TableNames().with_prefix(table_prefix), raw_request_hook=request_log) as opened:
+    with Tables(storage_connection, TableNames().with_prefix(table_prefix), raw_request_hook=request_log,
+                raw_response_hook=request_log.on_response) as opened:
         opened.create_all()
         request_log.requests.clear()
         yield opened

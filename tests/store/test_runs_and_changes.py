@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from shared.keys import newest_first_id
 from shared.store import ChangeEntry, ChangeLog, RunLog
 from tests.store.conftest import ACCOUNT, T0, new_tenant
 
@@ -77,7 +78,8 @@ def test_a_long_error_is_cut_short(runs):
 def test_a_run_changes_are_recorded_in_batches_and_read_back(changes, request_log):
     entries = [ChangeEntry(new_tenant(), "update", T0, {"PrimaryCity": ("London", "Leeds")}) for _ in range(150)]
     assert changes.record(ACCOUNT, "run1", entries) == 150
-    assert len(request_log.batches()) == 2
+    # Two to the run's partition and two to the organizations' histories.
+    assert len(request_log.batches()) == 4
     read = {entry.tenant_id: entry for entry in changes.for_run(ACCOUNT, "run1")}
     assert len(read) == 150
     assert read[entries[0].tenant_id].changes == {"PrimaryCity": ("London", "Leeds")}
@@ -92,14 +94,36 @@ def test_recording_the_same_run_again_does_not_double_entries(changes):
 
 
 def test_an_organization_history_is_newest_first_and_stays_in_its_account(changes):
-    tenant = new_tenant()
-    for hour, run in enumerate(("run-a", "run-b", "run-c")):
-        changes.record(ACCOUNT, run, [ChangeEntry(tenant, "update", T0 + timedelta(hours=hour), {})])
+    tenant, other = new_tenant(), new_tenant()
+    runs = [newest_first_id(T0 + timedelta(hours=hour)) for hour in range(3)]
+    for hour, run in enumerate(runs):
+        changes.record(ACCOUNT, run, [ChangeEntry(tenant, "update", T0 + timedelta(hours=hour), {}),
+                                      ChangeEntry(other, "update", T0 + timedelta(hours=hour), {})])
     # "contoso" is a prefix of ACCOUNT's id and shares the tenant: its entries must not leak in.
-    changes.record("contoso", "run-z", [ChangeEntry(tenant, "update", T0 + timedelta(days=9), {})])
-    changes.record(f"{ACCOUNT}_x", "run-y", [ChangeEntry(tenant, "update", T0 + timedelta(days=9), {})])
+    changes.record("contoso", newest_first_id(T0 + timedelta(days=9)), [ChangeEntry(tenant, "update", T0, {})])
+    changes.record(f"{ACCOUNT}_x", newest_first_id(T0 + timedelta(days=9)), [ChangeEntry(tenant, "update", T0, {})])
     history = changes.for_organization(ACCOUNT, tenant, limit=2)
-    assert [entry.run_id for entry in history] == ["run-c", "run-b"]
+    assert [(entry.run_id, entry.tenant_id) for entry in history] == [(runs[2], tenant), (runs[1], tenant)]
+
+
+def test_an_organization_history_is_a_range_read_however_long_the_log(changes, request_log):
+    tenant = new_tenant()
+    changes.record(ACCOUNT, newest_first_id(T0), [ChangeEntry(tenant, "create", T0, {"CompanyName": ("", "A")})])
+    for hour in range(1, 4):  # 3 runs of 100 other organizations' changes
+        at = T0 + timedelta(hours=hour)
+        changes.record(ACCOUNT, newest_first_id(at), [ChangeEntry(new_tenant(), "update", at, {}) for _ in range(100)])
+    request_log.clear()
+    [entry] = changes.for_organization(ACCOUNT, tenant)
+    assert entry.kind == "create" and entry.changes == {"CompanyName": ("", "A")}
+    assert request_log.returned_entities() == 1 and request_log.filtered_columns() <= {"PartitionKey", "RowKey"}
+
+
+def test_history_written_before_the_organization_copies_existed_is_still_found(changes):
+    tenant, run = new_tenant(), newest_first_id(T0)
+    changes.record(ACCOUNT, run, [ChangeEntry(tenant, "update", T0, {"CompanyName": ("A", "B")})])
+    changes._table.delete_entity(ACCOUNT, f"{tenant}|{run}")
+    [entry] = changes.for_organization(ACCOUNT, tenant)
+    assert (entry.run_id, entry.changes) == (run, {"CompanyName": ("A", "B")})
 
 
 def test_oversize_values_are_cut_in_the_change_log(changes):
