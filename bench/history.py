@@ -9,8 +9,10 @@ requests and entities one status call reads:
 
 1. with an empty history;
 2. with a year of history seeded as the stores lay it out (same keys and columns), dated across
-   the past 365 days: run rows (SyncRuns), webhook events (WebhookEvents: processed and ignored,
-   a few pending, which the first incremental run drains) and change entries (OrganizationChanges);
+   the past 365 days: run rows (SyncRuns, with the abandoned runs' index rows), webhook events
+   (WebhookEvents: processed and ignored, a few pending with their index rows, which the first
+   incremental run drains) and change entries (OrganizationChanges: each in its run's partition and
+   its organization's history);
 3. after ``App.prune`` (default retention: runs and events 90 days, the change log 400, so none of
    the year's change entries go), with its throughput per table; then a second prune of the change
    log alone at 90 days, for that table's throughput.
@@ -39,12 +41,13 @@ from devstack.local.azurite import Azurite
 from shared.app import App
 from shared.keys import account_key, composite_key, newest_first_id, utc_now
 from shared.settings import Settings
-from shared.store.runs import _COUNT_COLUMNS, RunOutcome
+from shared.store.changes import _history_key
+from shared.store.runs import _ABANDONED, _COUNT_COLUMNS, RunOutcome
 from shared.store.organizations import UPDATE
 from shared.store.tables import MAX_BATCH
 from shared.sync.engine import Deadline
 from shared.webhooks.events import RESELLER_RELATIONSHIP_ACCEPTED, parse_event
-from shared.webhooks.store import IGNORED, PENDING, PROCESSED
+from shared.webhooks.store import IGNORED, PENDING, PROCESSED, _mark
 
 ACCOUNT = "history"
 print = functools.partial(print, flush=True)  # progress as it happens, also through a pipe
@@ -94,18 +97,21 @@ def measure(app: App, label: str, table_uri: str) -> dict:
     with counting(table_uri) as read:
         app.status.accounts([ACCOUNT])
     status = statistics.median(timed(lambda: app.status.accounts([ACCOUNT])) for _ in range(5))
+    tenant = next(app.stores.organizations.list(ACCOUNT, top=1))["RowKey"]
+    history = statistics.median(timed(lambda: app.stores.changes.for_organization(ACCOUNT, tenant)) for _ in range(5))
     runs = [timed(lambda: app.run_accounts("incremental", account_id=ACCOUNT)) for _ in range(3)]
     incremental = statistics.median(runs)
     print(f"{label}: status {status * 1000:.0f} ms (median of 5), {read['requests']} table requests, "
           f"{read['entities']} entities returned")
     print(f"{label}: unchanged incremental run {incremental * 1000:.0f} ms (median of 3: "
           f"{', '.join(f'{r * 1000:.0f}' for r in runs)} ms)")
+    print(f"{label}: an organization's change history {history * 1000:.0f} ms (median of 5)")
     return {"status_seconds": status, "status_requests": read["requests"], "status_entities": read["entities"],
-            "incremental_seconds": incremental, "incremental_runs": runs}
+            "incremental_seconds": incremental, "incremental_runs": runs, "history_seconds": history}
 
 
 def ratios(figures: dict, key: str) -> None:
-    for figure in ("status_seconds", "incremental_seconds"):
+    for figure in ("status_seconds", "incremental_seconds", "history_seconds"):
         ratio = figures[key][figure] / figures["empty"][figure]
         figures[key][figure.replace("seconds", "ratio")] = ratio
         print(f"{key}: {figure.split('_')[0]} {ratio:.2f}x the empty history's (target <= 1.2x)")
@@ -147,7 +153,7 @@ def seed(app: App, *, runs: int, events: int, changes: int) -> dict[str, int]:
                                                                       select=["RowKey"])]
     now = utc_now()
     first, last = now - timedelta(days=365), now - timedelta(hours=1)  # older than the runs just made
-    run_rows, change_rows, event_rows = [], [], []
+    run_rows, change_rows, history_rows, event_rows = [], [], [], []
     per_run = min(20, len(tenants))
     change_every = max(1, runs // math.ceil(changes / per_run)) if changes else 0
     for i in range(runs):
@@ -160,6 +166,8 @@ def seed(app: App, *, runs: int, events: int, changes: int) -> dict[str, int]:
                          "FinishedAt": at + timedelta(seconds=20), "ApiCalls": 3, "ThrottledCalls": 0, "Error": "",
                          "Notes": "", **dict.fromkeys(_COUNT_COLUMNS.values(), 0),
                          "Unchanged": len(tenants) if mode == "full" else 0})
+        if outcome == RunOutcome.ABANDONED:  # and its copy, as RunLog.abandon writes it
+            run_rows.append({**run_rows[-1], "RowKey": _ABANDONED + run_id, "RunId": run_id})
         if change_every and i % change_every == 0 and len(change_rows) < changes:
             partition = composite_key(ACCOUNT, run_id)
             for t in range(min(per_run, changes - len(change_rows))):
@@ -167,6 +175,7 @@ def seed(app: App, *, runs: int, events: int, changes: int) -> dict[str, int]:
                 change_rows.append({"PartitionKey": partition, "RowKey": tenant, "Kind": UPDATE,
                                     "At": at + timedelta(seconds=5),
                                     "Changes": json.dumps({"PrimaryPhone": [f"+1 555 {i:07d}", f"+1 555 {i + 1:07d}"]})})
+                history_rows.append({**change_rows[-1], "PartitionKey": pk, "RowKey": _history_key(tenant, run_id)})
     for i in range(events):
         pending = i % 4000 == 0  # a few, received within the last day (the drain takes them)
         at = now - timedelta(minutes=10 + i % 1000) if pending else first + (last - first) * i / events
@@ -185,10 +194,14 @@ def seed(app: App, *, runs: int, events: int, changes: int) -> dict[str, int]:
         if status == PROCESSED:
             row.update(RunId=newest_first_id(at), ProcessedAt=at + timedelta(seconds=2))
         event_rows.append(row)
+        if status == PENDING:  # and its index row, as WebhookEventStore.accept writes it
+            event_rows.append(_mark(pk, PENDING, event.key))
+    # One partition: any order is the stores' order. An event seeded twice is stored once.
+    event_rows = sorted({row["RowKey"]: row for row in event_rows}.values(), key=lambda row: row["RowKey"])
     events_table = app.stores.tables.service.get_table_client(app.events.table_name)
     written = {}
     for name, table, rows in (("SyncRuns", tables.runs, run_rows), ("WebhookEvents", events_table, event_rows),
-                              ("OrganizationChanges", tables.changes, change_rows)):
+                              ("OrganizationChanges", tables.changes, change_rows + history_rows)):
         started = time.monotonic()
         write(table, rows)
         written[name] = len(rows)

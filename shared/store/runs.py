@@ -3,27 +3,29 @@
 PartitionKey = account id; RowKey = run id, an inverted timestamp plus a short random part, so a
 partition query returns the newest runs first.
 
-What the hot paths ask (runs still running, the newest run and the newest completed run of a mode,
-the newest abandoned runs) is read by key from index rows in the same partition, whose RowKeys
-begin with ``~`` and so sort after every run id. Each is written in one transaction with the run
-row it points at, so the two never disagree; their cost does not grow with the history:
+What the hot paths ask is read by key, whatever the history (docs/storage.md#hot-paths-read-by-key):
 
-- ``~running~{run id}``: written when a run starts, deleted when it finishes or is abandoned;
-- ``~latest~{mode}`` and ``~completed~{mode}``: the run id of the mode's newest run and newest
-  completed run;
-- ``~abandoned~{run id}``: a copy of an abandoned run's row (status lists them).
+- the newest run and the newest completed run of a mode: pointer rows ``~latest~{mode}`` and
+  ``~completed~{mode}`` in the account's partition (their RowKeys sort after every run id), written
+  in one transaction with the run row;
+- runs still running, and the newest abandoned runs: copies of their rows in the small
+  ``SyncRunsIndex`` table (``running~{run id}``, ``abandoned~{run id}``), so that reading them never
+  touches the history (a query costs what its table holds on some stores, Azurite among them).
+  Copies are written before the row changes and deleted after: one left by a crash names a run
+  that is not running, which the next run start sees and deletes.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Callable, Mapping
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
 
 from shared.keys import account_key, newest_first_bound, newest_first_id, require_utc, token_key, utc_now
 from shared.store.tables import Tables, delete_found
@@ -52,9 +54,8 @@ _MAX_ERROR_CHARS = 1000
 _COUNT_COLUMNS = {name: "".join(part.title() for part in name.split("_")) for name in COUNT_NAMES}
 # Index rows sort after every run id ('~' comes after letters, digits, '-' and '_').
 _INDEX = "~"
-_RUNNING, _ABANDONED = "~running~", "~abandoned~"
 _LATEST, _COMPLETED = "~latest~", "~completed~"
-_HTTP_NOT_FOUND, _HTTP_PRECONDITION_FAILED = 404, 412
+_RUNNING, _ABANDONED = "running~", "abandoned~"  # in SyncRunsIndex
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class RunLog:
 
     def __init__(self, tables: Tables, clock: Callable[[], datetime] = utc_now) -> None:
         self._table = tables.runs
+        self._index = tables.run_index
         self._clock = clock
 
     def start(self, account_id: str, mode: str, run_id: str | None = None) -> RunRecord:
@@ -93,8 +95,9 @@ class RunLog:
         )
         row = {"PartitionKey": record.account_id, "RowKey": record.run_id, "Mode": mode, "StartedAt": started,
                "Outcome": str(OUTCOME_RUNNING)}
-        operations = [("create", row), ("create", {**row, "RowKey": _RUNNING + record.run_id, "RunId": record.run_id})]
-        self._table.submit_transaction(operations + self._repoint(record.account_id, _LATEST + mode, record.run_id))
+        self._index.upsert_entity({**row, "RowKey": _RUNNING + record.run_id, "RunId": record.run_id})
+        self._table.submit_transaction([("create", row)] + self._repoint(record.account_id, _LATEST + mode,
+                                                                          record.run_id))
         return record
 
     def finish(
@@ -129,11 +132,11 @@ class RunLog:
             "Notes": short_notes,
             **{_COUNT_COLUMNS[name]: value for name, value in full_counts.items()},
         }
-        operations = [("update", entity, {"mode": UpdateMode.MERGE}),
-                      ("delete", {"PartitionKey": record.account_id, "RowKey": _RUNNING + record.run_id})]
+        operations = [("update", entity, {"mode": UpdateMode.MERGE})]
         if outcome in COMPLETED_OUTCOMES:
             operations += self._repoint(record.account_id, _COMPLETED + record.mode, record.run_id)
-        self._submit(operations)
+        self._table.submit_transaction(operations)
+        self._forget(record.account_id, _RUNNING + record.run_id)
         return RunRecord(
             account_id=record.account_id,
             run_id=record.run_id,
@@ -150,7 +153,7 @@ class RunLog:
 
     def running(self, account_id: str) -> list[RunRecord]:
         """The account's runs still marked running (a crash leaves them so), newest first."""
-        return self._first(*_index_range(account_id, _RUNNING), 1000)
+        return self._listed(account_id, _RUNNING, 1000)
 
     def abandon(self, record: RunRecord, reason: str) -> None:
         """Close a run its process never finished; a run that finished meanwhile is left alone."""
@@ -158,29 +161,26 @@ class RunLog:
             current = self._table.get_entity(record.account_id, record.run_id)
         except ResourceNotFoundError:
             current = None
-        if current is None or current.get("Outcome") != RunOutcome.RUNNING:
-            # Finished after all (or pruned): only its running mark may be left behind.
-            self._submit([("delete", {"PartitionKey": record.account_id, "RowKey": _RUNNING + record.run_id})])
-            return
-        closed = {"PartitionKey": record.account_id, "RowKey": record.run_id, "Outcome": str(RunOutcome.ABANDONED),
-                  "FinishedAt": self._clock(), "Error": reason[:_MAX_ERROR_CHARS]}
-        copy = {**{k: v for k, v in current.items() if k not in ("PartitionKey", "RowKey")}, **closed,
-                "RowKey": _ABANDONED + record.run_id, "RunId": record.run_id}
-        try:
-            self._submit([
-                ("update", closed, {"mode": UpdateMode.MERGE, "etag": current.metadata["etag"],
-                                    "match_condition": MatchConditions.IfNotModified}),
-                ("delete", {"PartitionKey": record.account_id, "RowKey": _RUNNING + record.run_id}),
-                ("upsert", copy),
-            ])
-        except TableTransactionError as exc:
-            if exc.status_code != _HTTP_PRECONDITION_FAILED:
-                raise
-            # Its process wrote the row since we read it: alive after all, finishing on its own.
+        if current is not None and current.get("Outcome") == RunOutcome.RUNNING:
+            closed = {"PartitionKey": record.account_id, "RowKey": record.run_id,
+                      "Outcome": str(RunOutcome.ABANDONED), "FinishedAt": self._clock(),
+                      "Error": reason[:_MAX_ERROR_CHARS]}
+            copy = {**{k: v for k, v in current.items() if k not in ("PartitionKey", "RowKey")}, **closed,
+                    "RowKey": _ABANDONED + record.run_id, "RunId": record.run_id}
+            self._index.upsert_entity(copy)  # first: an abandoned run is never missing from the list
+            try:
+                self._table.update_entity(closed, mode=UpdateMode.MERGE, etag=current.metadata["etag"],
+                                          match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError:
+                # Its process wrote the row since we read it: alive after all, finishing on its own.
+                self._forget(record.account_id, _ABANDONED + record.run_id)
+                return
+        # Closed now, or finished (or pruned) after all: its running copy goes.
+        self._forget(record.account_id, _RUNNING + record.run_id)
 
     def abandoned(self, account_id: str, limit: int = 10) -> list[RunRecord]:
         """The account's newest runs closed as abandoned."""
-        return self._first(*_index_range(account_id, _ABANDONED), limit)
+        return self._listed(account_id, _ABANDONED, limit)
 
     def latest(self, account_id: str, mode: str | None = None, limit: int = 10) -> list[RunRecord]:
         """The account's newest runs (of one ``mode`` when given), newest first: a range read that
@@ -207,7 +207,8 @@ class RunLog:
         account, bound = account_key(account_id), newest_first_bound(before)
         index = self._table.query_entities("PartitionKey eq @pk and RowKey ge @index",
                                            parameters={"pk": account, "index": _INDEX}, select=["RowKey", "RunId"])
-        kept = {entity.get("RunId") for entity in index if not entity["RowKey"].startswith(_ABANDONED)}
+        kept = {entity.get("RunId") for entity in index}
+        kept |= {run.run_id for run in self.running(account_id)}
         deleted, finished = delete_found(
             self._table, "PartitionKey eq @pk and RowKey gt @bound and RowKey lt @index",
             {"pk": account, "bound": bound, "index": _INDEX}, may_continue=may_continue,
@@ -216,7 +217,7 @@ class RunLog:
         if not finished:
             return deleted, False
         copies, finished = delete_found(
-            self._table, "PartitionKey eq @pk and RowKey gt @bound and RowKey lt @end",
+            self._index, "PartitionKey eq @pk and RowKey gt @bound and RowKey lt @end",
             {"pk": account, "bound": _ABANDONED + bound, "end": _ABANDONED + _INDEX}, may_continue=may_continue)
         return deleted + copies, finished
 
@@ -260,18 +261,19 @@ class RunLog:
             pass
         return run_id
 
-    def _submit(self, operations: list[tuple]) -> None:
-        """One transaction; deleting an index row that is not there (a run started before the index
-        rows existed) does not fail the rest."""
-        while operations:
-            try:
-                self._table.submit_transaction(operations)
-                return
-            except TableTransactionError as exc:
-                missing = exc.status_code == _HTTP_NOT_FOUND and 0 <= exc.index < len(operations)
-                if not missing or operations[exc.index][0] != "delete":
-                    raise
-                operations = operations[: exc.index] + operations[exc.index + 1:]
+    def _listed(self, account_id: str, prefix: str, limit: int) -> list[RunRecord]:
+        """The copies of one kind in SyncRunsIndex, newest run first."""
+        query = self._index.query_entities(
+            "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            parameters={"pk": account_key(account_id), "low": prefix, "high": prefix + _INDEX},
+            results_per_page=min(limit, 1000))
+        return [_record(entity) for entity in itertools.islice(query, limit)]
+
+    def _forget(self, account: str, row_key: str) -> None:
+        try:
+            self._index.delete_entity(account, row_key)
+        except ResourceNotFoundError:
+            pass  # a run started before the index existed has none
 
     def _first(self, query_filter: str, parameters: dict, limit: int) -> list[RunRecord]:
         query = self._table.query_entities(query_filter, parameters=parameters, results_per_page=min(limit, 1000))
@@ -285,12 +287,6 @@ class RunLog:
 
 def _pointer(account: str, row_key: str, run_id: str) -> dict:
     return {"PartitionKey": account, "RowKey": row_key, "RunId": run_id}
-
-
-def _index_range(account_id: str, prefix: str) -> tuple[str, dict]:
-    """The filter and parameters of one kind of index row, newest run first."""
-    return ("PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
-            {"pk": account_key(account_id), "low": prefix, "high": prefix + _INDEX})
 
 
 def _record(entity: Mapping) -> RunRecord:

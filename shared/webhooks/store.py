@@ -11,9 +11,11 @@ Partner Center retry or a replay lands on the same row and is stored once. A row
 
 Status changes are ETag-guarded, so two workers processing one event never overwrite each other.
 
-Pending and failed events are found by key, however many processed ones the partition holds: each
-has an index row ``~pending~{key}`` or ``~failed~{key}`` (RowKeys beginning ``~`` sort after every
-event key), written and deleted in one transaction with the status it stands for.
+Pending and failed events are found by key, however many processed ones the table holds: each has
+an index row ``pending~{key}`` or ``failed~{key}`` in the small ``WebhookEventsIndex`` table (the
+event table's name plus ``Index``). An index row is written before the status it stands for and
+deleted after it changes, so a crash leaves at most an index row too many, which readers check
+against the event and pass over.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.store import account_key
 from shared.store.connections import StorageConnection, as_connection
@@ -39,8 +41,7 @@ MAX_ATTEMPTS = 10
 _MAX_ERROR_CHARS = 1000
 _MAX_BODY_CHARS = 16 * 1024
 _INDEXED = (PENDING, FAILED)  # the statuses read by key
-_INDEX = "~"
-_HTTP_NOT_FOUND, _HTTP_CONFLICT, _HTTP_PRECONDITION_FAILED = 404, 409, 412
+_END = "~"  # after every character of an event key: ends a prefix range
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,15 @@ class WebhookEventStore:
         """``create=False`` for reads only: a missing table then reads as no events."""
         self.service = service
         self.table_name = table_name
+        self.index_table_name = table_name + "Index"
         if create:
-            try:
-                service.create_table(table_name)
-            except ResourceExistsError:
-                pass
+            for name in (table_name, self.index_table_name):
+                try:
+                    service.create_table(name)
+                except ResourceExistsError:
+                    pass
         self._table: TableClient = service.get_table_client(table_name)
+        self._index: TableClient = service.get_table_client(self.index_table_name)
 
     @classmethod
     def open(cls, connection: StorageConnection | str, table_name: str = TABLE_NAME, *,
@@ -108,18 +112,17 @@ class WebhookEventStore:
             "ReceivedAt": now,
             "Body": body.decode("utf-8", "replace")[:_MAX_BODY_CHARS],
         }
-        operations = [("create", entity)]
         if entity["Status"] in _INDEXED:
-            operations.append(("create", _mark(entity["PartitionKey"], entity["Status"], event.key)))
+            self._index.upsert_entity(_mark(entity["PartitionKey"], entity["Status"], event.key))
         try:
-            self._table.submit_transaction(operations)
-        except TableTransactionError as exc:
-            if exc.status_code != _HTTP_CONFLICT:
-                raise
+            self._table.create_entity(entity)
+        except ResourceExistsError:
             stored = self.get(account_id, event.key)
-            if stored is not None:
-                return stored, False
-            raise ResourceExistsError("the event was deleted as it was stored: retry") from exc
+            if stored is None:
+                raise  # deleted between our insert and read: let the sender retry
+            if stored.status != entity["Status"]:
+                self._unmark(stored.account_id, entity["Status"], stored.key)
+            return stored, False
         return self.get(account_id, event.key), True
 
     def get(self, account_id: str, key: str) -> StoredEvent | None:
@@ -134,15 +137,15 @@ class WebhookEventStore:
         if status not in _INDEXED:
             raise ValueError(f"only {' and '.join(_INDEXED)} events are listed, not {status!r}")
         prefix = _mark_prefix(status)
-        marks = self._table.query_entities(
+        marks = self._index.query_entities(
             "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
-            parameters={"pk": account_key(account_id), "low": prefix, "high": prefix + _INDEX}, select=["RowKey"])
+            parameters={"pk": account_key(account_id), "low": prefix, "high": prefix + _END}, select=["RowKey"])
         count = 0
         for mark in marks:
             if top is not None and count >= top:
                 return
             stored = self.get(account_id, mark["RowKey"][len(prefix):])
-            if stored is not None and stored.status == status:
+            if stored is not None and stored.status == status:  # else a crash's leftover: passed over
                 count += 1
                 yield stored
 
@@ -171,35 +174,36 @@ class WebhookEventStore:
             may_continue=may_continue)
 
     def delete_table(self) -> None:
-        """Drop the table (tests)."""
+        """Drop the tables (tests)."""
         self.service.delete_table(self.table_name)
+        self.service.delete_table(self.index_table_name)
 
     def _update(self, event: StoredEvent, changes: dict) -> bool:
         """Merge ``changes`` if the row is as read, moving its index row along with its status."""
-        entity = {"PartitionKey": event.account_id, "RowKey": event.key, **changes}
-        operations = [("update", entity, {"mode": UpdateMode.MERGE, "etag": event.etag,
-                                          "match_condition": MatchConditions.IfNotModified})]
         after = changes.get("Status", event.status)
-        if after != event.status:
-            if event.status in _INDEXED:
-                operations.append(("delete", _mark(event.account_id, event.status, event.key)))
-            if after in _INDEXED:
-                operations.append(("upsert", _mark(event.account_id, after, event.key)))
-        while True:
+        moved = after != event.status
+        if moved and after in _INDEXED:
+            self._index.upsert_entity(_mark(event.account_id, after, event.key))
+        try:
+            self._table.update_entity({"PartitionKey": event.account_id, "RowKey": event.key, **changes},
+                                      mode=UpdateMode.MERGE, etag=event.etag,
+                                      match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False  # an index row left for the new status is passed over by readers
+        if moved:
+            self._unmark(event.account_id, event.status, event.key)
+        return True
+
+    def _unmark(self, account: str, status: str, key: str) -> None:
+        if status in _INDEXED:
             try:
-                self._table.submit_transaction(operations)
-                return True
-            except TableTransactionError as exc:
-                if exc.index > 0 and exc.status_code == _HTTP_NOT_FOUND:
-                    del operations[exc.index]  # a row stored before the index rows existed has none
-                    continue
-                if exc.status_code in (_HTTP_NOT_FOUND, _HTTP_PRECONDITION_FAILED):
-                    return False
-                raise
+                self._index.delete_entity(account, _mark_prefix(status) + key)
+            except ResourceNotFoundError:
+                pass  # an event stored before the index existed has none
 
 
 def _mark_prefix(status: str) -> str:
-    return f"{_INDEX}{status}{_INDEX}"
+    return f"{status}{_END}"
 
 
 def _mark(account: str, status: str, key: str) -> dict:

@@ -82,13 +82,26 @@ def test_a_run_log_kept_before_the_pointers_is_scanned_once(tables, request_log)
     assert runs.newest(ACCOUNT, "parked") is None and reads(request_log, lambda: runs.newest(ACCOUNT, "parked"))[1] == 1
 
 
-def test_a_crash_between_a_run_and_its_index_leaves_neither(tables):
+def rows(table) -> set[str]:
+    return {e["RowKey"] for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": ACCOUNT})}
+
+
+def test_a_run_is_listed_as_running_from_before_its_row_is_written_until_after_it_finishes(tables):
     record = RunLog(tables).start(ACCOUNT, "full")
-    rows = {e["RowKey"] for e in tables.runs.query_entities("PartitionKey eq @pk", parameters={"pk": ACCOUNT})}
-    assert rows == {record.run_id, "~running~" + record.run_id, "~latest~full"}  # one transaction
+    assert rows(tables.runs) == {record.run_id, "~latest~full"} and rows(tables.run_index) == {"running~" + record.run_id}
     RunLog(tables).finish(record, "succeeded", {}, 0, 0)
-    rows = {e["RowKey"] for e in tables.runs.query_entities("PartitionKey eq @pk", parameters={"pk": ACCOUNT})}
-    assert rows == {record.run_id, "~latest~full", "~completed~full"}
+    assert rows(tables.runs) == {record.run_id, "~latest~full", "~completed~full"} and rows(tables.run_index) == set()
+
+
+def test_a_running_copy_left_by_a_crash_is_passed_over_and_removed_by_the_next_close(tables):
+    record = RunLog(tables).start(ACCOUNT, "full")
+    RunLog(tables).finish(record, "succeeded", {}, 0, 0)
+    tables.run_index.create_entity({"PartitionKey": ACCOUNT, "RowKey": "running~" + record.run_id,
+                                    "RunId": record.run_id, "Mode": "full", "StartedAt": T0, "Outcome": "running"})
+    [left] = RunLog(tables).running(ACCOUNT)  # the process died after the finish, before the copy went
+    RunLog(tables).abandon(left, "its process stopped")
+    assert RunLog(tables).running(ACCOUNT) == [] and RunLog(tables).abandoned(ACCOUNT) == []
+    assert RunLog(tables).newest(ACCOUNT, "full").outcome == "succeeded"
 
 
 @pytest.fixture

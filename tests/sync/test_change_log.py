@@ -66,7 +66,7 @@ def test_a_big_dead_run_is_settled_with_one_query(make_sync, stores, pc):
         stores.tables.organizations.delete_entity(ACCOUNT, tenant)
     stores.tables.runs.update_entity({"PartitionKey": ACCOUNT, "RowKey": first.run_id, "Outcome": "running"})
     row = stores.tables.runs.get_entity(ACCOUNT, first.run_id)  # and its running mark, as a crash leaves it
-    stores.tables.runs.create_entity({**row, "RowKey": "~running~" + first.run_id, "RunId": first.run_id})
+    stores.tables.run_index.create_entity({**row, "RowKey": "running~" + first.run_id, "RunId": first.run_id})
 
     again = make_sync(page_size=50).full()
 

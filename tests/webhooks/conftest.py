@@ -49,8 +49,7 @@ class Receiver:
 
     def stored_events(self) -> list[dict]:
         table = self.events.service.get_table_client(self.events.table_name)
-        # Event rows only: the index rows of pending and failed events sort after them ('~...').
-        return list(table.query_entities("PartitionKey eq @pk and RowKey lt '~'", parameters={"pk": self.account_id}))
+        return list(table.query_entities("PartitionKey eq @pk", parameters={"pk": self.account_id}))
 
     def stored_organizations(self) -> list[dict]:
         return list(self.stores.organizations.list(self.account_id))
