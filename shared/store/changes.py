@@ -34,6 +34,7 @@ class ChangeEntry:
     at: datetime
     changes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     run_id: str = ""
+    by: str = ""  # the operator whose decision this is (name and object id); "" for the sync's own changes
 
 
 class ChangeLog:
@@ -58,6 +59,7 @@ class ChangeLog:
                 "Kind": change.kind,
                 "At": require_utc(change.at, "the change's timestamp"),
                 "Changes": _changes_json(change.changes),
+                **({"By": change.by[:200]} if change.by else {}),
             }
             operations.append(("upsert", entity))
         return submit_batches(self._table, partition, operations)[1]
@@ -128,4 +130,5 @@ def _entry(entity: Mapping) -> ChangeEntry:
         at=entity["At"],
         changes=changes,
         run_id=entity["PartitionKey"].split(SEPARATOR, 1)[1],
+        by=entity.get("By", ""),
     )

@@ -15,7 +15,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError
 from azure.data.tables import UpdateMode
 
-from shared.keys import account_key, newest_first_id, require_utc, token_key, utc_now
+from shared.keys import account_key, newest_first_bound, newest_first_id, require_utc, token_key, utc_now
 from shared.store.tables import Tables, delete_found
 
 
@@ -57,6 +57,7 @@ class RunRecord:
     throttled_calls: int = 0
     error: str = ""
     notes: str = ""
+    by: str = ""  # who asked for the run: an operator's name and object id, "" for the timers
 
 
 class RunLog:
@@ -66,8 +67,9 @@ class RunLog:
         self._table = tables.runs
         self._clock = clock
 
-    def start(self, account_id: str, mode: str, run_id: str | None = None) -> RunRecord:
-        """Record that a run started and return it (its ``run_id`` names the run everywhere)."""
+    def start(self, account_id: str, mode: str, run_id: str | None = None, by: str = "") -> RunRecord:
+        """Record that a run started and return it (its ``run_id`` names the run everywhere); ``by``
+        names the operator whose decision it carries out."""
         token_key(mode, "mode")  # e.g. "incremental", "full", "manual"
         started = self._clock()
         record = RunRecord(
@@ -75,6 +77,7 @@ class RunLog:
             run_id=token_key(run_id, "run id") if run_id is not None else newest_first_id(started),
             mode=mode,
             started_at=started,
+            by=by[:200],
         )
         self._table.create_entity(
             {
@@ -83,6 +86,7 @@ class RunLog:
                 "Mode": mode,
                 "StartedAt": started,
                 "Outcome": str(OUTCOME_RUNNING),
+                **({"By": record.by} if record.by else {}),
             }
         )
         return record
@@ -132,6 +136,7 @@ class RunLog:
             throttled_calls=int(throttled_calls),
             error=short_error,
             notes=short_notes,
+            by=record.by,
         )
 
     def running(self, account_id: str) -> list[RunRecord]:
@@ -165,6 +170,13 @@ class RunLog:
             query_filter += " and Mode eq @mode"
             parameters["mode"] = mode
         return self._first(query_filter, parameters, limit)
+
+    def since(self, account_id: str, since: datetime, limit: int = 1000) -> list[RunRecord]:
+        """The account's runs started at or after ``since``, newest first (run ids sort newest first,
+        so this reads only those rows)."""
+        return self._first("PartitionKey eq @pk and RowKey lt @bound",
+                           {"pk": account_key(account_id), "bound": newest_first_bound(require_utc(since, "since"))},
+                           limit)
 
     def last_completed(
         self, account_id: str, mode: str, outcomes: tuple[str, ...] = COMPLETED_OUTCOMES
@@ -221,4 +233,5 @@ def _record(entity: Mapping) -> RunRecord:
         throttled_calls=int(entity.get("ThrottledCalls", 0)),
         error=entity.get("Error", ""),
         notes=entity.get("Notes", ""),
+        by=entity.get("By", ""),
     )
