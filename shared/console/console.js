@@ -137,10 +137,11 @@ async function account(status, overall) {
   const id = status.account;
   const box = el("div", null, "account");
   box.appendChild(el("h3", id));
-  const last = status.last_incremental;
-  box.appendChild(table(["Last incremental", "Last full", "Lag", "Calls (last incremental)", "Last sync now"], [[
-    run(last), run(status.last_full), lag(status.lag_seconds, intervalSeconds(overall.incrementalSchedule)),
-    last ? last.apiCalls + " of " + overall.maxRequestsPerMinute + "/min" : "",
+  const last = status.last_incremental || status.last_full;
+  box.appendChild(table(["Last incremental", "Last full", "Lag", "Partner Center calls (last run)", "Last sync now"], [[
+    run(status.last_incremental), run(status.last_full),
+    lag(status.lag_seconds, intervalSeconds(overall.incrementalSchedule)),
+    last ? last.apiCalls + " (budget " + overall.maxRequestsPerMinute + "/min)" : "",
     status.last_sync_now ? when(status.last_sync_now.at) + " by " + status.last_sync_now.by : "never"]]));
   if (me.operator) {
     box.appendChild(actions(
