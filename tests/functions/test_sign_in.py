@@ -17,7 +17,7 @@ from devstack.local.host import call_http
 from devstack.local.server import http_routes
 from tests.functions.conftest import answer, http_request, is_problem
 
-SIGNED_IN = "signed in"  # ops/me: any signed-in principal, whatever its roles
+SIGNED_IN = "signed-in"  # ops/me: any signed-in principal, whatever its roles
 # Every operator route and the role it needs (docs/http-api.md lists the same).
 ROLES = {
     "whoami": SIGNED_IN,
