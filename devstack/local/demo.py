@@ -168,6 +168,9 @@ class _Story:
         started = time.monotonic()
         response = self.session.post(f"{self.functions_url}/api/ops/accounts/{self.account}/sync", timeout=30)
         answered = time.monotonic() - started
+        if response.status_code == 403:  # started with --roles Sync.Reader: the refusal is the story
+            print(f"   POST /api/ops/accounts/{self.account}/sync -> 403: {response.json().get('detail')}\n")
+            return
         print(f"   POST /api/ops/accounts/{self.account}/sync -> {response.status_code} in {answered * 1000:.0f} ms "
               f"(queued on {response.json().get('queue')}, by {response.json().get('by')})")
         runs = self._finished_runs_since(known)
