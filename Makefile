@@ -13,6 +13,7 @@ STAMP_TOOLS := $(TOOLS)/.installed
 # The console's browser test drives Debian's chromium through Playwright (whose wheel carries its
 # driver, so no browser download): installed from apt like Azurite is from npm, once.
 CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test test-fast bench serve clean
 
@@ -29,7 +30,7 @@ $(STAMP_TOOLS): requirements-tools.txt
 	touch $@
 
 $(CHROMIUM):
-	apt-get update && apt-get install -y --no-install-recommends chromium
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium
 
 $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
