@@ -188,6 +188,14 @@ def test_sync_now_answers_202_and_a_queued_unit_runs_the_sync_in_a_queue_trigger
     assert (run.outcome, run.counts["created"]) == ("succeeded", 25)
 
 
+def test_sync_now_is_recorded_with_who_asked_and_shows_in_status(configured, stores, unit_queue):
+    response = sync_now(configured)
+    assert response.status_code == 202 and answer(response)["by"] == OPERATOR_SIGNATURE
+    status = answer(ops("sync_status", "GET", "ops/x/status", account=configured))
+    assert status["last_sync_now"]["by"] == OPERATOR_SIGNATURE
+    assert status["last_sync_now"]["at"] == answer(response)["acceptedAt"]
+
+
 def test_sync_now_of_a_full_reconciliation_queues_a_full_unit(configured, unit_queue):
     assert sync_now(configured, mode="full").status_code == 202
     [message] = unit_queue.peek_messages(max_messages=32)
