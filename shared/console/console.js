@@ -153,9 +153,13 @@ async function account(status, overall) {
   const runs = await call("GET", "/accounts/" + seg(id) + "/runs?hours=24");
   box.appendChild(el("h4", "Runs of the last day (" + runs.runs.length + ")"));
   box.appendChild(chart(runs.runs));
-  box.appendChild(el("h4", "Held endings"));
-  if (!status.held.length) box.appendChild(el("p", "none", "none"));
-  for (const held of status.held) box.appendChild(await heldEnding(id, held));
+  const held = await call("GET", "/accounts/" + seg(id) + "/held?days=7");
+  box.appendChild(el("h4", "Held endings waiting for a decision"));
+  if (!held.waiting.length) box.appendChild(el("p", "none", "none"));
+  for (const waiting of held.waiting) box.appendChild(await heldEnding(id, waiting));
+  box.appendChild(el("h4", "Held endings decided in the last 7 days"));
+  box.appendChild(table(["Held ending", "Decision", "Organizations", "Ended", "Decided by", "At"], held.decided.map(
+    (h) => [h.heldId, h.status, h.organizations, h.endedCount, h.decidedBy, when(h.decidedAt)])));
   box.appendChild(el("h4", "Failing and quarantined customers"));
   box.appendChild(table(["Tenant id", "Failures", "Quarantined", "Last error"], status.failing.map(
     (f) => [f.tenantId, f.count, f.quarantined ? "yes" : "no", f.lastError])));

@@ -1,5 +1,6 @@
 """Operators' read routes beside status (docs/http-api.md): who is signed in, organization search,
-an organization's change history, an account's recent runs, one held ending with its organizations.
+an organization's change history, an account's recent runs, held endings waiting and decided, one
+held ending with its organizations.
 
 Everything the console shows comes from these and :mod:`.ops`, so scripts can read it too. Each
 route needs ``Sync.Reader`` (``ops/me`` only a sign-in: it says which roles one lacks).
@@ -70,6 +71,20 @@ def recent_runs(req: func.HttpRequest) -> func.HttpResponse:
                                               f"got {raw!r}")
     return json_response({"account": account_id, "hours": int(raw),
                           "runs": lookups.recent_runs(wired.read_stores, account_id, int(raw))})
+
+
+@bp.function_name("list_held_endings")
+@bp.route(route="ops/accounts/{accountId}/held", methods=["GET"], auth_level=SIGNED_IN)
+@answers_with_problems
+def list_held_endings(req: func.HttpRequest) -> func.HttpResponse:
+    """Held endings waiting for a decision, and those decided in the last ``?days=`` (default 7)."""
+    wired, account_id = _account(req)
+    raw = req.params.get("days", "7")
+    if not raw.isdigit() or not 1 <= int(raw) <= lookups.HELD_MAX_DAYS:
+        raise Problem(400, "invalid-request", f"days must be a whole number from 1 to {lookups.HELD_MAX_DAYS}, "
+                                              f"got {raw!r}")
+    return json_response({"account": account_id, "days": int(raw),
+                          **lookups.held_endings(wired.read_stores, account_id, int(raw))})
 
 
 @bp.function_name("get_held_ending")

@@ -21,6 +21,7 @@ SEARCH_LIMIT = 50
 # A held ending lists its organizations up to this many; the count says how many there are.
 HELD_LIST_LIMIT = 500
 RUNS_MAX_HOURS = 7 * 24
+HELD_MAX_DAYS = 90
 T = TypeVar("T")
 
 
@@ -65,6 +66,22 @@ def recent_runs(stores: SyncStores, account_id: str, hours: int, now: datetime |
     """The account's runs started in the last ``hours``, newest first."""
     since = (now or datetime.now(timezone.utc)) - timedelta(hours=hours)
     return [run_summary(record) for record in _nothing_yet(lambda: stores.runs.since(account_id, since), [])]
+
+
+def held_endings(stores: SyncStores, account_id: str, days: int, now: datetime | None = None) -> dict:
+    """The account's held endings waiting for a decision, and those decided in the last ``days``."""
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    waiting = _nothing_yet(lambda: stores.held.pending(account_id), [])
+    decided = _nothing_yet(lambda: stores.held.decided_since(account_id, since), [])  # approving ones too
+    return {"waiting": [_held_summary(held) for held in waiting],
+            "decided": [_held_summary(held) for held in decided]}
+
+
+def _held_summary(held) -> dict:
+    return {"heldId": held.held_id, "status": held.status, "organizations": held.tenant_count,
+            "heldAt": held.held_at.isoformat(), "decidedBy": held.decided_by,
+            "decidedAt": held.decided_at.isoformat() if held.decided_at else None,
+            "endedCount": held.ended_count, "keptCount": held.kept_count}
 
 
 def held_ending(stores: SyncStores, account_id: str, held_id: str) -> dict | None:

@@ -107,6 +107,9 @@ def test_readers_look_operators_approve_and_markup_stays_text(browser, estate, c
         approve.click()
         operator.wait_for_selector("#message:has-text('Approved by')", timeout=30_000)
         assert "operator@example.com" in operator.inner_text("#message")
+        decided = operator.locator("tr", has_text=held_id)  # listed as decided, with who and when
+        assert "approved" in decided.inner_text() and "operator@example.com (" in decided.inner_text()
+        assert operator.locator("button", has_text="Approve").count() == 0
         assert not operator_errors, operator_errors
 
     assert {stores.organizations.get(configured, t)["Status"] for t in tenants[:3]} == {"relationship_ended"}

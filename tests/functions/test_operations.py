@@ -269,6 +269,14 @@ def test_a_decision_records_the_signed_in_operators_name_and_object_id(configure
     assert stores.held.get(configured, held_id).decided_by == OPERATOR_SIGNATURE
 
 
+def test_the_endings_of_an_approval_are_in_the_change_log_with_who_approved(configured, held, stores):
+    held_id, tenants = held
+    decide("approve", configured, held_id)
+    for tenant in tenants:
+        [ending] = [e for e in stores.changes.for_organization(configured, tenant) if e.kind == "end"]
+        assert ending.by == OPERATOR_SIGNATURE
+
+
 def test_a_rejected_held_deletion_leaves_its_organizations_active(configured, held, stores):
     held_id, tenants = held
     response = decide("reject", configured, held_id)

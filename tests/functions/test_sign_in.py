@@ -28,6 +28,7 @@ ROLES = {
     "organization_changes": READER,
     "recent_runs": READER,
     "get_held_ending": READER,
+    "list_held_endings": READER,
     "sync_now": OPERATOR,
     "sync_customer": OPERATOR,
     "exclude_organization": OPERATOR,
