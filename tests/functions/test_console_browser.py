@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from shared.contacts.mapping import CustomerRecord, organization_fields
 from shared.functions.principal import OPERATOR, READER
-from shared.store import CREATE, OrganizationWrite
+from shared.store import CREATE, OrganizationWrite, RunLog
 from devstack.local.easyauth import LocalOperator
 from devstack.local.server import LocalServer
 from tests.functions.conftest import STORED_CONTACT
@@ -57,9 +57,18 @@ def estate(with_partner_center, configured, stores):
         OrganizationWrite(tenant, CREATE, now, organization_fields(
             CustomerRecord(tenant, name, name.split()[0].lower().strip("<") + ".example", "reseller"), STORED_CONTACT))
         for tenant, name in zip(tenants, names)])
+    # A day of incremental runs every hour (one failed), so the chart has something to show.
+    for hours_ago in range(23, 0, -1):
+        at = now - timedelta(hours=hours_ago)
+        log = RunLog(stores.tables, clock=lambda at=at: at)
+        past = log.start(configured, "incremental")
+        log.finish(past, "failed" if hours_ago == 7 else "succeeded", {}, api_calls=2 + hours_ago % 5,
+                   throttled_calls=0, error="Partner Center answered 503" if hours_ago == 7 else "")
     run = stores.runs.start(configured, "full")
     stores.runs.finish(run, "succeeded", {"created": len(names)}, api_calls=12, throttled_calls=0)
     held_id = stores.held.hold(configured, run.run_id, tenants[:3], active_count=3)
+    stores.failures.record_failure(configured, tenants[3], "Partner Center answered 403 for the billing profile",
+                                   run.run_id)
     return held_id, tenants
 
 
@@ -110,10 +119,21 @@ def test_readers_look_operators_approve_and_markup_stays_text(browser, estate, c
         decided = operator.locator("tr", has_text=held_id)  # listed as decided, with who and when
         assert "approved" in decided.inner_text() and "operator@example.com (" in decided.inner_text()
         assert operator.locator("button", has_text="Approve").count() == 0
+
+        operator.fill("#search-text", "evil")  # open the organization, exclude it, see who did in its history
+        operator.click("#search button[type=submit]")
+        operator.click("#results button:has-text('Open')")
+        operator.wait_for_selector("#organization h3")
+        assert operator.inner_text("#organization h3") == MARKUP + ": active"
+        operator.click("#organization button:has-text('Exclude')")
+        operator.wait_for_selector("#organization h3:has-text('excluded')")
+        history = operator.locator("#organization tr", has_text="exclude").inner_text()
+        assert "operator@example.com (" in history
         assert not operator_errors, operator_errors
 
     assert {stores.organizations.get(configured, t)["Status"] for t in tenants[:3]} == {"relationship_ended"}
     assert stores.organizations.get(configured, tenants[3])["Status"] == "active"
+    assert stores.organizations.get(configured, tenants[4])["Status"] == "excluded"
     assert stores.held.get(configured, held_id).decided_by.startswith("operator@example.com (")
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
         shutil.copyfile(shot, SCREENSHOT)
