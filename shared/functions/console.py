@@ -15,7 +15,7 @@ import azure.functions as func
 
 from shared import app
 
-from .principal import READER, principal_of, require
+from .principal import READER, SIGNED_IN, principal_of, require
 from .problems import Problem, answers_with_problems
 
 bp = func.Blueprint()
@@ -31,7 +31,7 @@ _SECURITY_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Cont
 
 
 @bp.function_name("console")
-@bp.route(route="console", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="console", methods=["GET"], auth_level=SIGNED_IN)
 @answers_with_problems
 def console(req: func.HttpRequest) -> func.HttpResponse:
     """The console page for a signed-in reader or operator; without a session, to the sign-in."""

@@ -14,11 +14,10 @@ from shared import app
 from shared.keys import InvalidKey, account_key, tenant_key, token_key
 from shared.operations import actions, lookups
 
-from .principal import READER, principal_of, require
+from .principal import READER, SIGNED_IN, principal_of, require
 from .problems import Problem, answers_with_problems, json_response
 
 bp = func.Blueprint()
-SIGNED_IN = func.AuthLevel.ANONYMOUS
 MAX_QUERY_CHARS = 200
 
 

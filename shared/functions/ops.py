@@ -21,12 +21,10 @@ from shared.operations import actions as operations
 from shared.operations.units import UNIT_QUEUE, SyncUnit
 from shared.partner_center import AuthenticationError
 
-from .principal import OPERATOR, READER, Principal, require
+from .principal import OPERATOR, READER, SIGNED_IN, Principal, require
 from .problems import Problem, answers_with_problems, json_response
 
 bp = func.Blueprint()
-# Signed in by App Service Authentication, authorized here by role: a host key opens none of them.
-SIGNED_IN = func.AuthLevel.ANONYMOUS
 
 
 def _refusals(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:

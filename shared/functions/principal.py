@@ -22,6 +22,9 @@ from shared.settings import Settings
 from .problems import Problem
 
 READER, OPERATOR = "Sync.Reader", "Sync.Operator"
+# The Functions auth level of every signed-in route: no key of any kind opens it (a host key
+# would otherwise open them all); :func:`require` authorizes the principal instead.
+SIGNED_IN = func.AuthLevel.ANONYMOUS
 # An operator may do everything a reader may.
 _IMPLIES = {OPERATOR: {OPERATOR, READER}, READER: {READER}}
 
