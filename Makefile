@@ -10,10 +10,14 @@ STAMP_NPM := node_modules/.installed
 # Infrastructure scanners (checkov, check-jsonschema) live in their own venv: their pins clash with ours.
 TOOLS := .venv-tools
 STAMP_TOOLS := $(TOOLS)/.installed
+# The console's browser test drives Debian's chromium through Playwright (whose wheel carries its
+# driver, so no browser download): installed from apt like Azurite is from npm, once.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test test-fast bench serve clean
 
-setup: $(STAMP_PIP) $(STAMP_NPM) $(STAMP_TOOLS)
+setup: $(STAMP_PIP) $(STAMP_NPM) $(STAMP_TOOLS) $(CHROMIUM)
 
 $(STAMP_PIP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +28,9 @@ $(STAMP_TOOLS): requirements-tools.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	touch $@
+
+$(CHROMIUM):
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium
 
 $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -8,12 +8,14 @@ import azure.functions as func
 
 from shared import telemetry
 from shared.app import watch_current
-from shared.functions import contacts, ops, sync_units, timers, webhook_events, webhooks
+from shared.functions import console, contacts, lookups, ops, sync_units, timers, webhook_events, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(timers.bp)
 app.register_functions(contacts.bp)
 app.register_functions(ops.bp)
+app.register_functions(lookups.bp)
+app.register_functions(console.bp)
 app.register_functions(webhooks.bp)
 app.register_functions(sync_units.bp)
 app.register_functions(webhook_events.bp)

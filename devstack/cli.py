@@ -1,8 +1,9 @@
 """Developers' command line: `python -m devstack <command>`.
 
     simulator [--port P] [--customers N] ...        a local Partner Center over HTTPS
-    serve [--host H] [--port P]                     the HTTP functions on a local socket, like `func start`
-    demo [--customers N]                            the whole story on Azurite and the simulator
+    serve [--host H] [--port P] [--roles R,...]     the HTTP functions on a local socket, like `func start`,
+                                                    behind a stand-in for App Service Authentication
+    demo [--customers N] [--roles R,...]            the whole story on Azurite and the simulator
 
 Operators' commands (sync, status, webhook) are `python -m shared`.
 """
@@ -28,11 +29,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the HTTP functions locally, without Core Tools")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7071)
+    add_sign_in_arguments(serve)
 
     demo = commands.add_parser("demo", help="the main job end to end on Azurite and the simulator")
     demo.add_argument("--customers", type=int, default=40)
     demo.add_argument("--seed", type=int, default=42)
+    add_sign_in_arguments(demo)
     return parser
+
+
+def add_sign_in_arguments(parser: argparse.ArgumentParser) -> None:
+    """Who the local Easy Auth stand-in signs in (devstack/local/easyauth.py)."""
+    parser.add_argument("--operator", default="local-operator@localhost", help="the signed-in operator's name")
+    parser.add_argument("--roles", default="Sync.Operator",
+                        help="comma-separated app roles (Sync.Reader, Sync.Operator); empty for none")
+
+
+def local_operator(args: argparse.Namespace):
+    from devstack.local.easyauth import LocalOperator
+
+    roles = tuple(role.strip() for role in args.roles.split(",") if role.strip())
+    return LocalOperator(name=args.operator, roles=roles)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from devstack.local.demo import run_demo
 
-        return run_demo(customers=args.customers, seed=args.seed)
+        return run_demo(customers=args.customers, seed=args.seed, operator=local_operator(args))
     from shared.cli import load_local_settings
     from devstack.local.server import serve
 
     load_local_settings()
-    serve(args.host, args.port)
+    serve(args.host, args.port, local_operator(args))
     return 0

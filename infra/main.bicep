@@ -61,6 +61,9 @@ param principalId string = ''
 @description('Kind of principal principalId is: User for `azd up` from a workstation, ServicePrincipal in the deploy workflow.')
 param principalType string = 'User'
 
+@description('Application (client) id of the operators\' Entra app registration (app roles Sync.Reader, Sync.Operator); empty: no sign-in is configured and every operator route answers 401 (docs/deploy.md#operators-sign-in).')
+param operatorsAppClientId string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -194,6 +197,16 @@ module functionApp 'app/function.bicep' = {
   dependsOn: [
     rbac
   ]
+}
+
+// Operators sign in with Entra ID (App Service Authentication); the app authorizes by app role.
+module auth 'app/auth.bicep' = if (!empty(operatorsAppClientId)) {
+  name: 'auth'
+  scope: rg
+  params: {
+    functionAppName: functionApp.outputs.name
+    clientId: operatorsAppClientId
+  }
 }
 
 // Alert rules and the operators' workbook read what the app emits (shared/telemetry/names.py).

@@ -34,6 +34,7 @@ APP_SETTINGS = frozenset({
     "SYNC_QUARANTINE_AFTER_FAILURES",
     "SYNC_LEASE_SECONDS",
     "SYNC_NOW_COOLDOWN_SECONDS",
+    "SYNC_CUSTOMER_LIMIT_PER_MINUTE",
     "SYNC_TOKEN_ENCRYPTION_KEY",
     "SYNC_DISPATCH",
     "SYNC_HISTORY_RETENTION_DAYS",
@@ -43,7 +44,7 @@ APP_SETTINGS = frozenset({
     "WEBHOOK_CERTIFICATE_ISSUER",
     "WEBHOOK_CERTIFICATE_PATHS",
     "WEBHOOK_MAX_EVENT_AGE_DAYS",
-    # Set by App Service when Authentication (Easy Auth) is on: only then is the operator's name trusted.
+    # Set by App Service when Authentication (Easy Auth) is on: only then are operators signed in.
     "WEBSITE_AUTH_ENABLED",
     # Telemetry: Application Insights (also read by the Functions worker) or, locally, OTLP.
     "APPLICATIONINSIGHTS_CONNECTION_STRING",

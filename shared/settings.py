@@ -85,6 +85,9 @@ class Settings:
     quarantine_after_failures: int = 5
     lease_seconds: int = 60
     sync_now_cooldown_seconds: int = 120
+    # On-demand syncs of one customer per account and minute: each costs a few Partner Center calls
+    # on the interactive lane, so a loop over tenant ids cannot drain the account's budget.
+    sync_customer_limit_per_minute: int = 10
     token_encryption_key: str = field(default="", repr=False)
     webhook_certificate_hosts: tuple[str, ...] = DEFAULT_WEBHOOK_CERTIFICATE_HOSTS
     webhook_trust_anchors: tuple[str, ...] = ()
@@ -95,7 +98,8 @@ class Settings:
     # and its change log (an audit trail) are kept: the nightly reconciliation prunes what is older.
     history_retention_days: int = 90
     change_log_retention_days: int = 400
-    # Set by App Service when Authentication (Easy Auth) is on: only then is the caller's name trusted.
+    # Set by App Service when Authentication (Easy Auth) is on: only then is the caller's principal
+    # trusted, and without it operator routes refuse everyone (shared/functions/principal.py).
     app_service_auth_enabled: bool = False
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -134,6 +138,7 @@ class Settings:
             quarantine_after_failures=_int(env, "SYNC_QUARANTINE_AFTER_FAILURES", 5, minimum=1),
             lease_seconds=_int(env, "SYNC_LEASE_SECONDS", 60, minimum=5),
             sync_now_cooldown_seconds=_int(env, "SYNC_NOW_COOLDOWN_SECONDS", 120, minimum=0),
+            sync_customer_limit_per_minute=_int(env, "SYNC_CUSTOMER_LIMIT_PER_MINUTE", 10, minimum=1, maximum=1000),
             token_encryption_key=env.get("SYNC_TOKEN_ENCRYPTION_KEY", "").strip(),
             webhook_certificate_hosts=_list(env, "WEBHOOK_CERTIFICATE_HOSTS", DEFAULT_WEBHOOK_CERTIFICATE_HOSTS,
                                             lower=True),

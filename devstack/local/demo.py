@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ import requests
 
 from shared import app
 from devstack.local.azurite import Azurite
+from devstack.local.easyauth import LocalOperator
 from devstack.local.host import call_http, fire_timer
 from devstack.local.queues import QueueListeners
 from devstack.local.server import LocalServer
@@ -34,9 +36,10 @@ _RUNS_PER_STEP = 100
 _KIND_COUNTS = {CREATE: "created", UPDATE: "updated", END: "ended"}
 
 
-def run_demo(customers: int = 40, seed: int = 42) -> int:
+def run_demo(customers: int = 40, seed: int = 42, operator: LocalOperator | None = None) -> int:
     from devstack.simulator import PartnerCenterSimulator
 
+    operator = operator or LocalOperator()
     with tempfile.TemporaryDirectory(prefix="pc-sync-demo-") as state_dir, Azurite() as azurite, \
             PartnerCenterSimulator(customers=customers, seed=seed, state_dir=state_dir) as sim:
         os.environ.update({
@@ -53,15 +56,25 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
             "WEBHOOK_CERTIFICATE_HOSTS": f"127.0.0.1:{sim.port}",
             "WEBHOOK_TRUST_ANCHORS": sim.ca_path,
             "WEBHOOK_CERTIFICATE_ISSUER": "Partner Center Simulator",
+            # The local server stands in for App Service Authentication, which announces itself so.
+            "WEBSITE_AUTH_ENABLED": "True",
         })
         app.use(None)
         stores = app.current().stores
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log lines in the story
-        with LocalServer() as server, QueueListeners():
+        with LocalServer(operator=operator) as server, QueueListeners():
             story = _Story(stores, sim, server.url)
             print(f"Azurite (in memory) on 127.0.0.1:{azurite.table_port}; Partner Center simulator at {sim.url} "
                   f"with {customers} customers; the functions on {server.url}\n")
             _tell(story, sim)
+            story.console(operator)
+            if story.ok and sys.stdin.isatty():  # a person ran it: keep the console up to look around
+                print("serving until Ctrl-C", flush=True)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
     return 0 if story.ok else 1
 
 
@@ -107,6 +120,9 @@ class _Story:
         self.functions_url = functions_url
         self.account = app.current().settings.accounts[0].id
         self.last_tenant = ""
+        # The operator's browser: signed in once by the Easy Auth stand-in, the session cookie kept.
+        self.session = requests.Session()
+        self.session.get(f"{functions_url}/.auth/login/aad", timeout=30, allow_redirects=False)
         self.step_runs: list = []  # the runs the current step caused
         self.ok = True
 
@@ -150,10 +166,13 @@ class _Story:
         known = self._run_ids()
         calls_before = self.sim.counters()
         started = time.monotonic()
-        response = requests.post(f"{self.functions_url}/api/ops/accounts/{self.account}/sync", timeout=30)
+        response = self.session.post(f"{self.functions_url}/api/ops/accounts/{self.account}/sync", timeout=30)
         answered = time.monotonic() - started
+        if response.status_code == 403:  # started with --roles Sync.Reader: the refusal is the story
+            print(f"   POST /api/ops/accounts/{self.account}/sync -> 403: {response.json().get('detail')}\n")
+            return
         print(f"   POST /api/ops/accounts/{self.account}/sync -> {response.status_code} in {answered * 1000:.0f} ms "
-              f"(queued on {response.json().get('queue')})")
+              f"(queued on {response.json().get('queue')}, by {response.json().get('by')})")
         runs = self._finished_runs_since(known)
         if response.status_code != 202 or not runs:
             self.ok = False
@@ -253,6 +272,16 @@ class _Story:
                     print(f"   change log, {run.mode} run {run.run_id}: {_KIND_COUNTS.get(entry.kind, entry.kind)} "
                           + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in entry.changes.items()))
         print()
+
+    def console(self, operator: LocalOperator) -> None:
+        """The last lines: where the console is, and who it signs in (checked to answer first)."""
+        url = f"{self.functions_url}/api/console"
+        answered = self.session.get(url, timeout=30).status_code
+        if answered != 200:
+            self.ok = False
+            print(f"error: the console answered {answered}")
+        print(f"\nOperators' console: {url}")
+        print(f"Signed in locally as {operator.describe()}")
 
     def summary(self) -> None:
         from shared.cli import format_status

@@ -8,7 +8,9 @@ HTTP triggers: match the route under host.json's ``routePrefix`` (``{name}`` and
 Unknown routes answer 404 and wrong methods 405, both as problem+json.
 
 Keys are not checked: like ``func start``, local serving accepts every request whatever the
-function's auth level, so curl works without ``?code=``.
+function's auth level, so curl works without ``?code=``. Sign-in is: with a
+:class:`~devstack.local.easyauth.LocalOperator`, the server stands in for App Service
+Authentication (``devstack/local/easyauth.py``) and signs that operator in.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from opentelemetry.trace import SpanKind
 
 from shared import telemetry
 from shared.functions.problems import PROBLEM_JSON, Problem
+from devstack.local.easyauth import EasyAuth, LocalOperator
 from devstack.local.host import function_index, start_telemetry
 
 log = logging.getLogger(__name__)
@@ -160,11 +163,20 @@ def _problem(problem: Problem) -> Response:
                     content_type=f"{PROBLEM_JSON}; charset=utf-8")
 
 
-class LocalServer:
-    """The functions served on ``host:port`` in a background thread (port 0 picks a free one)."""
+def signing_in(operator: LocalOperator | None):
+    """The functions' WSGI app, behind the Easy Auth stand-in when an operator signs in.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, FunctionsApp(), threaded=True)
+    The caller sets ``WEBSITE_AUTH_ENABLED=True`` with it, as App Service does when it is on."""
+    return EasyAuth(FunctionsApp(), operator) if operator is not None else FunctionsApp()
+
+
+class LocalServer:
+    """The functions served on ``host:port`` in a background thread (port 0 picks a free one),
+    signing ``operator`` in when one is given."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, operator: LocalOperator | None = None) -> None:
+        self.operator = operator
+        self._server: BaseWSGIServer = make_server(host, port, signing_in(operator), threaded=True)
         self._thread: threading.Thread | None = None
 
     @property
@@ -190,15 +202,21 @@ class LocalServer:
         self.stop()
 
 
-def serve(host: str = "127.0.0.1", port: int = 7071) -> None:
-    """Serve the HTTP functions on ``host:port``, with every queue trigger listening on its queue,
-    until interrupted (``python -m devstack serve``)."""
+def serve(host: str = "127.0.0.1", port: int = 7071, operator: LocalOperator | None = None) -> None:
+    """Serve the HTTP functions on ``host:port`` behind the Easy Auth stand-in, signing ``operator``
+    in, with every queue trigger listening on its queue, until interrupted (``python -m devstack serve``)."""
+    import os
+
     from devstack.local.queues import QueueListeners
 
+    operator = operator or LocalOperator()
+    os.environ["WEBSITE_AUTH_ENABLED"] = "True"  # as App Service announces Authentication to the app
     start_telemetry()
-    server = make_server(host, port, FunctionsApp(), threaded=True)
-    print(f"serving the HTTP functions on http://{host}:{server.server_address[1]}/{route_prefix()}/ "
-          "(function keys are not checked locally)", flush=True)
+    server = make_server(host, port, signing_in(operator), threaded=True)
+    base = f"http://{host}:{server.server_address[1]}"
+    print(f"serving the HTTP functions on {base}/{route_prefix()}/ (function keys are not checked locally)",
+          flush=True)
+    print(f"console: {base}/{route_prefix()}/console, signed in as {operator.describe()}", flush=True)
     for route in http_routes():
         print(f"  {'/'.join(route.methods):>6} /{route_prefix()}/{route.route}  [{route.function_name}, {route.auth_level}]",
               flush=True)

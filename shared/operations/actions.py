@@ -34,6 +34,7 @@ from shared.store import (
     APPROVING,
     PENDING,
     ChangeEntry,
+    ConcurrencyConflict,
     HeldEndingDecided,
     OrganizationWrite,
     StoreError,
@@ -79,6 +80,18 @@ class CoolingDown(Exception):
         return f"a sync of this account was requested recently; try again in {self.retry_after_seconds} s"
 
 
+@dataclass
+class OnDemandLimited(Exception):
+    """The account's on-demand syncs of one customer used up this window (``SYNC_CUSTOMER_LIMIT_PER_MINUTE``)."""
+
+    limit: int
+    retry_after_seconds: int
+
+    def __str__(self) -> str:
+        return (f"this account synced {self.limit} customers on demand this minute, its limit "
+                f"(SYNC_CUSTOMER_LIMIT_PER_MINUTE); try again in {self.retry_after_seconds} s")
+
+
 class RunFailed(Exception):
     """The run behind an action failed for a reason other than Partner Center (the run log has it)."""
 
@@ -108,11 +121,13 @@ def sync_now_cooldown(settings: Settings) -> timedelta:
 
 
 def request_sync_now(stores: SyncStores, account_id: str, cooldown: timedelta,
-                     start: Callable[[datetime], object], now: datetime | None = None) -> tuple[datetime, object]:
+                     start: Callable[[datetime], object], now: datetime | None = None,
+                     *, by: str = "") -> tuple[datetime, object]:
     """Accept "sync now" for an account unless one was accepted within ``cooldown``.
 
     Calls ``start(now)`` to hand the work on (the trigger queues a sync unit), then records the
-    request (the cool-down lives in SyncState, so it holds across instances); returns the moment
+    request and who made it (``by``; the cool-down lives in SyncState, so it holds across
+    instances); returns the moment
     and what ``start`` returned. Raises :class:`CoolingDown`. A ``start`` that fails records
     nothing, so the caller may try again at once. Two requests racing past the check both queue
     a unit; the account lease lets only one of them sync.
@@ -123,8 +138,23 @@ def request_sync_now(stores: SyncStores, account_id: str, cooldown: timedelta,
         remaining = (last + cooldown - now).total_seconds()
         raise CoolingDown(max(1, math.ceil(remaining)))
     started = start(now)
-    stores.state.record_manual_request(account_id, now)
+    stores.state.record_manual_request(account_id, now, by=by)
     return now, started
+
+
+# The on-demand window: per minute, like the Partner Center budget it protects.
+ON_DEMAND_WINDOW_SECONDS = 60
+
+
+def take_on_demand_sync(stores: SyncStores, account_id: str, per_minute: int, now: datetime | None = None) -> None:
+    """Count one on-demand sync of a customer against the account's limit; :class:`OnDemandLimited`
+    beyond it. The count lives in SyncState (one read, one write), so it holds across instances."""
+    try:
+        wait = stores.state.take_on_demand(account_id, per_minute, ON_DEMAND_WINDOW_SECONDS, now)
+    except ConcurrencyConflict as exc:
+        raise ActionConflict(str(exc)) from exc
+    if wait:
+        raise OnDemandLimited(per_minute, wait)
 
 
 def sync_customer(sync: AccountSync, tenant_id: str) -> tuple[RunResult, dict]:
@@ -200,11 +230,11 @@ def _set_exclusion(stores: SyncStores, account_id: str, tenant_id: str, kind: st
     if kind == INCLUDE and status != STATUS_EXCLUDED:
         raise ActionConflict(f"organization {tenant_id} is {status}, not excluded: only Partner Center can bring it back")
     # Operator actions are runs of their own, so the change log can say which one changed what.
-    record = stores.runs.start(account_id, kind)
+    record = stores.runs.start(account_id, kind, by=by)
     at = record.started_at
     # Logged just before the write, as every change is (shared.sync.writes); taken back if it fails.
     stores.changes.record(account_id, record.run_id, [
-        ChangeEntry(tenant_id, kind, at, {"Status": (status, wanted)}),
+        ChangeEntry(tenant_id, kind, at, {"Status": (status, wanted)}, by=by),
     ])
     try:
         # ETag-guarded: a sync that wrote the row since we read it makes this a conflict, not a lost write.

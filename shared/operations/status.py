@@ -35,6 +35,7 @@ def run_summary(record: RunRecord | None) -> dict | None:
         "apiCalls": record.api_calls,
         "throttledCalls": record.throttled_calls,
         "error": record.error,
+        "by": record.by,
     }
 
 
@@ -174,6 +175,7 @@ class StatusReader:
         held = read(names.held, ["held"], lambda: [*stores.held.pending(account_id),
                                                    *stores.held.approving(account_id)], [])
         abandoned = read(names.runs, runs_fields, lambda: stores.runs.abandoned(account_id, limit=10), [])
+        manual = read(names.sync_state, ["last_sync_now"], lambda: stores.state.manual_request(account_id))
         status = {
             "account": account_id,
             "last_incremental": run_summary(last["incremental"]),
@@ -190,9 +192,12 @@ class StatusReader:
             "held": [
                 {"heldId": h.held_id, "status": h.status, "runId": h.run_id, "lastRunId": h.last_run_id,
                  "sightings": h.sightings, "organizations": h.tenant_count,
-                 "activeOrganizations": h.active_count, "heldAt": h.held_at.isoformat()}
+                 "activeOrganizations": h.active_count, "heldAt": h.held_at.isoformat(),
+                 "decidedBy": h.decided_by, "decidedAt": _iso(h.decided_at)}
                 for h in held
             ],
+            # Who last asked for "sync now", and when (docs/http-api.md#sign-in-and-roles).
+            "last_sync_now": {"at": manual[0].isoformat(), "by": manual[1]} if manual else None,
             # Runs whose process died mid-run (crash, scale-in, recycling), closed by the run after them.
             "abandoned_runs": [run_summary(r) for r in abandoned],
             "parked_units": self.parked_units_of(account_id, answer),

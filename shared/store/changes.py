@@ -40,6 +40,7 @@ class ChangeEntry:
     at: datetime
     changes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     run_id: str = ""
+    by: str = ""  # the operator whose decision this is (name and object id); "" for the sync's own changes
 
 
 class ChangeLog:
@@ -65,6 +66,7 @@ class ChangeLog:
                 "Kind": change.kind,
                 "At": require_utc(change.at, "the change's timestamp"),
                 "Changes": _changes_json(change.changes),
+                **({"By": change.by[:200]} if change.by else {}),
             }
             operations.append(("upsert", entity))
             copies.append(("upsert", {**entity, "PartitionKey": by_organization, "RowKey": _history_key(tenant, run)}))
@@ -157,4 +159,5 @@ def _entry(entity: Mapping) -> ChangeEntry:
         at=entity["At"],
         changes=changes,
         run_id=(entity["RowKey"] if SEPARATOR in entity["RowKey"] else entity["PartitionKey"]).split(SEPARATOR, 1)[1],
+        by=entity.get("By", ""),
     )

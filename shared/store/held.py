@@ -144,6 +144,13 @@ class HeldEndings:
         """The account's held endings waiting for a decision, newest first."""
         return [_held(entity) for entity in self._open_headers(account_key(account_id), PENDING)]
 
+    def decided_since(self, account_id: str, since: datetime) -> list[HeldEnding]:
+        """The account's held endings decided (approved, approving or rejected) at or after ``since``."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and DecidedAt ge @since",
+            parameters={"pk": account_key(account_id), "since": require_utc(since, "since")})
+        return sorted((_held(entity) for entity in query), key=lambda held: held.decided_at, reverse=True)
+
     def tenant_ids(self, account_id: str, held_id: str) -> list[str]:
         """The tenant ids a held ending would end."""
         partition = composite_key(account_id, token_key(held_id, "held id"))

@@ -132,6 +132,13 @@ class OrganizationStore:
         )
         return {entity["RowKey"]: organization_state(entity, with_content=False) for entity in query}
 
+    def directory(self, account_id: str) -> Iterator[dict]:
+        """Every organization of an account with its names and status only, for an operator's
+        search (one partition query of four columns: seconds for tens of thousands of rows)."""
+        return iter(self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": account_key(account_id)},
+            select=["RowKey", "CompanyName", "Domain", "Status"]))
+
     def get(self, account_id: str, tenant_id: str) -> dict | None:
         """One organization row, or ``None``. The row's ETag is in ``row.metadata["etag"]``."""
         try:

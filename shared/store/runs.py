@@ -73,6 +73,7 @@ class RunRecord:
     throttled_calls: int = 0
     error: str = ""
     notes: str = ""
+    by: str = ""  # who asked for the run: an operator's name and object id, "" for the timers
 
 
 class RunLog:
@@ -83,8 +84,9 @@ class RunLog:
         self._index = tables.run_index
         self._clock = clock
 
-    def start(self, account_id: str, mode: str, run_id: str | None = None) -> RunRecord:
-        """Record that a run started and return it (its ``run_id`` names the run everywhere)."""
+    def start(self, account_id: str, mode: str, run_id: str | None = None, by: str = "") -> RunRecord:
+        """Record that a run started and return it (its ``run_id`` names the run everywhere); ``by``
+        names the operator whose decision it carries out."""
         token_key(mode, "mode")  # e.g. "incremental", "full", "manual"
         started = self._clock()
         record = RunRecord(
@@ -92,9 +94,10 @@ class RunLog:
             run_id=token_key(run_id, "run id") if run_id is not None else newest_first_id(started),
             mode=mode,
             started_at=started,
+            by=by[:200],
         )
         row = {"PartitionKey": record.account_id, "RowKey": record.run_id, "Mode": mode, "StartedAt": started,
-               "Outcome": str(OUTCOME_RUNNING)}
+               "Outcome": str(OUTCOME_RUNNING), **({"By": record.by} if record.by else {})}
         self._index.upsert_entity({**row, "RowKey": _RUNNING + record.run_id, "RunId": record.run_id})
         self._table.submit_transaction([("create", row)] + self._repoint(record.account_id, _LATEST + mode,
                                                                           record.run_id))
@@ -149,6 +152,7 @@ class RunLog:
             throttled_calls=int(throttled_calls),
             error=short_error,
             notes=short_notes,
+            by=record.by,
         )
 
     def running(self, account_id: str) -> list[RunRecord]:
@@ -199,6 +203,13 @@ class RunLog:
     def last_completed(self, account_id: str, mode: str) -> RunRecord | None:
         """The newest run of ``mode`` that completed (:data:`COMPLETED_OUTCOMES`), or ``None``."""
         return self._pointed(account_id, _COMPLETED, token_key(mode, "mode"), COMPLETED_OUTCOMES)
+
+    def since(self, account_id: str, since: datetime, limit: int = 1000) -> list[RunRecord]:
+        """The account's runs started at or after ``since``, newest first (run ids sort newest first,
+        so this reads only those rows; the pointers sort after every run id)."""
+        return self._first("PartitionKey eq @pk and RowKey lt @bound",
+                           {"pk": account_key(account_id), "bound": newest_first_bound(require_utc(since, "since"))},
+                           limit)
 
     def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
         """Delete the account's runs started before ``before``, except runs still running and the
@@ -303,4 +314,5 @@ def _record(entity: Mapping) -> RunRecord:
         throttled_calls=int(entity.get("ThrottledCalls", 0)),
         error=entity.get("Error", ""),
         notes=entity.get("Notes", ""),
+        by=entity.get("By", ""),
     )

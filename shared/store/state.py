@@ -1,7 +1,8 @@
-"""Per-account sync state (SyncState table): watermark, full-run checkpoint, lease, manual requests.
+"""Per-account sync state (SyncState table): watermark, full-run checkpoint, lease, manual requests,
+on-demand syncs.
 
 PartitionKey = account id; one row per kind of state (RowKey ``watermark``, ``checkpoint``,
-``lease``, ``manual-request``). Rows that two writers could race on are ETag-guarded.
+``lease``, ``manual-request``, ``on-demand``). Rows that two writers could race on are ETag-guarded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from shared.contacts.mapping import check_table_limits
 from shared.keys import account_key, require_utc, utc_now
 from shared.store.tables import ConcurrencyConflict, Tables
 
-_WATERMARK, _CHECKPOINT, _MANUAL = "watermark", "checkpoint", "manual-request"
+_WATERMARK, _CHECKPOINT, _MANUAL, _ON_DEMAND = "watermark", "checkpoint", "manual-request", "on-demand"
+# Writers racing for the last on-demand slot of a window: each retry means another writer won one.
+_ON_DEMAND_ATTEMPTS = 8
 # Two leases per account: incremental runs and approvals take RUN_LEASE, the reconciliation walk
 # WALK_LEASE. A walk spanning hours must not keep the 5-minute incremental run out, and with
 # ETag-guarded writes and endings that need evidence, the two are safe side by side.
@@ -217,12 +220,45 @@ class SyncState:
         entity = self._read(account_id, _MANUAL)
         return require_utc(entity["At"], "manual request time") if entity else None
 
-    def record_manual_request(self, account_id: str, at: datetime | None = None) -> None:
-        """Remember that "sync now" was accepted (at ``at``, default now)."""
+    def manual_request(self, account_id: str) -> tuple[datetime, str] | None:
+        """When "sync now" was last accepted and by whom (``""`` before names were recorded)."""
+        entity = self._read(account_id, _MANUAL)
+        return (require_utc(entity["At"], "manual request time"), entity.get("By", "")) if entity else None
+
+    def record_manual_request(self, account_id: str, at: datetime | None = None, by: str = "") -> None:
+        """Remember that "sync now" was accepted (at ``at``, default now), by whom."""
         moment = require_utc(at, "manual request time") if at is not None else self._clock()
         self._table.upsert_entity(
-            {"PartitionKey": account_key(account_id), "RowKey": _MANUAL, "At": moment}, mode=UpdateMode.REPLACE
+            {"PartitionKey": account_key(account_id), "RowKey": _MANUAL, "At": moment, "By": by[:200]},
+            mode=UpdateMode.REPLACE,
         )
+
+    # On-demand syncs of one customer: a per-account limit per fixed window, shared by every instance.
+
+    def take_on_demand(self, account_id: str, limit: int, window_seconds: int, now: datetime | None = None) -> int:
+        """Count one on-demand sync in the current window; ``0`` when taken, else the seconds until
+        the next window. One read and one ETag-guarded write per call (one read when refused)."""
+        moment = require_utc(now, "now") if now is not None else self._clock()
+        epoch = int(moment.timestamp())
+        window = epoch - epoch % window_seconds
+        account = account_key(account_id)
+        for _ in range(_ON_DEMAND_ATTEMPTS):
+            current = self._read(account, _ON_DEMAND)
+            same = current is not None and int(current.get("Window", -1)) == window
+            count = int(current.get("Count", 0)) if same else 0
+            if count >= limit:
+                return max(1, window + window_seconds - epoch)
+            entity = {"PartitionKey": account, "RowKey": _ON_DEMAND, "Window": window, "Count": count + 1}
+            try:
+                if current is None:
+                    self._table.create_entity(entity)
+                else:
+                    self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                              match_condition=MatchConditions.IfNotModified)
+                return 0
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                continue  # another instance counted one meanwhile: read again
+        raise ConcurrencyConflict(f"account {account_id!r}: the on-demand count kept changing; try again")
 
     def _read(self, account_id: str, row: str):
         try:

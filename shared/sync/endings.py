@@ -94,7 +94,7 @@ def end_approved_held(run: Run, held_id: str, by: str) -> None:
         chunk = waiting[start:start + _CONFIRM_CHUNK]
         gone = [t for t, is_gone in zip(chunk, _confirm_gone(run, chunk)) if is_gone]
         kept += len(chunk) - len(gone)
-        store(run, [plan_ending(t, snapshot[t], run.now()) for t in gone])
+        store(run, [plan_ending(t, snapshot[t], run.now(), by=held.decided_by) for t in gone])
         ended += len(gone)
     run.stores.held.complete_approval(run.account_id, held_id, ended=ended, kept=kept)
     if kept:

@@ -87,13 +87,14 @@ class PlannedWrite:
     diff: dict[str, tuple[str, str]]
     previous: OrganizationState | None = None
     fresh_after: datetime | None = None
+    by: str = ""  # the operator whose decision this write carries out (an approved held ending)
 
     def write(self) -> OrganizationWrite:
         return OrganizationWrite(self.tenant_id, self.kind, self.at,
                                  self.fields if self.kind != END else {}, previous=self.previous)
 
     def change(self) -> ChangeEntry:
-        return ChangeEntry(self.tenant_id, self.kind, self.at, self.diff)
+        return ChangeEntry(self.tenant_id, self.kind, self.at, self.diff, by=self.by)
 
 
 @dataclass
@@ -170,9 +171,9 @@ def plan_content_write(run: Run, tenant_id: str, fields: dict[str, str], snapsho
 
 
 def plan_ending(tenant_id: str, state: OrganizationState | None, now: datetime,
-                fresh_after: datetime | None = None) -> PlannedWrite:
+                fresh_after: datetime | None = None, by: str = "") -> PlannedWrite:
     return PlannedWrite(tenant_id, END, now, None, {"Status": (STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED)},
-                        previous=state, fresh_after=fresh_after)
+                        previous=state, fresh_after=fresh_after, by=by)
 
 
 def store(run: Run, planned: list[PlannedWrite]) -> None:
@@ -238,7 +239,7 @@ def _decide_again(run: Run, planned: PlannedWrite) -> PlannedWrite | None:
                 planned.fresh_after is not None and (state.changed_at is None or state.changed_at >= planned.fresh_after)):
             return None  # ended meanwhile, or written after the walk began: never this walk's to end
         return PlannedWrite(planned.tenant_id, END, at, None, planned.diff, previous=state,
-                            fresh_after=planned.fresh_after)
+                            fresh_after=planned.fresh_after, by=planned.by)
     if state.status == STATUS_ACTIVE and state.content_hash == content_hash(planned.fields):
         counts.unchanged += 1
         return None  # the other writer stored what this run would have

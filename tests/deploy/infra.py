@@ -36,7 +36,10 @@ def module_file(name: str) -> Path:
 
 
 def module_params(name: str) -> dict:
-    return tree(MAIN)["modules"][name]["config"]["params"]
+    config = tree(MAIN)["modules"][name]["config"]
+    if set(config) == {"condition", "config"}:  # a conditional module: `= if (...) {...}`
+        config = config["config"]
+    return config["params"]
 
 
 def resources(path: Path, resource_type: str | None = None) -> dict[str, dict]:

@@ -85,6 +85,22 @@ def test_every_step_reports_the_runs_it_caused_with_counts_that_match_its_change
     assert [kind for _, kind in _ENTRY.findall(told["3"])] == ["updated"]
 
 
+def test_the_demo_ends_with_the_consoles_address_and_the_signed_in_operator():
+    output = run_demo("-m", "devstack", "demo", "--operator", "ann@example.com", "--roles", "Sync.Reader")
+    last = output.strip().splitlines()[-2:]
+    assert re.fullmatch(r"Operators' console: http://127\.0\.0\.1:\d+/api/console", last[0]), output
+    assert re.fullmatch(r"Signed in locally as ann@example\.com \(object id [0-9a-f-]{36}; roles Sync\.Reader\)",
+                        last[1]), output
+    # "sync now" needs Sync.Operator: the reader's request is refused, and the demo says so.
+    assert "POST /api/ops/accounts/demo/sync -> 403" in output
+
+
+def test_the_demos_sync_now_is_recorded_with_the_local_operator():
+    output = run_demo("-m", "devstack", "demo")
+    assert re.search(r"-> 202 in \d+ ms \(queued on sync-units, by local-operator@localhost \([0-9a-f-]{36}\)\)",
+                     output), output
+
+
 def test_the_incremental_step_reports_the_drain_of_a_pending_webhook_event_with_the_change_it_made():
     told = steps(run_demo("-c", _LATE_EVENT_BOOKKEEPING))
     for number in "12345":

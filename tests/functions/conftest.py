@@ -16,10 +16,17 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
 from shared import app
+from shared.functions.principal import OPERATOR, encode
 from shared.contacts.mapping import Contact, CustomerRecord, organization_fields
 from devstack.local.host import call_http
 from shared.store import CREATE, END, EXCLUDE, OrganizationWrite
 from shared.operations.units import POISON_QUEUE, UNIT_QUEUE
+
+# Who the operator routes see in these tests unless a test says otherwise: App Service
+# Authentication is on (``configured``) and signed this operator in.
+OPERATOR_NAME, OPERATOR_OBJECT_ID = "operator@example.com", "00000000-0000-4000-8000-00000000a11c"
+SIGNED_IN_OPERATOR = encode(OPERATOR_NAME, OPERATOR_OBJECT_ID, [OPERATOR])
+OPERATOR_SIGNATURE = f"{OPERATOR_NAME} ({OPERATOR_OBJECT_ID})"
 
 STORED_CONTACT = Contact(
     first_name="Ada", last_name="Lovelace", email="Ada.Lovelace@Contoso.com", phone="+44 20 7946 0000",
@@ -35,10 +42,12 @@ def account_id() -> str:
 
 @pytest.fixture
 def configured(monkeypatch, storage_connection, account_id):
-    """The app configured for one account on Azurite (credentials unused unless a test syncs)."""
+    """The app configured for one account on Azurite (credentials unused unless a test syncs), behind
+    App Service Authentication (``WEBSITE_AUTH_ENABLED=True``, as the platform sets it)."""
     for name in ("PARTNER_CENTER_ACCOUNTS", "PARTNER_CENTER_API_URL", "PARTNER_CENTER_AUTHORITY_URL",
-                 "SYNC_NOW_COOLDOWN_SECONDS", "WEBSITE_AUTH_ENABLED"):
+                 "SYNC_NOW_COOLDOWN_SECONDS", "SYNC_CUSTOMER_LIMIT_PER_MINUTE"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     monkeypatch.setenv("SYNC_STORAGE_CONNECTION", storage_connection)
     monkeypatch.setenv("AzureWebJobsStorage", storage_connection)  # where the sync-units queue lives
     monkeypatch.setenv("PARTNER_CENTER_ACCOUNT_ID", account_id)
@@ -101,10 +110,19 @@ def seed(stores, configured):
     return store
 
 
+_OPERATOR = object()
+
+
 def http_request(method: str, route: str, body: bytes | str | dict | list | None = None, *,
                  route_params: dict | None = None, params: dict | None = None,
-                 headers: dict | None = None) -> func.HttpRequest:
-    """A real ``azure.functions.HttpRequest``, as the host builds it."""
+                 headers: dict | None = None, principal=_OPERATOR) -> func.HttpRequest:
+    """A real ``azure.functions.HttpRequest``, as the host builds it.
+
+    A request to an ``ops/`` route carries :data:`SIGNED_IN_OPERATOR`'s headers unless
+    ``principal`` gives others (``None``: no principal at all)."""
+    if principal is _OPERATOR:
+        principal = SIGNED_IN_OPERATOR if route.startswith("ops/") else None
+    headers = {**(principal or {}), **(headers or {})}
     if isinstance(body, (dict, list)):
         body = json.dumps(body)
     if isinstance(body, str):

@@ -50,3 +50,30 @@ def test_every_binding_names_a_parameter_of_its_function(name):
 
 def test_function_names_are_stable():
     assert {"incremental_sync", "full_reconciliation"} <= set(function_index())
+
+
+def _auth_levels() -> dict[str, str]:
+    levels = {}
+    for name, function in function_index().items():
+        trigger = function.get_trigger()
+        if trigger.get_binding_name() == "httpTrigger":
+            level = trigger.get_dict_repr().get("authLevel")
+            levels[name] = str(getattr(level, "value", level)).lower()
+    return levels
+
+
+def test_a_function_key_opens_contact_validation_and_nothing_else():
+    """The Platform's key (a function key of validate_contact_edit, docs/deploy.md) opens one door:
+    every other HTTP function needs no key at all, because none accepts one as authorization:
+    the operator routes and the console authorize the signed-in principal's role
+    (test_sign_in.py), the webhook its signature. No route needs the master (admin) key."""
+    levels = _auth_levels()
+    assert {name for name, level in levels.items() if level != "anonymous"} == {"validate_contact_edit"}
+    assert levels["validate_contact_edit"] == "function"
+
+
+def test_every_anonymous_http_function_is_an_operator_route_the_console_or_the_webhook():
+    from devstack.local.server import http_routes
+
+    anonymous = [route for route in http_routes() if route.auth_level == "anonymous"]
+    assert all(route.route.startswith(("ops/", "console", "partner-center/events/")) for route in anonymous)

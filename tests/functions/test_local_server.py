@@ -8,15 +8,24 @@ import uuid
 import pytest
 import requests
 
+from devstack.local.easyauth import LocalOperator
 from devstack.local.server import LocalServer, http_routes
+from shared.functions.principal import OPERATOR, READER, encode
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
 def server(configured):
-    with LocalServer() as running:
+    with LocalServer(operator=LocalOperator()) as running:
         yield running
+
+
+def signed_in(server: LocalServer) -> requests.Session:
+    """A browser that went through the stand-in's /.auth/login/aad: it holds the session cookie."""
+    browser = requests.Session()
+    browser.get(f"{server.url}/.auth/login/aad", timeout=10)
+    return browser
 
 
 def test_every_http_function_is_routed_under_the_api_prefix(server):
@@ -53,7 +62,7 @@ def test_a_body_beyond_the_servers_cap_is_refused_before_it_is_read(server):
 
 def test_route_parameters_reach_the_function(server, seed, configured):
     tenant = seed()
-    response = requests.get(f"{server.url}/api/ops/accounts/{configured}/organizations/{tenant}", timeout=10)
+    response = signed_in(server).get(f"{server.url}/api/ops/accounts/{configured}/organizations/{tenant}", timeout=10)
     assert response.status_code == 200 and response.json()["customerTenantId"] == tenant
 
 
@@ -70,11 +79,54 @@ def test_a_wrong_method_is_a_405_problem_with_allow(server):
 
 def test_the_cool_down_over_http_answers_429_with_retry_after(server, configured, stores):
     stores.state.record_manual_request(configured)
-    response = requests.post(f"{server.url}/api/ops/accounts/{configured}/sync", timeout=10)
+    response = signed_in(server).post(f"{server.url}/api/ops/accounts/{configured}/sync", timeout=10)
     assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
     assert response.headers["Content-Type"].startswith(PROBLEM)
 
 
 def test_keys_are_not_checked_locally(server):
-    response = requests.get(f"{server.url}/api/ops/status", timeout=10)
+    response = requests.post(f"{server.url}/api/contacts/validate", json={"customerTenantId": str(uuid.uuid4())},
+                             timeout=10)
     assert response.status_code == 200
+
+
+# -- the stand-in for App Service Authentication --------------------------------------------------
+
+def test_signing_in_sets_the_session_and_returns_to_the_page(server):
+    response = requests.get(f"{server.url}/.auth/login/aad?post_login_redirect_uri=%2Fapi%2Fconsole",
+                            allow_redirects=False, timeout=10)
+    assert response.status_code == 302 and response.headers["Location"] == "/api/console"
+    assert "AppServiceAuthSession" in response.cookies
+
+
+def test_sign_in_never_redirects_to_another_site(server):
+    response = requests.get(f"{server.url}/.auth/login/aad?post_login_redirect_uri=//evil.example/",
+                            allow_redirects=False, timeout=10)
+    assert response.headers["Location"] == "/"
+
+
+def test_the_console_sends_a_browser_without_a_session_to_sign_in_and_back(server):
+    browser = requests.Session()
+    first = browser.get(f"{server.url}/api/console", allow_redirects=False, timeout=10)
+    assert first.status_code == 302 and first.headers["Location"].startswith("/.auth/login/aad")
+    page = browser.get(f"{server.url}/api/console", timeout=10)  # follows sign-in and comes back
+    assert page.status_code == 200 and page.url.endswith("/api/console") and "<html" in page.text
+
+
+def test_a_principal_a_caller_sends_is_stripped(server):
+    forged = encode("intruder@example.com", str(uuid.uuid4()), [OPERATOR])
+    response = requests.get(f"{server.url}/api/ops/status", headers=forged, timeout=10)
+    assert response.status_code == 401 and response.headers["Content-Type"].startswith(PROBLEM)
+
+
+def test_the_signed_in_operator_is_the_one_the_server_was_started_with(server):
+    me = signed_in(server).get(f"{server.url}/api/ops/me", timeout=10).json()
+    assert (me["name"], me["objectId"], me["roles"]) == (server.operator.name, server.operator.object_id, [OPERATOR])
+
+
+def test_a_server_started_with_the_reader_role_signs_in_a_reader(configured):
+    with LocalServer(operator=LocalOperator(name="reader@localhost", roles=(READER,))) as reader_server:
+        browser = signed_in(reader_server)
+        assert browser.get(f"{reader_server.url}/api/ops/status", timeout=10).status_code == 200
+        refused = browser.post(f"{reader_server.url}/api/ops/accounts/{configured}/sync", timeout=10)
+        assert refused.status_code == 403 and OPERATOR in refused.json()["detail"]

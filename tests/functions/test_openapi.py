@@ -69,3 +69,11 @@ def test_the_schema_refuses_what_the_function_refuses(configured):
     body = {"customerTenantId": str(uuid.uuid4()), "primaryContact": {"email": 5}}
     assert not schema("ContactEdit").is_valid(body)
     assert validate(body).status_code == 400
+
+
+def test_every_operator_route_documents_the_role_it_needs():
+    from tests.functions.test_sign_in import ROLES
+
+    documented_roles = {operation["operationId"]: operation.get("x-role")
+                        for item in DOCUMENT["paths"].values() for method, operation in item.items() if method in METHODS}
+    assert {name: documented_roles[name] for name in ROLES} == ROLES

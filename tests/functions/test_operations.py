@@ -12,7 +12,7 @@ import pytest
 from shared import app
 from devstack.local.host import call_http
 from devstack.local.queues import COMPLETED, QueueTriggerRunner
-from tests.functions.conftest import answer, http_request, is_problem
+from tests.functions.conftest import OPERATOR_SIGNATURE, answer, http_request, is_problem
 
 
 def ops(name: str, method: str, route: str, *, account: str, tenant: str | None = None, held: str | None = None,
@@ -30,8 +30,7 @@ def organization(account: str, tenant: str):
 
 
 def exclude(account: str, tenant: str):
-    return ops("exclude_organization", "POST", "ops/x/exclude", account=account, tenant=tenant,
-               headers={"X-MS-CLIENT-PRINCIPAL-NAME": "operator@example.com"})
+    return ops("exclude_organization", "POST", "ops/x/exclude", account=account, tenant=tenant)
 
 
 def include(account: str, tenant: str):
@@ -95,8 +94,13 @@ def test_exclusion_and_inclusion_are_in_the_change_log(configured, seed, stores)
     exclude(configured, tenant)
     include(configured, tenant)
     entries = stores.changes.for_organization(configured, tenant)
-    assert [(e.kind, e.changes["Status"]) for e in entries[:2]] == [
-        ("include", ("excluded", "active")), ("exclude", ("active", "excluded"))]
+    assert [(e.kind, e.changes["Status"], e.by) for e in entries[:2]] == [
+        ("include", ("excluded", "active"), OPERATOR_SIGNATURE), ("exclude", ("active", "excluded"), OPERATOR_SIGNATURE)]
+    history = answer(ops("organization_changes", "GET", "ops/x/changes", account=configured, tenant=tenant))
+    assert [(c["kind"], c["by"]) for c in history["changes"][:2]] == [("include", OPERATOR_SIGNATURE),
+                                                                     ("exclude", OPERATOR_SIGNATURE)]
+    runs = answer(ops("recent_runs", "GET", "ops/x/runs", account=configured))["runs"]
+    assert [(r["mode"], r["by"]) for r in runs[:2]] == [("include", OPERATOR_SIGNATURE), ("exclude", OPERATOR_SIGNATURE)]
 
 
 def test_excluding_twice_changes_nothing(configured, seed):
@@ -184,6 +188,14 @@ def test_sync_now_answers_202_and_a_queued_unit_runs_the_sync_in_a_queue_trigger
     assert (run.outcome, run.counts["created"]) == ("succeeded", 25)
 
 
+def test_sync_now_is_recorded_with_who_asked_and_shows_in_status(configured, stores, unit_queue):
+    response = sync_now(configured)
+    assert response.status_code == 202 and answer(response)["by"] == OPERATOR_SIGNATURE
+    status = answer(ops("sync_status", "GET", "ops/x/status", account=configured))
+    assert status["last_sync_now"]["by"] == OPERATOR_SIGNATURE
+    assert status["last_sync_now"]["at"] == answer(response)["acceptedAt"]
+
+
 def test_sync_now_of_a_full_reconciliation_queues_a_full_unit(configured, unit_queue):
     assert sync_now(configured, mode="full").status_code == 202
     [message] = unit_queue.peek_messages(max_messages=32)
@@ -238,17 +250,8 @@ def held(with_partner_center, configured, seed, stores):
     return stores.held.hold(configured, run.run_id, tenants, active_count=3), tenants
 
 
-def decide(decision: str, account: str, held_id: str, principal: str | None = "operator@example.com"):
-    headers = {"X-MS-CLIENT-PRINCIPAL-NAME": principal} if principal is not None else {}
-    return ops(f"{decision}_held_deletion", "POST", f"ops/x/held/y/{decision}", account=account, held=held_id,
-               headers=headers)
-
-
-@pytest.fixture
-def app_service_auth(monkeypatch):
-    """App Service Authentication (Easy Auth) is on, as App Service announces it."""
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    app.use(None)
+def decide(decision: str, account: str, held_id: str):
+    return ops(f"{decision}_held_deletion", "POST", f"ops/x/held/y/{decision}", account=account, held=held_id)
 
 
 def test_an_approved_held_deletion_ends_its_organizations(configured, held, stores):
@@ -259,37 +262,19 @@ def test_an_approved_held_deletion_ends_its_organizations(configured, held, stor
 
 
 @pytest.mark.parametrize("decision", ["approve", "reject"])
-def test_without_app_service_authentication_a_decision_is_recorded_as_the_function_key_caller(
-        configured, held, stores, decision):
+def test_a_decision_records_the_signed_in_operators_name_and_object_id(configured, held, stores, decision):
     held_id, _ = held
-    # Any caller can write this header when nothing in front of the app strips it: never trusted then.
-    assert decide(decision, configured, held_id, principal="ceo@example.com").status_code == 200
-    assert stores.held.get(configured, held_id).decided_by == "function-key"
+    response = decide(decision, configured, held_id)
+    assert response.status_code == 200 and answer(response)["by"] == OPERATOR_SIGNATURE
+    assert stores.held.get(configured, held_id).decided_by == OPERATOR_SIGNATURE
 
 
-@pytest.mark.parametrize("decision", ["approve", "reject"])
-def test_with_app_service_authentication_a_decision_records_the_signed_in_operator(
-        configured, held, stores, app_service_auth, decision):
-    held_id, _ = held
-    assert decide(decision, configured, held_id).status_code == 200
-    assert stores.held.get(configured, held_id).decided_by == "operator@example.com"
-
-
-def test_with_app_service_authentication_but_no_principal_a_decision_is_the_function_key_callers(
-        configured, held, stores, app_service_auth):
-    held_id, _ = held
-    assert decide("reject", configured, held_id, principal=None).status_code == 200
-    assert stores.held.get(configured, held_id).decided_by == "function-key"
-
-
-@pytest.mark.parametrize("value", ["true", "TRUE", "False", "1", ""])
-def test_only_website_auth_enabled_true_in_any_case_turns_trust_on(configured, held, stores, monkeypatch, value):
-    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", value)
-    app.use(None)
-    held_id, _ = held
-    decide("reject", configured, held_id)
-    expected = "operator@example.com" if value.lower() == "true" else "function-key"
-    assert stores.held.get(configured, held_id).decided_by == expected
+def test_the_endings_of_an_approval_are_in_the_change_log_with_who_approved(configured, held, stores):
+    held_id, tenants = held
+    decide("approve", configured, held_id)
+    for tenant in tenants:
+        [ending] = [e for e in stores.changes.for_organization(configured, tenant) if e.kind == "end"]
+        assert ending.by == OPERATOR_SIGNATURE
 
 
 def test_a_rejected_held_deletion_leaves_its_organizations_active(configured, held, stores):

@@ -176,3 +176,19 @@ def test_of_an_approval_and_a_rejection_racing_exactly_one_decides(tables, held)
     assert outcomes.count("refused") == 1
     (winner,) = [outcome for outcome in outcomes if outcome != "refused"]
     assert held.get(ACCOUNT, held_id).status == {"approve": "approving", "reject": "rejected"}[winner]
+
+
+def test_decided_holds_are_listed_newest_decision_first_with_who_decided(held):
+    from datetime import datetime, timedelta, timezone
+
+    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    first = held.hold(ACCOUNT, "run-1", [new_tenant()], active_count=1)  # one pending hold at a time
+    held.reject(ACCOUNT, first, by="ann (1)")
+    second = held.hold(ACCOUNT, "run-2", [new_tenant()], active_count=1)
+    held.approve(ACCOUNT, second, by="bob (2)")
+    waiting = held.hold(ACCOUNT, "run-3", [new_tenant()], active_count=1)
+    decided = held.decided_since(ACCOUNT, before)
+    assert [(h.held_id, h.status, h.decided_by) for h in decided] == [(second, "approving", "bob (2)"),
+                                                                      (first, "rejected", "ann (1)")]
+    assert waiting not in {h.held_id for h in decided}
+    assert held.decided_since(ACCOUNT, datetime.now(timezone.utc) + timedelta(seconds=5)) == []

@@ -115,6 +115,7 @@ def identity_app(identity_storage, trusted, simulator, monkeypatch, tmp_path):
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_ID", simulator.client_id)
     monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", simulator.client_secret)
     monkeypatch.setenv("SYNC_DISPATCH", "queue")
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # operator routes sign their callers in
     monkeypatch.chdir(tmp_path)  # the CLI would read a developer's local.settings.json from the work tree
     _empty_unit_queues(binding_storage(HOST_STORAGE, os.environ))
     app.use(None)

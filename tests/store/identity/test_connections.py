@@ -166,6 +166,7 @@ def test_an_http_route_answers_a_storage_settings_error_with_a_problem_naming_th
 
     monkeypatch.setenv("SYNC_STORAGE__tableServiceUri", TABLES)
     monkeypatch.setenv("SYNC_STORAGE__credential", "workloadidentity")
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     response = call_http("sync_status_all", http_request("GET", "ops/status"))
     assert response.status_code == 503
     assert "SYNC_STORAGE__credential must be managedidentity" in answer(response)["detail"]

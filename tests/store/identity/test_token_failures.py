@@ -68,6 +68,7 @@ def test_an_http_route_answers_a_token_failure_with_503_naming_the_connection(wi
                    "PARTNER_CENTER_CLIENT_ID": str(uuid.uuid4()), "PARTNER_CENTER_CLIENT_SECRET": "pc-secret-value"}
         for name, value in {**endpoint.environment, **identity_storage_settings(client_id), **account}.items():
             monkeypatch.setenv(name, value)
+        monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
         app.use(None)
         try:
             response = call_http("sync_status_all", http_request("GET", "ops/status"))
