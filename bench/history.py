@@ -2,18 +2,19 @@
 
     python -m bench.history [--customers N] [--runs 100000] [--events 20000] [--changes 50000] [--scale S]
 
-For ONE account on Azurite and the Partner Center simulator (N customers, default 1,000, synced
-once with a full run), measures status (``App.status.accounts``, median of 5) and an unchanged
-incremental run (``App.run_accounts("incremental")``, median of 3), in wall time, and the table
-requests and entities one status call reads:
+For ONE account of N customers (default 1,000) on the Partner Center simulator, synced once with a
+full run into each of two Azurites, measures status (``App.status.accounts``), an unchanged
+incremental run (``App.run_accounts("incremental")``) and an organization's change history, in wall
+time (medians, the two stores' calls taken in turn so the machine's other work weighs on both
+alike), and the table requests and entities one status call reads, on the first Azurite (an empty
+history) against the second:
 
-1. with an empty history;
-2. with a year of history seeded as the stores lay it out (same keys and columns), dated across
+1. with a year of history seeded as the stores lay it out (same keys and columns), dated across
    the past 365 days: run rows (SyncRuns, and SyncRunsIndex for the abandoned ones), webhook events
    (WebhookEvents: processed and ignored, a few pending with their WebhookEventsIndex rows, which
    the first incremental run drains) and change entries (OrganizationChanges: each in its run's
    partition and in its organization's history);
-3. after ``App.prune`` (default retention: runs and events 90 days, the change log 400, so none of
+2. after ``App.prune`` (default retention: runs and events 90 days, the change log 400, so none of
    the year's change entries go), with its throughput per table; then a second prune of the change
    log alone at 90 days, for that table's throughput.
 
@@ -64,62 +65,66 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {name: int(getattr(args, name) * args.scale) for name in ("runs", "events", "changes")}
     figures: dict = {"customers": args.customers, **sizes}
 
-    with tempfile.TemporaryDirectory(prefix="bench-history-") as state_dir, Azurite() as azurite, \
-            _Simulator(args.customers, 0.0, 10_000_000, state_dir) as sim:
-        env = {**sim.settings, "SYNC_STORAGE_CONNECTION": azurite.connection_string,
-               "AzureWebJobsStorage": azurite.connection_string, "PARTNER_CENTER_ACCOUNT_ID": ACCOUNT,
-               "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE": "100000", "SYNC_TIME_BUDGET_SECONDS": "480"}
+    with tempfile.TemporaryDirectory(prefix="bench-history-") as state_dir, Azurite() as empty_storage, \
+            Azurite() as storage, _Simulator(args.customers, 0.0, 10_000_000, state_dir) as sim:
         os.environ["REQUESTS_CA_BUNDLE"] = sim.ca_path  # the sync runs in this process
-        app = App(Settings.from_env(env))
-        started = time.monotonic()
-        [full] = app.run_accounts("full", account_id=ACCOUNT, deadline=Deadline.starting_now(3600))
-        print(f"history: N={args.customers}, full run {full.outcome} in {time.monotonic() - started:.1f} s")
 
-        figures["empty"] = measure(app, "empty history", azurite.table_service_uri)
+        def app_on(azurite: Azurite, **settings: str) -> App:
+            return App(Settings.from_env({
+                **sim.settings, "SYNC_STORAGE_CONNECTION": azurite.connection_string,
+                "AzureWebJobsStorage": azurite.connection_string, "PARTNER_CENTER_ACCOUNT_ID": ACCOUNT,
+                "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE": "100000", "SYNC_TIME_BUDGET_SECONDS": "480", **settings}))
+
+        empty, app = app_on(empty_storage), app_on(storage)
+        for each in (empty, app):
+            started = time.monotonic()
+            [full] = each.run_accounts("full", account_id=ACCOUNT, deadline=Deadline.starting_now(3600))
+            print(f"history: N={args.customers}, full run {full.outcome} in {time.monotonic() - started:.1f} s")
         started = time.monotonic()
         seeded = seed(app, **sizes)
         figures["seed_seconds"] = time.monotonic() - started
         print(f"seeded: {seeded} in {figures['seed_seconds']:.1f} s "
               f"({sum(seeded.values()) / figures['seed_seconds']:.0f} rows/s)")
-        figures["history"] = measure(app, "a year of history", azurite.table_service_uri)
-        ratios(figures, "history")
+        figures["history"] = measure(empty, app, "a year of history", (empty_storage, storage))
         figures["prune"] = prune(app)
-        figures["pruned"] = measure(app, "after the prune", azurite.table_service_uri)
-        ratios(figures, "pruned")
-        figures["change_log_prune"] = prune(App(Settings.from_env({**env, "SYNC_CHANGE_LOG_RETENTION_DAYS": "90"})),
+        figures["pruned"] = measure(empty, app, "after the prune", (empty_storage, storage))
+        figures["change_log_prune"] = prune(app_on(storage, SYNC_CHANGE_LOG_RETENTION_DAYS="90"),
                                             only="OrganizationChanges")
     print(json.dumps(figures))
     return 0
 
 
-def measure(app: App, label: str, table_uri: str) -> dict:
-    """Status (one counted call, then the median of 5) and an unchanged incremental run (median of 3)."""
-    with counting(table_uri) as read:
-        app.status.accounts([ACCOUNT])
-    status = statistics.median(timed(lambda: app.status.accounts([ACCOUNT])) for _ in range(5))
-    # A control: a point read of a table history does not touch. What slows it slows every request
-    # (the machine's other work, the storage emulator's own heap), not the way the hot paths read.
-    control = statistics.median(timed(lambda: app.stores.state.get_watermark(ACCOUNT)) for _ in range(21))
+def measure(empty: App, app: App, label: str, storages: tuple[Azurite, Azurite]) -> dict:
+    """Each figure on the empty history and on ``app``'s, taken in turn (so the machine's other work
+    weighs on both alike): the table requests and entities of one status call, then medians."""
+    figures: dict = {}
+    for name, each, azurite in (("empty", empty, storages[0]), ("history", app, storages[1])):
+        with counting(azurite.table_service_uri) as read:
+            each.status.accounts([ACCOUNT])
+        figures[name] = {"status_requests": read["requests"], "status_entities": read["entities"]}
+        print(f"{label}: {name}: one status call, {read['requests']} table requests, "
+              f"{read['entities']} entities returned")
     tenant = next(app.stores.organizations.list(ACCOUNT, top=1))["RowKey"]
-    history = statistics.median(timed(lambda: app.stores.changes.for_organization(ACCOUNT, tenant)) for _ in range(5))
-    runs = [timed(lambda: app.run_accounts("incremental", account_id=ACCOUNT)) for _ in range(3)]
-    incremental = statistics.median(runs)
-    print(f"{label}: status {status * 1000:.0f} ms (median of 5), {read['requests']} table requests, "
-          f"{read['entities']} entities returned")
-    print(f"{label}: unchanged incremental run {incremental * 1000:.0f} ms (median of 3: "
-          f"{', '.join(f'{r * 1000:.0f}' for r in runs)} ms)")
-    print(f"{label}: an organization's change history {history * 1000:.0f} ms (median of 5)")
-    print(f"{label}: control, a point read of SyncState {control * 1000:.1f} ms (median of 21)")
-    return {"status_seconds": status, "status_requests": read["requests"], "status_entities": read["entities"],
-            "incremental_seconds": incremental, "incremental_runs": runs, "history_seconds": history,
-            "control_seconds": control}
-
-
-def ratios(figures: dict, key: str) -> None:
-    for figure in ("control_seconds", "status_seconds", "incremental_seconds", "history_seconds"):
-        ratio = figures[key][figure] / figures["empty"][figure]
-        figures[key][figure.replace("seconds", "ratio")] = ratio
-        print(f"{key}: {figure.split('_')[0]} {ratio:.2f}x the empty history's (target <= 1.2x)")
+    calls = {
+        # A control: a point read of a table the history does not touch.
+        "control": (21, lambda each: each.stores.state.get_watermark(ACCOUNT)),
+        "status": (7, lambda each: each.status.accounts([ACCOUNT])),
+        "incremental": (5, lambda each: each.run_accounts("incremental", account_id=ACCOUNT)),
+        "history": (7, lambda each: each.stores.changes.for_organization(ACCOUNT, tenant)),
+    }
+    for figure, (times, call) in calls.items():
+        taken: dict[str, list[float]] = {"empty": [], "history": []}
+        for _ in range(times):
+            for name, each in (("empty", empty), ("history", app)):
+                taken[name].append(timed(lambda: call(each)))
+        for name in taken:
+            figures[name][f"{figure}_seconds"] = statistics.median(taken[name])
+        ratio = figures["history"][f"{figure}_seconds"] / figures["empty"][f"{figure}_seconds"]
+        figures[f"{figure}_ratio"] = ratio
+        print(f"{label}: {figure} {figures['history'][f'{figure}_seconds'] * 1000:.1f} ms against "
+              f"{figures['empty'][f'{figure}_seconds'] * 1000:.1f} ms with an empty history: {ratio:.2f}x "
+              f"(medians of {times}, taken in turn)")
+    return figures
 
 
 def timed(call) -> float:
