@@ -37,6 +37,7 @@ from shared.store import (
     HeldEndingDecided,
     OrganizationWrite,
     StoreError,
+    next_version,
     organization_state,
 )
 
@@ -203,13 +204,13 @@ def _set_exclusion(stores: SyncStores, account_id: str, tenant_id: str, kind: st
     record = stores.runs.start(account_id, kind)
     at = record.started_at
     # Logged just before the write, as every change is (shared.sync.writes); taken back if it fails.
+    previous = organization_state(stored)
     stores.changes.record(account_id, record.run_id, [
-        ChangeEntry(tenant_id, kind, at, {"Status": (status, wanted)}),
+        ChangeEntry(tenant_id, kind, at, {"Status": (status, wanted)}, version=next_version(previous)),
     ])
     try:
         # ETag-guarded: a sync that wrote the row since we read it makes this a conflict, not a lost write.
-        stats = stores.organizations.apply(account_id, [
-            OrganizationWrite(tenant_id, kind, at, previous=organization_state(stored))])
+        stats = stores.organizations.apply(account_id, [OrganizationWrite(tenant_id, kind, at, previous=previous)])
     except StoreError as exc:
         settle_change_log_or_say_why(stores, account_id, record.run_id, since=at, tenant_ids=[tenant_id])
         stores.runs.finish(record, "failed", {}, api_calls=0, throttled_calls=0, error=str(exc))

@@ -34,6 +34,8 @@ class ChangeEntry:
     at: datetime
     changes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     run_id: str = ""
+    # The organization's Version after this change (0: logged before the column existed).
+    version: int = 0
 
 
 class ChangeLog:
@@ -59,6 +61,8 @@ class ChangeLog:
                 "At": require_utc(change.at, "the change's timestamp"),
                 "Changes": _changes_json(change.changes),
             }
+            if change.version:
+                entity["Version"] = change.version
             operations.append(("upsert", entity))
         return submit_batches(self._table, partition, operations)[1]
 
@@ -97,6 +101,16 @@ class ChangeLog:
         return entries[:limit]
 
 
+    def since(self, account_id: str, moment: datetime) -> list[ChangeEntry]:
+        """Every change of the account stamped at or after ``moment``, oldest first (a replay's
+        read: scans the account's change log with a server-side filter)."""
+        low, high = account_range(account_id)
+        query = self._table.query_entities(
+            "PartitionKey ge @low and PartitionKey lt @high and At ge @since",
+            parameters={"low": low, "high": high, "since": require_utc(moment, "since")},
+        )
+        return sorted((_entry(entity) for entity in query), key=lambda entry: (entry.at, entry.version))
+
     def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
         """Delete the account's entries stamped before ``before``; ``(deleted, finished)``. Only the
         partitions of runs that began before it are read (run ids sort newest first)."""
@@ -128,4 +142,5 @@ def _entry(entity: Mapping) -> ChangeEntry:
         at=entity["At"],
         changes=changes,
         run_id=entity["PartitionKey"].split(SEPARATOR, 1)[1],
+        version=int(entity.get("Version") or 0),
     )

@@ -63,6 +63,7 @@ class TableNames:
     walk: str = "ReconciliationWalk"
     request_budget: str = "RequestBudget"  # the account's Partner Center request budget, shared by every instance
     tenant_index: str = "OrganizationTenants"
+    outbox: str = "EventOutbox"  # organization changes not yet published as events (docs/events.md)
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -125,6 +126,10 @@ class Tables:
     @property
     def tenant_index(self) -> TableClient:
         return self.client(self.names.tenant_index)
+
+    @property
+    def outbox(self) -> TableClient:
+        return self.client(self.names.outbox)
 
     def create_all(self) -> None:
         """Create every table that does not exist yet (safe to call on every start)."""

@@ -47,6 +47,10 @@ PARTNER_CENTER_CALLS = "pcsync.partner_center.calls"
 PARTNER_CENTER_THROTTLED = "pcsync.partner_center.throttled_calls"
 BUDGET_UTILIZATION = "pcsync.budget.utilization"
 SYNC_LAG = "pcsync.sync.lag"
+# Organization events (docs/events.md): events the topic accepted, and after each publishing pass the
+# age of the oldest stored change still waiting (0 when none waits): the alert's input.
+EVENTS_PUBLISHED = "pcsync.events.published"
+EVENTS_PUBLISHING_LAG = "pcsync.events.publishing_lag"
 WEBHOOK_EVENTS_PENDING = "pcsync.webhook_events.pending"
 WEBHOOK_EVENTS_FAILED = "pcsync.webhook_events.failed"
 # Authentic webhook events answered 200 and not stored, by account and reason.
