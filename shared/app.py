@@ -38,6 +38,7 @@ from shared.partner_center import (
 from shared.partner_center.budget import BACKGROUND, INTERACTIVE, BudgetConfig, LaneBudget, RequestBudgets
 from shared.settings import Account, Settings
 from shared.store.connections import ManagedIdentities, StorageConnection, binding_storage, sync_storage
+from shared.store.outbox import EventOutbox
 from shared.store.refresh_tokens import RefreshTokenStore
 from shared.sync.engine import AccountSync, Deadline, RunResult, SyncOptions
 from shared.sync.stores import SyncStores
@@ -139,7 +140,8 @@ class App:
     def status(self) -> StatusReader:
         """What operators see of each account: read with a person's short timeouts, creating nothing."""
         return StatusReader(self.settings, self.read_stores, events=lambda: self.read_events,
-                            unit_queue=lambda: self.read_unit_queue, event_queue=lambda: self.read_event_queue)
+                            unit_queue=lambda: self.read_unit_queue, event_queue=lambda: self.read_event_queue,
+                            outbox=EventOutbox(self.read_stores.tables) if self.topic_settings else None)
 
     @cached_property
     def read_unit_queue(self) -> UnitQueue:
