@@ -117,7 +117,9 @@ def _configure_telemetry(args) -> None:
 def _sync(args) -> int:
     from shared import app
 
-    results = app.current().run_accounts(args.mode, account_id=args.account)
+    wired = app.current()
+    results = wired.run_accounts(args.mode, account_id=args.account)
+    wired.publish_events_after_writes(account_id=args.account)  # as the timers do (docs/events.md)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:

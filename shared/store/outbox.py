@@ -23,7 +23,9 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from shared.contacts.mapping import MAX_STRING_CODE_UNITS
 from shared.keys import SEPARATOR, account_key, require_utc, tenant_key, token_key
 from shared.store.changes import ChangeEntry, ChangeLog
-from shared.store.tables import Tables, delete_rows, submit_batches
+from azure.data.tables import TableTransactionError
+
+from shared.store.tables import MAX_BATCH, Tables, delete_rows, submit_batches
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,30 @@ class EventOutbox:
         return len(moments), min(moments, default=None)
 
     def remove(self, account_id: str, published: Sequence[PendingChange]) -> int:
-        """Delete rows whose events the topic accepted; a row re-recorded since it was read (its
-        ETag moved) stays for its new content; one already gone is fine. Returns how many went."""
-        removed = 0
+        """Delete rows whose events the topic accepted, 100 a transaction; a row re-recorded since it
+        was read (its ETag moved) stays for its new content; one already gone is fine. Returns how many went."""
         partition = account_key(account_id)
-        for change in published:
+        removed = 0
+        for start in range(0, len(published), MAX_BATCH):
+            chunk = published[start:start + MAX_BATCH]
+            try:
+                self._table.submit_transaction([("delete", {"PartitionKey": partition,
+                                                            "RowKey": _row_key(c.tenant_id, c.run_id)},
+                                                 {"etag": c.etag, "match_condition": MatchConditions.IfNotModified})
+                                                for c in chunk])
+                removed += len(chunk)
+            except TableTransactionError:
+                removed += self._remove_one_by_one(partition, chunk)  # one moved or went: settle each alone
+        return removed
+
+    def _remove_one_by_one(self, partition: str, changes: Sequence[PendingChange]) -> int:
+        removed = 0
+        for change in changes:
             try:
                 self._table.delete_entity(partition, _row_key(change.tenant_id, change.run_id), etag=change.etag,
                                           match_condition=MatchConditions.IfNotModified)
                 removed += 1
-            except ResourceModifiedError:
-                continue
-            except ResourceNotFoundError:
+            except (ResourceModifiedError, ResourceNotFoundError):
                 continue
         return removed
 
