@@ -31,7 +31,7 @@ from bench.validation import percentile
 from bench.webhooks import POLL_SECONDS, start_host
 from devstack.eventgrid import StandInTopic
 from devstack.local.azurite import Azurite, free_port
-from tests.store.identity.identity_endpoint import IdentityEndpoint
+from devstack.local.identity import IdentityEndpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_ID = "0f3b9c1a-7e2d-4a66-b0c4-5d1e8f2a9b70"

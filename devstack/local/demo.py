@@ -14,12 +14,15 @@ import os
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 import azure.functions as func
 import requests
 
 from shared import app
+from devstack.eventgrid import StandInTopic
 from devstack.local.azurite import Azurite
+from devstack.local.identity import IdentityEndpoint
 from devstack.local.host import call_http, fire_timer
 from devstack.local.queues import QueueListeners
 from devstack.local.server import LocalServer
@@ -38,8 +41,17 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
     from devstack.simulator import PartnerCenterSimulator
 
     with tempfile.TemporaryDirectory(prefix="pc-sync-demo-") as state_dir, Azurite() as azurite, \
-            PartnerCenterSimulator(customers=customers, seed=seed, state_dir=state_dir) as sim:
+            PartnerCenterSimulator(customers=customers, seed=seed, state_dir=state_dir) as sim, \
+            IdentityEndpoint() as identity, StandInTopic(Path(state_dir) / "topic") as topic:
+        # Both local CAs: the simulator's and the stand-in topic's.
+        bundle = Path(state_dir) / "ca-bundle.pem"
+        bundle.write_text(Path(sim.ca_path).read_text() + Path(topic.ca_path).read_text())
         os.environ.update({
+            **identity.environment,  # the app's managed identity, on loopback
+            # Organization events to the stand-in Event Grid topic (docs/events.md).
+            "PLATFORM_EVENTS__topicEndpointUri": topic.endpoint,
+            "PLATFORM_EVENTS__credential": "managedidentity",
+            "PLATFORM_EVENTS__clientId": "d3mo0000-0000-4000-8000-000000000001",
             "AzureWebJobsStorage": azurite.connection_string,  # where the queue triggers listen
             "SYNC_STORAGE_CONNECTION": azurite.connection_string,
             "PARTNER_CENTER_API_URL": sim.url,
@@ -48,7 +60,7 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
             "PARTNER_CENTER_CLIENT_ID": sim.client_id,
             "PARTNER_CENTER_CLIENT_SECRET": sim.client_secret,
             "PARTNER_CENTER_ACCOUNT_ID": "demo",
-            "REQUESTS_CA_BUNDLE": sim.ca_path,
+            "REQUESTS_CA_BUNDLE": str(bundle),
             # The simulator signs its webhook events with a certificate from its own CA.
             "WEBHOOK_CERTIFICATE_HOSTS": f"127.0.0.1:{sim.port}",
             "WEBHOOK_TRUST_ANCHORS": sim.ca_path,
@@ -58,9 +70,10 @@ def run_demo(customers: int = 40, seed: int = 42) -> int:
         stores = app.current().stores
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log lines in the story
         with LocalServer() as server, QueueListeners():
-            story = _Story(stores, sim, server.url)
+            story = _Story(stores, sim, server.url, topic)
             print(f"Azurite (in memory) on 127.0.0.1:{azurite.table_port}; Partner Center simulator at {sim.url} "
-                  f"with {customers} customers; the functions on {server.url}\n")
+                  f"with {customers} customers; the functions on {server.url}; the Platform's Event Grid topic "
+                  f"(a stand-in) at {topic.endpoint}\n")
             _tell(story, sim)
     return 0 if story.ok else 1
 
@@ -101,8 +114,10 @@ def _tell(story: "_Story", sim) -> None:
 
 
 class _Story:
-    def __init__(self, stores, sim, functions_url: str) -> None:
+    def __init__(self, stores, sim, functions_url: str, topic: StandInTopic) -> None:
         self.stores = stores
+        self.topic = topic
+        self.events_shown = 0
         self.sim = sim
         self.functions_url = functions_url
         self.account = app.current().settings.accounts[0].id
@@ -202,7 +217,24 @@ class _Story:
                          for e in self.stores.changes.for_run(self.account, run.run_id))
         print(f"   change log of {'this run' if len(runs) == 1 else 'these runs'}: "
               f"{', '.join(f'{k} {v}' for k, v in sorted(logged.items())) or 'no entries'}")
+        self._print_events(sum(logged.values()))
         print()
+
+    def _print_events(self, expected: int) -> None:
+        """The events the Platform's topic received for this step: one per stored change."""
+        events = self.topic.wait_for(self.events_shown + expected, timeout=10)[self.events_shown:]
+        self.events_shown += len(events)
+        if len(events) != expected:
+            self.ok = False
+            print(f"   error: {expected} change(s) stored, {len(events)} event(s) received")
+        if len(events) > 3:
+            kinds = Counter(e["type"] for e in events)
+            print("   events the Platform received: " + ", ".join(f"{t} x{n}" for t, n in sorted(kinds.items())))
+            return
+        for event in events:
+            changed = ", ".join(event["data"]["changes"]) or "nothing"
+            print(f"   event {event['type']} {event['subject']} version {event['data']['version']} "
+                  f"(changed: {changed})")
 
     def _print_calls(self, calls_before: dict) -> None:
         calls = {k: v - calls_before.get(k, 0) for k, v in self.sim.counters().items() if v - calls_before.get(k, 0)}

@@ -27,7 +27,7 @@ from .topic import Topic, TopicRefused, batches
 log = logging.getLogger(__name__)
 
 # Changes read per round: a round's organizations are read with point reads up to POINT_READS, else
-# with one query of the rows written since its oldest change.
+# with one query of the rows in its tenant range written since its oldest change.
 ROUND = 1000
 POINT_READS = 100
 # Below this many seconds left the pass stops: a request it starts must finish inside the invocation.
@@ -159,5 +159,5 @@ def _rows(organizations: OrganizationStore, account_id: str, pending: Sequence[P
     tenants = sorted({p.tenant_id for p in pending})
     if len(tenants) <= POINT_READS:
         return {t: row for t in tenants if (row := organizations.get(account_id, t)) is not None}
-    rows = organizations.rows_changed_since(account_id, min(p.at for p in pending))
+    rows = organizations.rows_changed_since(account_id, min(p.at for p in pending), tenants[0], tenants[-1])
     return {t: rows[t] for t in tenants if t in rows}

@@ -9,6 +9,7 @@ within Event Grid's limits: at most 1 MB a request (each event counted as sent) 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -25,6 +26,9 @@ SCOPE = "https://eventgrid.azure.net/.default"
 MAX_EVENTS = 1000
 # 1 MB a request; room kept for the array's brackets and commas.
 MAX_REQUEST_BYTES = 1_000_000 - 1024
+# The SDK hands a call's transport options (its timeouts) to its event model too, which warns on
+# every send that it ignores them; the transport applies them.
+logging.getLogger("azure.eventgrid._legacy._generated._serialization").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

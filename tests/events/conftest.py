@@ -13,7 +13,7 @@ from shared.settings import Settings
 from shared.store import TableNames
 from shared.sync.engine import Deadline
 from shared.sync.stores import SyncStores
-from tests.store.identity.identity_endpoint import IdentityEndpoint
+from devstack.local.identity import IdentityEndpoint
 
 CLIENT_ID = "5f0c6a47-3d1e-4c55-9a11-0c8a7e1b2f01"
 
