@@ -8,8 +8,9 @@ cost a full run, and a topic outage during a run.
 2. A full run of N new customers (``python -m shared sync full``, which publishes after its writes
    as the timers do) without events, then with events into another account: wall times, their
    ratio, and the ``created`` events the topic received.
-3. The same run with the topic refusing (503) for its first 60 s: then ``python -m shared events
-   publish``; every event delivered once, none lost, each organization's in version order.
+3. The same run into a third account with the topic refusing (503) for 60 s from the run's own
+   publishing on; after the outage ``python -m shared events publish`` (what the next timer does):
+   every event delivered, none lost, each organization's in version order.
 
 Not a test: the figures depend on the machine.
 """
@@ -135,10 +136,14 @@ def main(argv: list[str] | None = None) -> int:
                 failures.append(f"{len(created)} created events for {n} customers")
 
             time.sleep(args.pause)
-            topic.refuse(503, args.outage)
-            refused_from = time.monotonic()
+            # The outage begins when the run's own publishing meets it, right after its writes.
+            topic.refuse(503, args.outage, from_next_request=True)
             full_run({**env, **event_settings(topic)}, "bench-outage")
-            time.sleep(max(0.0, args.outage - (time.monotonic() - refused_from)))
+            began = topic.refused_since()
+            if began is None:
+                failures.append("outage: the run never met the refusing topic")
+            else:
+                time.sleep(max(0.0, args.outage - (time.monotonic() - began)) + 1)
             published = subprocess.run([sys.executable, "-m", "shared", "events", "publish", "--json"], cwd=ROOT,
                                        env={**env, **event_settings(topic), "PARTNER_CENTER_ACCOUNT_ID": "bench-outage"},
                                        capture_output=True, text=True)

@@ -31,7 +31,8 @@ _REQUIRED = ("specversion", "id", "source", "type")
 @dataclass
 class Refusal:
     status: int
-    until: float  # monotonic
+    seconds: float
+    until: float | None = None  # monotonic; None: from the next request on
 
 
 @dataclass
@@ -61,12 +62,19 @@ class StandInTopic:
         host, port = self._server.server_address[:2]
         return f"https://{host}:{port}/api/events"
 
-    def refuse(self, status: int, seconds: float) -> None:
-        """Answer every request with ``status`` (429 or 503) for ``seconds`` from now."""
+    def refuse(self, status: int, seconds: float, *, from_next_request: bool = False) -> None:
+        """Answer every request with ``status`` (429 or 503) for ``seconds`` from now, or from the
+        next request on (an outage that meets the next publisher, whenever it comes)."""
         if status not in (429, 503):
             raise ValueError("the stand-in refuses with 429 or 503")
         with self._lock:
-            self._refusal = Refusal(status, time.monotonic() + seconds)
+            self._refusal = Refusal(status, seconds, None if from_next_request else time.monotonic() + seconds)
+
+    def refused_since(self) -> float | None:
+        """When (monotonic) the current refusal began: ``None`` before its first request."""
+        with self._lock:
+            refusal = self._refusal
+        return None if refusal is None or refusal.until is None else refusal.until - refusal.seconds
 
     def events(self) -> list[dict]:
         with self._lock:
@@ -126,6 +134,8 @@ class StandInTopic:
         raw = handler.rfile.read(length) if length else b""
         with self._lock:
             refusal = self._refusal
+            if refusal is not None and refusal.until is None:
+                refusal.until = time.monotonic() + refusal.seconds
         if refusal is not None and time.monotonic() < refusal.until:
             return self._answered(refusal.status, _error("Throttled" if refusal.status == 429 else "ServiceUnavailable",
                                                          "the stand-in topic refuses for now"))

@@ -1,5 +1,10 @@
 """The Platform's Event Grid topic: its settings (``PLATFORM_EVENTS__*``) and the client that sends batches.
 
+Event Grid's publish call: ``POST {endpoint}?api-version=2018-01-01`` for a custom topic,
+``POST {endpoint}/topics/{name}:publish?api-version=2024-06-01`` for a namespace topic, a JSON
+array of CloudEvents as ``application/cloudevents-batch+json``, a bearer token for
+``https://eventgrid.azure.net``; 200 when the topic took the whole batch.
+
 A custom topic (docs/events.md says why), or a namespace topic when ``PLATFORM_EVENTS__topicName``
 is set; always with a managed identity (role ``EventGrid Data Sender``), never a key. Batches stay
 within Event Grid's limits: at most 1 MB a request (each event counted as sent) and
@@ -9,13 +14,21 @@ within Event Grid's limits: at most 1 MB a request (each event counted as sent) 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
-from azure.core.messaging import CloudEvent
+from azure.core.exceptions import AzureError
+from azure.core.pipeline.policies import (
+    BearerTokenCredentialPolicy,
+    DistributedTracingPolicy,
+    HeadersPolicy,
+    HttpLoggingPolicy,
+    UserAgentPolicy,
+)
+from azure.core.rest import HttpRequest
 
 from shared.credentials import NamedCredential, managed_identity_name
 from shared.settings import SettingsError
@@ -26,9 +39,9 @@ SCOPE = "https://eventgrid.azure.net/.default"
 MAX_EVENTS = 1000
 # 1 MB a request; room kept for the array's brackets and commas.
 MAX_REQUEST_BYTES = 1_000_000 - 1024
-# The SDK hands a call's transport options (its timeouts) to its event model too, which warns on
-# every send that it ignores them; the transport applies them.
-logging.getLogger("azure.eventgrid._legacy._generated._serialization").setLevel(logging.ERROR)
+CONTENT_TYPE = "application/cloudevents-batch+json; charset=utf-8"
+CUSTOM_TOPIC_API_VERSION = "2018-01-01"
+NAMESPACE_API_VERSION = "2024-06-01"
 
 
 @dataclass(frozen=True)
@@ -77,47 +90,61 @@ class TopicRefused(Exception):
 
 
 class Topic:
-    """Sends batches of CloudEvents to one topic."""
+    """Sends batches of CloudEvents to one topic: Event Grid's publish REST call on azure-core's
+    pipeline, with a bearer token for Event Grid from the managed identity.
+
+    Not azure-eventgrid's ``EventGridPublisherClient``: its model serializer walks every event's
+    ``data`` field by field (4 ms an event here, 20 s for 5,000 new customers) and its custom-topic
+    client drops the transport options it is given. The body here is the events' JSON as measured
+    for the batch limits, sent once. No retry policy: the publisher decides when to try again (the
+    outbox keeps the events).
+    """
 
     def __init__(self, settings: TopicSettings, credential: TokenCredential, **client_options: Any) -> None:
-        from azure.eventgrid import EventGridPublisherClient
-
         self.settings = settings
         named = NamedCredential(credential, CONNECTION, managed_identity_name(settings.client_id))
-        # The publisher decides when to try again (the outbox keeps the events): one attempt a call.
-        self._client = EventGridPublisherClient(settings.endpoint, named, namespace_topic=settings.topic_name or None,
-                                                retry_total=0, **client_options)
+        policies = [
+            HeadersPolicy(),
+            UserAgentPolicy(sdk_moniker="pcsync-events"),
+            BearerTokenCredentialPolicy(named, SCOPE),
+            DistributedTracingPolicy(),
+            HttpLoggingPolicy(),
+        ]
+        self._client = PipelineClient(settings.endpoint, policies=policies, **client_options)
+        endpoint = settings.endpoint.rstrip("/")
+        self._url = (f"{endpoint}/topics/{quote(settings.topic_name)}:publish?api-version={NAMESPACE_API_VERSION}"
+                     if settings.topic_name else f"{endpoint}?api-version={CUSTOM_TOPIC_API_VERSION}")
 
-    def send(self, events: Sequence[dict], timeout: float) -> None:
-        """Send one batch (at most :data:`MAX_EVENTS`, 1 MB) within ``timeout`` seconds, or raise :class:`TopicRefused`."""
-        from azure.core.exceptions import AzureError, HttpResponseError
-
-        cloud_events = [CloudEvent.from_dict(event) for event in events]
-        seconds = max(1, int(timeout))
+    def send(self, batch: Sequence[bytes], timeout: float) -> None:
+        """Send one batch (events as JSON, at most :data:`MAX_EVENTS` and 1 MB, see :func:`batches`)
+        within ``timeout`` seconds, or raise :class:`TopicRefused`."""
+        seconds = max(1.0, timeout)
+        request = HttpRequest("POST", self._url, content=b"[" + b",".join(batch) + b"]",
+                              headers={"Content-Type": CONTENT_TYPE})
         try:
-            self._client.send(cloud_events, connection_timeout=min(10, seconds), read_timeout=seconds)
-        except HttpResponseError as exc:
-            raise TopicRefused(f"the topic answered {exc.status_code}: {exc.reason or exc.message}"[:300],
-                               exc.status_code) from exc
+            response = self._client.send_request(request, connection_timeout=min(10.0, seconds), read_timeout=seconds)
         except AzureError as exc:
             raise TopicRefused(f"the topic could not be reached: {type(exc).__name__}: {exc}"[:300]) from exc
+        if response.status_code != 200:
+            raise TopicRefused(f"the topic answered {response.status_code}: {response.text()[:200]}",
+                               response.status_code)
 
     def close(self) -> None:
         self._client.close()
 
 
-def batches(events: Sequence[dict]) -> Iterator[list[dict]]:
-    """``events`` in order, cut into requests Event Grid accepts (count and bytes)."""
-    batch: list[dict] = []
+def batches(events: Sequence[dict]) -> Iterator[list[bytes]]:
+    """``events`` in order, as JSON, cut into requests Event Grid accepts (count and bytes)."""
+    batch: list[bytes] = []
     size = 0
     for event in events:
-        length = len(json.dumps(event, ensure_ascii=False).encode()) + 1
-        if length > MAX_REQUEST_BYTES:
-            raise ValueError(f"event {event['id']} is {length} bytes, over Event Grid's 1 MB")
-        if batch and (len(batch) >= MAX_EVENTS or size + length > MAX_REQUEST_BYTES):
+        encoded = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(encoded) + 2 > MAX_REQUEST_BYTES:
+            raise ValueError(f"event {event['id']} is {len(encoded)} bytes, over Event Grid's 1 MB")
+        if batch and (len(batch) >= MAX_EVENTS or size + len(encoded) + 1 > MAX_REQUEST_BYTES):
             yield batch
             batch, size = [], 0
-        batch.append(event)
-        size += length
+        batch.append(encoded)
+        size += len(encoded) + 1
     if batch:
         yield batch
