@@ -1,7 +1,8 @@
 // The Platform's organization events (docs/events.md): an Event Grid custom topic in the
 // CloudEvents 1.0 schema, keys disabled, the app's identity as its only sender, and as an example
 // a subscription that delivers to a Storage queue the Platform reads.
-// Built-in role: EventGrid Data Sender  d5a91429-5739-47e2-a06b-3470a27159e7
+// Built-in roles: EventGrid Data Sender                d5a91429-5739-47e2-a06b-3470a27159e7  the app, on the topic
+//                 Storage Queue Data Message Sender     c6a89b2d-59bc-44d0-9896-0f6e12d7b80a  the topic, on the example queue's account
 
 param name string
 param location string
@@ -17,11 +18,17 @@ param subscriptionStorageAccountName string = ''
 param subscriptionQueueName string = 'platform-organization-events'
 
 var eventGridDataSender = 'd5a91429-5739-47e2-a06b-3470a27159e7'
+var storageQueueDataMessageSender = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 
 resource topic 'Microsoft.EventGrid/topics@2025-02-15' = {
+  //checkov:skip=CKV_AZURE_193:The Function App publishes over the public endpoint when it has no virtual network; publishing is Entra-only (keys disabled)
   name: name
   location: location
   tags: tags
+  // The topic's own identity delivers to the example subscription's queue (no storage key).
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     inputSchema: 'CloudEventSchemaV1_0'
     // Entra ID only: no key or SAS token can publish.
@@ -48,20 +55,36 @@ resource exampleQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@20
   name: '${subscriptionStorage.name}/default/${subscriptionQueueName}'
 }
 
+resource topicQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(subscriptionStorageAccountName)) {
+  name: guid(subscriptionStorage.id, topic.id, storageQueueDataMessageSender)
+  scope: subscriptionStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSender)
+    principalId: topic.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource exampleSubscription 'Microsoft.EventGrid/topics/eventSubscriptions@2025-02-15' = if (!empty(subscriptionStorageAccountName)) {
   parent: topic
   name: 'platform-queue'
   dependsOn: [
     exampleQueue
+    topicQueueSender
   ]
   properties: {
     eventDeliverySchema: 'CloudEventSchemaV1_0'
-    destination: {
-      endpointType: 'StorageQueue'
-      properties: {
-        resourceId: subscriptionStorage.id
-        queueName: subscriptionQueueName
-        queueMessageTimeToLiveInSeconds: -1
+    deliveryWithResourceIdentity: {
+      identity: {
+        type: 'SystemAssigned'
+      }
+      destination: {
+        endpointType: 'StorageQueue'
+        properties: {
+          resourceId: subscriptionStorage.id
+          queueName: subscriptionQueueName
+          queueMessageTimeToLiveInSeconds: -1
+        }
       }
     }
     filter: {
