@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Iterable, Mapping
 
 from shared.contacts.mapping import CONTENT_FIELDS
-from shared.store import CREATE, END, EXCLUDE, INCLUDE, STATUS_RELATIONSHIP_ENDED, UPDATE
+from shared.store import CREATE, END, EXCLUDE, INCLUDE, STATUS_ACTIVE, STATUS_RELATIONSHIP_ENDED, UPDATE
 
 # Names this service; every event type starts with it.
 TYPE_PREFIX = "pcsync"
@@ -49,6 +49,14 @@ def organization_as_left(row: Mapping[str, object], at: datetime, version: int,
             organization[name] = old
     organization["Version"] = version
     organization["LastChangedAt"] = at
+    return {name: _json_value(value) for name, value in organization.items()}
+
+
+def organization_created(at: datetime, version: int, changes: Mapping[str, tuple[str, str]]) -> dict:
+    """The contract properties as a create left them: its changes hold every non-empty content value."""
+    organization: dict[str, object] = {name: "" for name in CONTRACT_PROPERTIES}
+    organization.update({name: new for name, (_old, new) in changes.items()})
+    organization.update(Status=STATUS_ACTIVE, FirstSyncedAt=at, LastChangedAt=at, Version=version)
     return {name: _json_value(value) for name, value in organization.items()}
 
 

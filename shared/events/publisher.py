@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
 
 from shared import telemetry
-from shared.store.organizations import OrganizationStore
+from shared.store.organizations import CREATE, OrganizationStore
 from shared.store.outbox import EventOutbox, PendingChange
 
-from .cloud import cloud_event, organization_as_left
+from .cloud import cloud_event, organization_as_left, organization_created
 from .topic import Topic, TopicRefused, batches
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ POINT_READS = 100
 # Below this many seconds left the pass stops: a request it starts must finish inside the invocation.
 MIN_SECONDS = 3.0
 REQUEST_SECONDS = 30.0
+_LANDING_COLUMNS = ("RowKey", "Version", "LastChangedAt")
 
 
 @dataclass
@@ -139,8 +140,11 @@ def ready_events(account_id: str, pending: Sequence[PendingChange], rows: dict[s
             landed.append(winner)
             ready.dropped.extend(c for c in same if c is not winner)
         for index, change in enumerate(landed):
-            later = [c.changes for c in reversed(landed[index + 1:])]
-            organization = organization_as_left(row, change.at, change.version, later)
+            if change.kind == CREATE:
+                organization = organization_created(change.at, change.version, change.changes)
+            else:
+                later = [c.changes for c in reversed(landed[index + 1:])]
+                organization = organization_as_left(row, change.at, change.version, later)
             ready.events.append(cloud_event(account_id, tenant_id, change.kind, change.at, change.version,
                                             change.changes, organization))
             ready.rows.append(change)
@@ -156,8 +160,16 @@ def _whole_organizations(pending: list[PendingChange]) -> list[PendingChange]:
 
 
 def _rows(organizations: OrganizationStore, account_id: str, pending: Sequence[PendingChange]) -> dict[str, dict]:
+    """The stored organizations of ``pending``: whole rows where an event needs them (every change but
+    a create, whose event is built from its own change), else only what tells whether it landed."""
     tenants = sorted({p.tenant_id for p in pending})
+    whole = sorted({p.tenant_id for p in pending if p.kind != CREATE})
     if len(tenants) <= POINT_READS:
         return {t: row for t in tenants if (row := organizations.get(account_id, t)) is not None}
-    rows = organizations.rows_changed_since(account_id, min(p.at for p in pending), tenants[0], tenants[-1])
+    since = min(p.at for p in pending)
+    rows = organizations.rows_changed_since(account_id, since, tenants[0], tenants[-1], select=_LANDING_COLUMNS)
+    if len(whole) <= POINT_READS:
+        rows.update({t: row for t in whole if (row := organizations.get(account_id, t)) is not None})
+    else:
+        rows.update(organizations.rows_changed_since(account_id, since, whole[0], whole[-1]))
     return {t: rows[t] for t in tenants if t in rows}

@@ -169,13 +169,15 @@ class OrganizationStore:
         )
         return {row["RowKey"]: row.get("LastChangedAt") for row in query}
 
-    def rows_changed_since(self, account_id: str, since: datetime, first: str, last: str) -> dict[str, dict]:
+    def rows_changed_since(self, account_id: str, since: datetime, first: str, last: str,
+                           select: Sequence[str] | None = None) -> dict[str, dict]:
         """``{tenant id: row}`` of the organizations from tenant ``first`` to ``last`` (inclusive)
-        written at or after ``since``: one query over that key range only."""
+        written at or after ``since``: one query over that key range only; ``select``: only those columns."""
         query = self._table.query_entities(
             "PartitionKey eq @pk and RowKey ge @first and RowKey le @last and LastChangedAt ge @since",
             parameters={"pk": account_key(account_id), "first": tenant_key(first), "last": tenant_key(last),
                         "since": require_utc(since, "since")},
+            select=list(select) if select else None,
         )
         return {row["RowKey"]: row for row in query}
 

@@ -150,3 +150,34 @@ def test_no_events_settings_means_no_events():
     found = TopicSettings.from_environ({"platform_events__TOPICENDPOINTURI": "https://t.example/api/events",
                                         "PLATFORM_EVENTS__credential": "ManagedIdentity"})
     assert found.endpoint == "https://t.example/api/events" and found.topic_name == ""
+
+
+def test_a_round_of_many_organizations_is_read_by_tenant_range(wired, topic):
+    """Beyond 100 organizations a round reads their landing columns in one range query (whole rows
+    only where an event needs them): the events are the same as with point reads."""
+    import uuid
+    from shared.contacts.mapping import CONTENT_FIELDS
+    from shared.store import CREATE, UPDATE, ChangeEntry, OrganizationWrite, organization_state
+
+    account = account_of(wired)
+    stores = wired.stores
+    at = datetime.now(timezone.utc)
+    tenants = sorted(str(uuid.uuid4()) for _ in range(150))
+    fields = {name: f"{name} value" for name in CONTENT_FIELDS}
+    stores.changes.record(account, "bulk", [ChangeEntry(t, CREATE, at, {n: ("", v) for n, v in fields.items()},
+                                                        version=1) for t in tenants])
+    stores.organizations.apply(account, [OrganizationWrite(t, CREATE, at, fields) for t in tenants])
+    # One of them changes again before any pass: its created event still carries the created state.
+    renamed, later = tenants[7], datetime.now(timezone.utc)
+    previous = organization_state(stores.organizations.get(account, renamed))
+    stores.changes.record(account, "rename", [ChangeEntry(renamed, UPDATE, later, {"CompanyName": (
+        "CompanyName value", "Renamed")}, version=2)])
+    stores.organizations.apply(account, [OrganizationWrite(renamed, UPDATE, later, {"CompanyName": "Renamed"},
+                                                           previous=previous)])
+    assert publish(wired)[0].published == 151
+    events = of_tenant(topic.events(), renamed)
+    assert [(e["type"], e["data"]["organization"]["CompanyName"]) for e in events] == [
+        ("pcsync.organization.created", "CompanyName value"), ("pcsync.organization.updated", "Renamed")]
+    created = events[0]["data"]["organization"]
+    assert created["Status"] == "active" and created["Version"] == 1 and created["FirstSyncedAt"] == events[0]["time"]
+    assert events[1]["data"]["organization"]["FirstSyncedAt"] == created["FirstSyncedAt"]
