@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 time.sleep(max(0.0, args.outage - (time.monotonic() - began)) + 1)
             published = subprocess.run([sys.executable, "-m", "shared", "events", "publish", "--json"], cwd=ROOT,
-                                       env={**env, **event_settings(topic), "PARTNER_CENTER_ACCOUNT_ID": "bench-outage"},
+                                       env={**env, **event_settings(topic),
+                                            "PARTNER_CENTER_ACCOUNT_ID": "bench-outage"},
                                        capture_output=True, text=True)
             delivered = of_account(topic.events(), "bench-outage")
             versions = defaultdict(list)

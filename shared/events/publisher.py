@@ -90,7 +90,7 @@ def _publish_account(outbox: EventOutbox, organizations: OrganizationStore, topi
             return None
         if len(pending) >= ROUND:
             pending = _whole_organizations(pending)
-        ready = ready_events(account_id, pending, _rows(organizations, account_id, pending))
+        ready = ready_events(account_id, pending, stored_rows(organizations, account_id, pending))
         if ready.dropped:
             report.dropped += outbox.remove(account_id, ready.dropped)
         if not ready.events:
@@ -159,7 +159,8 @@ def _whole_organizations(pending: list[PendingChange]) -> list[PendingChange]:
     return whole or pending
 
 
-def _rows(organizations: OrganizationStore, account_id: str, pending: Sequence[PendingChange]) -> dict[str, dict]:
+def stored_rows(organizations: OrganizationStore, account_id: str,
+                pending: Sequence[PendingChange]) -> dict[str, dict]:
     """The stored organizations of ``pending``: whole rows where an event needs them (every change but
     a create, whose event is built from its own change), else only what tells whether it landed."""
     tenants = sorted({p.tenant_id for p in pending})

@@ -10,7 +10,7 @@ from shared.store.changes import ChangeLog
 from shared.store.organizations import OrganizationStore
 from shared.store.outbox import PendingChange
 
-from .publisher import MIN_SECONDS, REQUEST_SECONDS, ready_events
+from .publisher import MIN_SECONDS, REQUEST_SECONDS, ready_events, stored_rows
 from .topic import Topic, batches
 
 
@@ -29,9 +29,8 @@ def replay(changes: ChangeLog, organizations: OrganizationStore, topic: Topic, a
     Raises :class:`~shared.events.topic.TopicRefused` when the topic refuses a batch."""
     entries = changes.since(account_id, since)
     pending = [PendingChange(e.tenant_id, e.run_id, e.kind, e.at, e.version, e.changes) for e in entries if e.version]
-    tenants = sorted({p.tenant_id for p in pending})
-    rows = {t: row for t in tenants if (row := organizations.get(account_id, t)) is not None}
-    ready = ready_events(account_id, sorted(pending, key=lambda p: (p.tenant_id, p.version, p.at)), rows)
+    pending.sort(key=lambda p: (p.tenant_id, p.version, p.at))
+    ready = ready_events(account_id, pending, stored_rows(organizations, account_id, pending) if pending else {})
     sent = 0
     for batch in batches(ready.events):
         if time_left() <= MIN_SECONDS:

@@ -58,7 +58,8 @@ def test_every_kind_of_change_publishes_one_event_of_its_type(wired, topic, simu
     publish(wired)
 
     later = topic.events()[25:]
-    assert [(e["type"], e["data"]["version"]) for e in of_tenant(later, updated)] == [("pcsync.organization.updated", 2)]
+    assert [(e["type"], e["data"]["version"]) for e in of_tenant(later, updated)] == [
+        ("pcsync.organization.updated", 2)]
     assert of_tenant(later, updated)[0]["data"]["changes"]["CompanyName"]["new"] == "Renamed Ltd"
     assert [(e["type"], e["data"]["organization"]["Status"]) for e in of_tenant(later, ended)] == [
         ("pcsync.organization.ended", "relationship_ended"), ("pcsync.organization.reactivated", "active")]
@@ -67,7 +68,8 @@ def test_every_kind_of_change_publishes_one_event_of_its_type(wired, topic, simu
     assert len(later) == 5
     for tenant in (updated, ended, excluded):
         stored = wired.stores.organizations.get(account, tenant)
-        assert [e["data"]["version"] for e in of_tenant(topic.events(), tenant)] == list(range(1, stored["Version"] + 1))
+        published = [e["data"]["version"] for e in of_tenant(topic.events(), tenant)]
+        assert published == list(range(1, stored["Version"] + 1))
     assert wired.stores.outbox.waiting(account) == (0, None)
     assert wired.status.account(account)["events"] == {"waiting": 0, "oldestWaiting": None, "lagSeconds": 0}
 
