@@ -48,9 +48,10 @@ class StandInTopic:
     """Run with ``with StandInTopic(folder) as topic:``; point ``PLATFORM_EVENTS__topicEndpointUri``
     at :attr:`endpoint` and trust :attr:`ca_path` (``REQUESTS_CA_BUNDLE``)."""
 
-    def __init__(self, state_dir: Path, *, echo: Callable[[str], None] | None = None) -> None:
+    def __init__(self, state_dir: Path, *, echo: Callable[[str], None] | None = None, port: int = 0) -> None:
         self.state_dir = Path(state_dir)
         self.echo = echo
+        self.port = port
         self.received = Received()
         self._lock = threading.Lock()
         self._refusal: Refusal | None = None
@@ -112,7 +113,7 @@ class StandInTopic:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, name="stand-in-topic", daemon=True).start()
         return self
