@@ -183,3 +183,25 @@ def test_a_round_of_many_organizations_is_read_by_tenant_range(wired, topic):
     created = events[0]["data"]["organization"]
     assert created["Status"] == "active" and created["Version"] == 1 and created["FirstSyncedAt"] == events[0]["time"]
     assert events[1]["data"]["organization"]["FirstSyncedAt"] == created["FirstSyncedAt"]
+
+
+def test_an_event_redelivered_after_a_lost_acknowledgement_carries_the_same_id(wired, topic, monkeypatch):
+    """The topic took a batch, then the process lost its outbox delete (storage failed, or it died):
+    the next pass sends the same events again, with the same ids."""
+    account = account_of(wired)
+    wired.run_accounts("full")
+    outbox = wired.stores.outbox
+    remove = outbox.remove
+
+    def storage_fails(*args, **kwargs):
+        raise RuntimeError("storage unavailable")
+
+    monkeypatch.setattr(outbox, "remove", storage_fails)
+    with pytest.raises(RuntimeError):
+        publish(wired)
+    first = [e["id"] for e in topic.events()]
+    assert len(first) == 25 and outbox.waiting(account)[0] == 25
+    monkeypatch.setattr(outbox, "remove", remove)
+    assert publish(wired)[0].published == 25
+    assert [e["id"] for e in topic.events()[25:]] == first
+    assert outbox.waiting(account) == (0, None)
