@@ -4,6 +4,7 @@
     serve [--host H] [--port P] [--roles R,...]     the HTTP functions on a local socket, like `func start`,
                                                     behind a stand-in for App Service Authentication
     demo [--customers N] [--roles R,...]            the whole story on Azurite and the simulator
+    topic [--port P] [--refuse 429|503 --for S]     a stand-in Event Grid topic that prints what it receives
 
 Operators' commands (sync, status, webhook) are `python -m shared`.
 """
@@ -30,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7071)
     add_sign_in_arguments(serve)
+
+    topic = commands.add_parser("topic", help="a stand-in Event Grid topic (and managed identity) on loopback")
+    from devstack.eventgrid.cli import add_arguments as add_topic_arguments
+
+    add_topic_arguments(topic)
 
     demo = commands.add_parser("demo", help="the main job end to end on Azurite and the simulator")
     demo.add_argument("--customers", type=int, default=40)
@@ -62,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.simulator.cli import run
 
         run(args)
+        return 0
+    if args.command == "topic":
+        from devstack.eventgrid.cli import run as run_topic
+
+        run_topic(args)
         return 0
     if args.command == "demo":
         from devstack.local.demo import run_demo

@@ -57,6 +57,9 @@ param incrementalIntervalMinutes int = 5
 @description('Principal id of the deployer (azd sets AZURE_PRINCIPAL_ID); granted Key Vault Secrets Officer to set secrets.')
 param principalId string = ''
 
+@description('Create the example subscription that delivers organization events to a queue in the app\'s storage account.')
+param platformEventsExampleQueue bool = false
+
 @allowed(['User', 'ServicePrincipal', 'Group'])
 @description('Kind of principal principalId is: User for `azd up` from a workstation, ServicePrincipal in the deploy workflow.')
 param principalType string = 'User'
@@ -175,7 +178,25 @@ var secretSettings = {
   PARTNER_CENTER_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.clientCredentialUri})'
   SYNC_TOKEN_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenEncryptionUri})'
 }
-var appSettings = union(syncSettings, scheduleSettings, secretSettings, syncStorageSettings, hostSettings)
+// Organization events for the Platform (docs/events.md), published with the app's identity.
+var eventSettings = {
+  PLATFORM_EVENTS__topicEndpointUri: events.outputs.endpoint
+  PLATFORM_EVENTS__credential: 'managedidentity'
+  PLATFORM_EVENTS__clientId: identity.outputs.clientId
+}
+var appSettings = union(syncSettings, scheduleSettings, secretSettings, syncStorageSettings, hostSettings, eventSettings)
+
+module events 'app/events.bicep' = {
+  name: 'events'
+  scope: rg
+  params: {
+    name: 'evgt-${resourceToken}'
+    location: location
+    tags: tags
+    identityPrincipalId: identity.outputs.principalId
+    subscriptionStorageAccountName: platformEventsExampleQueue ? storage.outputs.name : ''
+  }
+}
 
 module functionApp 'app/function.bicep' = {
   name: 'function-app'
@@ -196,6 +217,7 @@ module functionApp 'app/function.bicep' = {
   // Key Vault references and identity-based storage resolve at start-up: grant the roles first.
   dependsOn: [
     rbac
+    events
   ]
 }
 

@@ -14,6 +14,7 @@ App of their own and install it with :func:`use`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from datetime import timedelta
@@ -25,6 +26,9 @@ from shared.operations.accounts import run_accounts
 from shared.operations.retention import PruneReport, prune_history
 from shared.operations.status import StatusReader
 from shared.operations.units import UNIT_QUEUE_CONNECTION, UnitQueue
+from shared.events.publisher import Publishing, publish
+from shared.events.replay import replay
+from shared.events.topic import Topic, TopicSettings
 from shared.partner_center import (
     AppTokenProvider,
     AuthenticationError,
@@ -34,6 +38,7 @@ from shared.partner_center import (
 from shared.partner_center.budget import BACKGROUND, INTERACTIVE, BudgetConfig, LaneBudget, RequestBudgets
 from shared.settings import Account, Settings
 from shared.store.connections import ManagedIdentities, StorageConnection, binding_storage, sync_storage
+from shared.store.outbox import EventOutbox
 from shared.store.refresh_tokens import RefreshTokenStore
 from shared.sync.engine import AccountSync, Deadline, RunResult, SyncOptions
 from shared.sync.stores import SyncStores
@@ -45,6 +50,8 @@ from shared.webhooks.store import TABLE_NAME as EVENTS_TABLE, WebhookEventStore
 # Runs of a whole account draw on the background lane (BACKGROUND); a single customer someone is
 # waiting for (on-demand sync, a webhook event) on the interactive lane (INTERACTIVE), which a
 # reconciliation cannot starve.
+log = logging.getLogger(__name__)
+
 __all__ = ["App", "BACKGROUND", "INTERACTIVE", "current", "use", "watch_current"]
 
 
@@ -79,7 +86,8 @@ class App:
     @cached_property
     def stores(self) -> SyncStores:
         """The sync's tables, opened (and created when missing) once."""
-        return SyncStores.open(self.storage, quarantine_after=self.settings.quarantine_after_failures)
+        return SyncStores.open(self.storage, quarantine_after=self.settings.quarantine_after_failures,
+                               events=self.topic_settings is not None)
 
     @cached_property
     def read_stores(self) -> SyncStores:
@@ -132,7 +140,8 @@ class App:
     def status(self) -> StatusReader:
         """What operators see of each account: read with a person's short timeouts, creating nothing."""
         return StatusReader(self.settings, self.read_stores, events=lambda: self.read_events,
-                            unit_queue=lambda: self.read_unit_queue, event_queue=lambda: self.read_event_queue)
+                            unit_queue=lambda: self.read_unit_queue, event_queue=lambda: self.read_event_queue,
+                            outbox=EventOutbox(self.read_stores.tables) if self.topic_settings else None)
 
     @cached_property
     def read_unit_queue(self) -> UnitQueue:
@@ -158,6 +167,46 @@ class App:
         return prune_history(stores=self.stores, events=self.events, account_ids=ids,
                              history_days=s.history_retention_days, change_log_days=s.change_log_retention_days,
                              deadline=deadline or Deadline.starting_now(s.time_budget_seconds))
+
+    # Organization events (docs/events.md) ---------------------------------------------------------
+
+    @cached_property
+    def topic_settings(self) -> TopicSettings | None:
+        """The Platform's Event Grid topic (``PLATFORM_EVENTS__*``), or ``None``: no events."""
+        return TopicSettings.from_environ(self.settings.environ)
+
+    @cached_property
+    def topic(self) -> Topic:
+        """The topic's client, publishing with the app's managed identity."""
+        if self.topic_settings is None:
+            raise RuntimeError("PLATFORM_EVENTS__topicEndpointUri is not set: no events are published")
+        return Topic(self.topic_settings, self.identities.get(self.topic_settings.client_id))
+
+    def publish_events(self, *, account_id: str | None = None, deadline: Deadline | None = None) -> list[Publishing]:
+        """Publish what waits in the outbox of every configured account (or one), within ``deadline``;
+        nothing when events are not configured."""
+        if self.topic_settings is None:
+            return []
+        s = self.settings
+        ids = [s.account(account_id).id] if account_id else [account.id for account in s.accounts]
+        deadline = deadline or Deadline.starting_now(s.time_budget_seconds)
+        return publish(self.stores.outbox, self.stores.organizations, self.topic, ids, deadline.left)
+
+    def publish_events_after_writes(self, deadline: Deadline | None = None, account_id: str | None = None) -> None:
+        """What the triggers call after their writes: a failure is logged, the next pass publishes."""
+        try:
+            for report in self.publish_events(account_id=account_id, deadline=deadline):
+                if report.published or report.error:
+                    log.info("account %s: %d event(s) published, %d waiting%s", report.account_id, report.published,
+                             report.waiting, f" ({report.error})" if report.error else "")
+        except Exception:  # storage or the topic: the outbox keeps every change for the next pass
+            log.exception("publishing organization events failed; the next pass continues")
+
+    def replay_events(self, account_id: str, since, deadline: Deadline | None = None) -> tuple[int, int]:
+        """Publish the account's change log from ``since`` again (same ids); ``(sent, skipped)``."""
+        account = self.settings.account(account_id)
+        deadline = deadline or Deadline.starting_now(self.settings.time_budget_seconds)
+        return replay(self.stores.changes, self.stores.organizations, self.topic, account.id, since, deadline.left)
 
     # Partner Center ------------------------------------------------------------------------------
 

@@ -64,6 +64,11 @@ CONNECTION_PROPERTIES = frozenset({
     "accountName", "blobServiceUri", "queueServiceUri", "tableServiceUri", "credential", "clientId",
 })
 
+# The Platform's Event Grid topic (docs/events.md), in the Functions convention for an Event Grid
+# connection: ``PLATFORM_EVENTS__topicEndpointUri``, ``__credential``, ``__clientId``, ``__topicName``.
+EVENT_CONNECTIONS = frozenset({"PLATFORM_EVENTS"})
+EVENT_CONNECTION_PROPERTIES = frozenset({"topicEndpointUri", "credential", "clientId", "topicName"})
+
 # What a deployment must set for the app to run, as alternatives: each entry is a tuple of
 # choices, and a choice is the settings that must all be set.
 REQUIRED = (
@@ -86,4 +91,6 @@ def is_app_setting(name: str) -> bool:
     if name in APP_SETTINGS or name in STORAGE_CONNECTIONS:
         return True
     connection, _, prop = name.partition("__")
+    if connection in EVENT_CONNECTIONS:
+        return prop in EVENT_CONNECTION_PROPERTIES
     return connection in STORAGE_CONNECTIONS and prop in CONNECTION_PROPERTIES

@@ -15,13 +15,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 import azure.functions as func
 import requests
 
 from shared import app
+from devstack.eventgrid import StandInTopic
 from devstack.local.azurite import Azurite
 from devstack.local.easyauth import LocalOperator
+from devstack.local.identity import IdentityEndpoint
 from devstack.local.host import call_http, fire_timer
 from devstack.local.queues import QueueListeners
 from devstack.local.server import LocalServer
@@ -30,6 +33,8 @@ from shared.sync.engine import CUSTOMER
 
 # How long the demo waits for work handed to a queue trigger.
 QUEUE_WAIT_SECONDS = 60
+# How long a step waits for its events; the summary waits for any still missing as long as for a queue.
+EVENT_WAIT_SECONDS = 1.0
 # More runs than one step of the story starts (a drain runs one per pending webhook event).
 _RUNS_PER_STEP = 100
 # A change-log entry's kind, in the run counts' words.
@@ -41,8 +46,17 @@ def run_demo(customers: int = 40, seed: int = 42, operator: LocalOperator | None
 
     operator = operator or LocalOperator()
     with tempfile.TemporaryDirectory(prefix="pc-sync-demo-") as state_dir, Azurite() as azurite, \
-            PartnerCenterSimulator(customers=customers, seed=seed, state_dir=state_dir) as sim:
+            PartnerCenterSimulator(customers=customers, seed=seed, state_dir=state_dir) as sim, \
+            IdentityEndpoint() as identity, StandInTopic(Path(state_dir) / "topic") as topic:
+        # Both local CAs: the simulator's and the stand-in topic's.
+        bundle = Path(state_dir) / "ca-bundle.pem"
+        bundle.write_text(Path(sim.ca_path).read_text() + Path(topic.ca_path).read_text())
         os.environ.update({
+            **identity.environment,  # the app's managed identity, on loopback
+            # Organization events to the stand-in Event Grid topic (docs/events.md).
+            "PLATFORM_EVENTS__topicEndpointUri": topic.endpoint,
+            "PLATFORM_EVENTS__credential": "managedidentity",
+            "PLATFORM_EVENTS__clientId": "d3mo0000-0000-4000-8000-000000000001",
             "AzureWebJobsStorage": azurite.connection_string,  # where the queue triggers listen
             "SYNC_STORAGE_CONNECTION": azurite.connection_string,
             "PARTNER_CENTER_API_URL": sim.url,
@@ -51,7 +65,7 @@ def run_demo(customers: int = 40, seed: int = 42, operator: LocalOperator | None
             "PARTNER_CENTER_CLIENT_ID": sim.client_id,
             "PARTNER_CENTER_CLIENT_SECRET": sim.client_secret,
             "PARTNER_CENTER_ACCOUNT_ID": "demo",
-            "REQUESTS_CA_BUNDLE": sim.ca_path,
+            "REQUESTS_CA_BUNDLE": str(bundle),
             # The simulator signs its webhook events with a certificate from its own CA.
             "WEBHOOK_CERTIFICATE_HOSTS": f"127.0.0.1:{sim.port}",
             "WEBHOOK_TRUST_ANCHORS": sim.ca_path,
@@ -63,9 +77,10 @@ def run_demo(customers: int = 40, seed: int = 42, operator: LocalOperator | None
         stores = app.current().stores
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log lines in the story
         with LocalServer(operator=operator) as server, QueueListeners():
-            story = _Story(stores, sim, server.url)
+            story = _Story(stores, sim, server.url, topic)
             print(f"Azurite (in memory) on 127.0.0.1:{azurite.table_port}; Partner Center simulator at {sim.url} "
-                  f"with {customers} customers; the functions on {server.url}\n")
+                  f"with {customers} customers; the functions on {server.url}; the Platform's Event Grid topic "
+                  f"(a stand-in) at {topic.endpoint}\n")
             _tell(story, sim)
             story.console(operator)
             if story.ok and sys.stdin.isatty():  # a person ran it: keep the console up to look around
@@ -114,8 +129,11 @@ def _tell(story: "_Story", sim) -> None:
 
 
 class _Story:
-    def __init__(self, stores, sim, functions_url: str) -> None:
+    def __init__(self, stores, sim, functions_url: str, topic: StandInTopic) -> None:
         self.stores = stores
+        self.topic = topic
+        self.events_shown = 0
+        self.changes_stored = 0
         self.sim = sim
         self.functions_url = functions_url
         self.account = app.current().settings.accounts[0].id
@@ -221,7 +239,26 @@ class _Story:
                          for e in self.stores.changes.for_run(self.account, run.run_id))
         print(f"   change log of {'this run' if len(runs) == 1 else 'these runs'}: "
               f"{', '.join(f'{k} {v}' for k, v in sorted(logged.items())) or 'no entries'}")
+        self._print_events(sum(logged.values()))
         print()
+
+    def _print_events(self, stored: int) -> None:
+        """The events the Platform's topic received since the last step: one per stored change.
+        One published after the step's bookkeeping (a queue trigger's) may come a moment later:
+        it is shown with the next step, and the summary checks that none is missing."""
+        self.changes_stored += stored
+        events = self.topic.wait_for(self.changes_stored, timeout=EVENT_WAIT_SECONDS)[self.events_shown:]
+        self.events_shown += len(events)
+        if len(events) > 3:
+            kinds = Counter(e["type"] for e in events)
+            print("   events the Platform received: " + ", ".join(f"{t} x{n}" for t, n in sorted(kinds.items())))
+        for event in events if len(events) <= 3 else []:
+            fields = list(event["data"]["changes"])
+            changed = ", ".join(fields) if len(fields) <= 8 else f"{len(fields)} fields"
+            print(f"   event {event['type']} {event['subject']} version {event['data']['version']} "
+                  f"(changed: {changed})")
+        if self.events_shown < self.changes_stored:
+            print(f"   ({self.changes_stored - self.events_shown} event(s) still on their way)")
 
     def _print_calls(self, calls_before: dict) -> None:
         calls = {k: v - calls_before.get(k, 0) for k, v in self.sim.counters().items() if v - calls_before.get(k, 0)}
@@ -288,4 +325,9 @@ class _Story:
         active = sum(1 for _ in self.stores.organizations.list(self.account, status="active"))
         ended = sum(1 for _ in self.stores.organizations.list(self.account, status="relationship_ended"))
         print(f"Organizations table: {active} active, {ended} relationship_ended")
+        received = len(self.topic.wait_for(self.changes_stored, timeout=QUEUE_WAIT_SECONDS))
+        print(f"Events the Platform received: {received}, one per stored change ({self.changes_stored})")
+        if received != self.changes_stored:
+            self.ok = False
+            print("   error: a stored change was not published")
         print(format_status(app.current().status.account(self.account)))

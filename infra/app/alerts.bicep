@@ -48,6 +48,15 @@ customMetrics
 | where lagSeconds > thresholdSeconds
 '''
 
+// Organization events wait for the topic longer than a few minutes (docs/events.md).
+var publishingLagQuery = '''
+customMetrics
+| where name == "pcsync.events.publishing_lag"
+| extend account = tostring(customDimensions["pcsync.account"])
+| summarize lagSeconds = max(valueMax) by account
+| where lagSeconds > 300
+'''
+
 // A held mass ending waits for an operator's approve or reject.
 var heldQuery = '''
 customMetrics
@@ -121,6 +130,17 @@ var rules = [
     query: 'let thresholdSeconds = ${lagThresholdSeconds};${lagQuery}'
     frequency: 'PT5M'
     window: 'PT10M'
+    dimensions: accountDimension
+  }
+  {
+    name: 'events-publishing-lag'
+    displayName: 'Partner Center sync: organization events not published for over 5 minutes'
+    description: 'Changes wait in the event outbox: the topic refuses or the identity lacks EventGrid Data Sender. See docs/events.md#operating-it.'
+    severity: 2
+    scope: applicationInsightsId
+    query: publishingLagQuery
+    frequency: 'PT5M'
+    window: 'PT15M'
     dimensions: accountDimension
   }
   {

@@ -4,6 +4,8 @@
     status [--account ID] [--json]                  last runs, lag, failures, held endings
     prune [--account ID] [--json]                   delete history past its retention, as the nightly run does
     webhook show|register|test [--account ID]       the account's Partner Center webhook registration
+    events pending|publish [--account ID] [--json]  organization events waiting for the topic; publish them now
+    events replay --account ID --since DATE [--json]  publish the change log from DATE again (same ids)
 
 The development stack (simulator, local host, demo) is `python -m devstack`, not deployed.
 """
@@ -34,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="delete the history and change log past their retention now")
     prune.add_argument("--account", help="only this account id")
     prune.add_argument("--json", action="store_true", help="print what was deleted per table as JSON")
+
+    events = commands.add_parser("events", help="organization events for the Platform (docs/events.md)")
+    from .events import add_arguments as add_events_arguments
+
+    add_events_arguments(events)
 
     webhook = commands.add_parser("webhook", help="show, register or test the account's Partner Center webhook")
     from .webhook import add_arguments as add_webhook_arguments
@@ -80,6 +87,10 @@ def _run(args) -> int:
         from .webhook import run as run_webhook
 
         return run_webhook(args)
+    if args.command == "events":
+        from .events import run as run_events
+
+        return run_events(args)
     if args.command == "sync":
         return _sync(args)
     if args.command == "prune":
@@ -106,7 +117,9 @@ def _configure_telemetry(args) -> None:
 def _sync(args) -> int:
     from shared import app
 
-    results = app.current().run_accounts(args.mode, account_id=args.account)
+    wired = app.current()
+    results = wired.run_accounts(args.mode, account_id=args.account)
+    wired.publish_events_after_writes(account_id=args.account)  # as the timers do (docs/events.md)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:
@@ -171,6 +184,9 @@ def format_status(status: dict) -> str:
     if events.get("pending") or events.get("failed") or events.get("poisoned"):
         lines.append(f"  webhook events: {len(events.get('pending', []))} pending, "
                      f"{len(events.get('failed', []))} failed, {len(events.get('poisoned', []))} poisoned")
+    waiting = status.get("events")
+    if waiting and waiting["waiting"]:
+        lines.append(f"  organization events waiting: {waiting['waiting']}, oldest from {waiting['oldestWaiting']}")
     if status.get("parked_units"):
         lines.append(f"  parked sync units: {len(status['parked_units'])} (see --json)")
     for part in status.get("unavailable") or []:

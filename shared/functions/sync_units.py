@@ -24,4 +24,10 @@ def process_sync_unit(unit: func.QueueMessage) -> None:
     process_unit(unit.get_body(), message_id=unit.id or "", dequeue_count=unit.dequeue_count or 1,
                  max_dequeue_count=queue_options().max_dequeue_count, settings=wired.settings,
                  stores=wired.stores, queue=wired.unit_queue,
-                 run=lambda mode, account_id: wired.run_accounts(mode, account_id=account_id))
+                 run=lambda mode, account_id: _run_and_publish(wired, mode, account_id))
+
+
+def _run_and_publish(wired: app.App, mode: str, account_id: str):
+    results = wired.run_accounts(mode, account_id=account_id)
+    wired.publish_events_after_writes(account_id=account_id)
+    return results

@@ -40,6 +40,8 @@ def _run(mode: str, timer: func.TimerRequest, *, prune: bool = False) -> None:
         results = []
     else:
         results = wired.run_accounts(mode, deadline=deadline)
+    # Right after the writes; also what an earlier invocation could not publish (docs/events.md).
+    wired.publish_events_after_writes(deadline)
     for result in results:
         log.info("%s run for account %s: %s %s", mode, result.account_id, result.outcome, result.counts.as_dict())
     if prune:

@@ -27,3 +27,5 @@ def process_webhook_event(message: func.QueueMessage) -> None:
                          max_dequeue_count=queue_options().max_dequeue_count, settings=wired.settings,
                          events=wired.events, queue=wired.event_queue,
                          sync_for=wired.interactive_sync)  # a customer who just accepted is waiting
+    # The Platform hears of it within seconds (docs/events.md).
+    wired.publish_events_after_writes()

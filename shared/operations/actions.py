@@ -38,6 +38,7 @@ from shared.store import (
     HeldEndingDecided,
     OrganizationWrite,
     StoreError,
+    next_version,
     organization_state,
 )
 
@@ -233,13 +234,13 @@ def _set_exclusion(stores: SyncStores, account_id: str, tenant_id: str, kind: st
     record = stores.runs.start(account_id, kind, by=by)
     at = record.started_at
     # Logged just before the write, as every change is (shared.sync.writes); taken back if it fails.
+    previous = organization_state(stored)
     stores.changes.record(account_id, record.run_id, [
-        ChangeEntry(tenant_id, kind, at, {"Status": (status, wanted)}, by=by),
+        ChangeEntry(tenant_id, kind, at, {"Status": (status, wanted)}, by=by, version=next_version(previous)),
     ])
     try:
         # ETag-guarded: a sync that wrote the row since we read it makes this a conflict, not a lost write.
-        stats = stores.organizations.apply(account_id, [
-            OrganizationWrite(tenant_id, kind, at, previous=organization_state(stored))])
+        stats = stores.organizations.apply(account_id, [OrganizationWrite(tenant_id, kind, at, previous=previous)])
     except StoreError as exc:
         settle_change_log_or_say_why(stores, account_id, record.run_id, since=at, tenant_ids=[tenant_id])
         stores.runs.finish(record, "failed", {}, api_calls=0, throttled_calls=0, error=str(exc))

@@ -10,6 +10,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError, ServiceRequ
 from shared.credentials import TokenUnavailable
 from shared.settings import Settings, SettingsError
 from shared.store import RunRecord
+from shared.store.outbox import EventOutbox
 from shared.sync.stores import SyncStores
 from shared.webhooks.processing import poison_events, webhook_status
 from shared.webhooks.queue import POISON_QUEUE as POISON_EVENTS, EventQueue
@@ -99,8 +100,11 @@ class StatusReader:
     """
 
     def __init__(self, settings: Settings, stores: SyncStores, *, events: Callable[[], WebhookEventStore],
-                 unit_queue: Callable[[], UnitQueue], event_queue: Callable[[], EventQueue]) -> None:
+                 unit_queue: Callable[[], UnitQueue], event_queue: Callable[[], EventQueue],
+                 outbox: EventOutbox | None = None) -> None:
+        """``outbox``: the organization events waiting to be published, when events are configured."""
         self.settings = settings
+        self._outbox = outbox
         self.stores = stores
         self._events = events
         self._unit_queue = unit_queue
@@ -203,6 +207,9 @@ class StatusReader:
             "parked_units": self.parked_units_of(account_id, answer),
             "webhook_events": self.webhook_events_of(account_id, answer),
         }
+        if self._outbox is not None:
+            waiting = read(names.outbox, ["events"], lambda: self._outbox.waiting(account_id))
+            status["events"] = events_waiting(waiting, now)
         status["unavailable"] = answer.unavailable
         return status
 
@@ -211,6 +218,15 @@ class StatusReader:
         if key not in reads.cache:
             reads.cache[key] = read()
         return reads.cache[key]
+
+
+def events_waiting(waiting: tuple[int, datetime | None] | None, now: datetime) -> dict | None:
+    """The organization events waiting to be published (docs/events.md): how many, since when."""
+    if waiting is None:
+        return None
+    count, oldest = waiting
+    return {"waiting": count, "oldestWaiting": _iso(oldest),
+            "lagSeconds": round((now - oldest).total_seconds()) if oldest else 0}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -21,6 +21,7 @@ from shared.store.organizations import (
     OrganizationStore,
     OrganizationWrite,
     WriteStats,
+    next_version,
     organization_state,
     skipped_over_exclusion,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "Tables",
     "WriteStats",
     "account_key",
+    "next_version",
     "organization_state",
     "skipped_over_exclusion",
     "tenant_key",

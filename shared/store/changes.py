@@ -41,6 +41,8 @@ class ChangeEntry:
     changes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     run_id: str = ""
     by: str = ""  # the operator whose decision this is (name and object id); "" for the sync's own changes
+    # The organization's Version after this change (0: logged before the column existed).
+    version: int = 0
 
 
 class ChangeLog:
@@ -68,6 +70,8 @@ class ChangeLog:
                 "Changes": _changes_json(change.changes),
                 **({"By": change.by[:200]} if change.by else {}),
             }
+            if change.version:
+                entity["Version"] = change.version
             operations.append(("upsert", entity))
             copies.append(("upsert", {**entity, "PartitionKey": by_organization, "RowKey": _history_key(tenant, run)}))
         # The organization's copy first: an entry the run's partition holds is always in its history.
@@ -117,6 +121,16 @@ class ChangeLog:
             parameters={"low": low, "high": high, "tenant": tenant})
         return sorted((_entry(entity) for entity in query), key=lambda entry: entry.at, reverse=True)[:limit]
 
+    def since(self, account_id: str, moment: datetime) -> list[ChangeEntry]:
+        """Every change of the account stamped at or after ``moment``, oldest first (a replay's
+        read: scans the account's change log with a server-side filter)."""
+        low, high = account_range(account_id)
+        query = self._table.query_entities(
+            "PartitionKey ge @low and PartitionKey lt @high and At ge @since",
+            parameters={"low": low, "high": high, "since": require_utc(moment, "since")},
+        )
+        return sorted((_entry(entity) for entity in query), key=lambda entry: (entry.at, entry.version))
+
     def prune(self, account_id: str, before: datetime, may_continue: Callable[[], bool]) -> tuple[int, bool]:
         """Delete the account's entries stamped before ``before``; ``(deleted, finished)``. Only the
         partitions of runs that began before it are read (run ids sort newest first)."""
@@ -160,4 +174,5 @@ def _entry(entity: Mapping) -> ChangeEntry:
         changes=changes,
         run_id=(entity["RowKey"] if SEPARATOR in entity["RowKey"] else entity["PartitionKey"]).split(SEPARATOR, 1)[1],
         by=entity.get("By", ""),
+        version=int(entity.get("Version") or 0),
     )

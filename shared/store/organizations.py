@@ -39,9 +39,9 @@ _STATUS_AFTER = {
 # Writes that carry sync content or end a relationship: never applied over an exclusion.
 _SYNC_KINDS = (CREATE, UPDATE, END)
 _CONTENT = frozenset(CONTENT_FIELDS)
-_SNAPSHOT_COLUMNS = ["RowKey", "Status", "LastChangedAt", *CONTENT_FIELDS]
+_SNAPSHOT_COLUMNS = ["RowKey", "Status", "LastChangedAt", "Version", *CONTENT_FIELDS]
 # A status snapshot leaves the content out: a tenth of the columns to send and parse.
-_STATUS_COLUMNS = ["RowKey", "Status", "LastChangedAt", "IndirectResellerId"]
+_STATUS_COLUMNS = ["RowKey", "Status", "LastChangedAt", "IndirectResellerId", "Version"]
 # 412: the row changed since it was read; 409: a create found the row already there. Both mean
 # another writer got there first: the caller re-reads that one organization and decides again.
 _CONFLICT_STATUSES = (409, 412)
@@ -59,6 +59,13 @@ class OrganizationState:
     indirect_reseller_id: str = ""
     # When the sync last wrote the row: a walk may only end what was unchanged since before it began.
     changed_at: datetime | None = None
+    # The row's Version (docs/storage.md): one more with every stored change; 0 for a row older than it.
+    version: int = 0
+
+
+def next_version(previous: OrganizationState | None) -> int:
+    """The Version a write decided on ``previous`` stores (an ETag-guarded write: no two land with one)."""
+    return previous.version + 1 if previous is not None else 1
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,7 @@ def organization_state(entity: Mapping[str, object], *, with_content: bool = Tru
         etag=str(metadata.get("etag") or ""),
         indirect_reseller_id=str(entity.get("IndirectResellerId") or ""),
         changed_at=require_utc(changed, "LastChangedAt") if isinstance(changed, datetime) else None,
+        version=int(entity.get("Version") or 0),
     )
 
 
@@ -167,6 +175,18 @@ class OrganizationStore:
             select=["RowKey", "LastChangedAt"],
         )
         return {row["RowKey"]: row.get("LastChangedAt") for row in query}
+
+    def rows_changed_since(self, account_id: str, since: datetime, first: str, last: str,
+                           select: Sequence[str] | None = None) -> dict[str, dict]:
+        """``{tenant id: row}`` of the organizations from tenant ``first`` to ``last`` (inclusive)
+        written at or after ``since``: one query over that key range only; ``select``: only those columns."""
+        query = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @first and RowKey le @last and LastChangedAt ge @since",
+            parameters={"pk": account_key(account_id), "first": tenant_key(first), "last": tenant_key(last),
+                        "since": require_utc(since, "since")},
+            select=list(select) if select else None,
+        )
+        return {row["RowKey"]: row for row in query}
 
     def list(self, account_id: str, *, status: str | None = None, top: int | None = None) -> Iterator[dict]:
         """The organizations of an account, optionally only those with ``status``, at most ``top``."""
@@ -249,6 +269,8 @@ def _operation(partition: str, tenant: str, write: OrganizationWrite) -> tuple:
     check_table_limits(content)
     at = require_utc(write.at, "the write's timestamp")
     entity = {"PartitionKey": partition, "RowKey": tenant, **content, "Status": _STATUS_AFTER[write.kind]}
+    if write.kind == CREATE or write.previous is not None:
+        entity["Version"] = next_version(write.previous)
     if write.kind == CREATE:
         # "create" fails on an existing row: a create never overwrites an organization.
         return ("create", {**entity, "FirstSyncedAt": at, "LastChangedAt": at})

@@ -64,6 +64,7 @@ class TableNames:
     request_budget: str = "RequestBudget"  # the account's Partner Center request budget, shared by every instance
     tenant_index: str = "OrganizationTenants"
     run_index: str = "SyncRunsIndex"  # the run log's index rows: what runs, what was abandoned
+    outbox: str = "EventOutbox"  # organization changes not yet published as events (docs/events.md)
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -130,6 +131,8 @@ class Tables:
     @property
     def run_index(self) -> TableClient:
         return self.client(self.names.run_index)
+    def outbox(self) -> TableClient:
+        return self.client(self.names.outbox)
 
     def create_all(self) -> None:
         """Create every table that does not exist yet (safe to call on every start)."""

@@ -16,6 +16,7 @@ from shared.store import (
     Tables,
 )
 from shared.store.connections import StorageConnection
+from shared.store.outbox import EventOutbox, OutboxChangeLog
 
 
 @dataclass
@@ -28,24 +29,29 @@ class SyncStores:
     failures: FailureLedger
     held: HeldEndings
     walk: ReconciliationWalk
+    # The event outbox (docs/events.md): filled with the change log only when events are configured.
+    outbox: EventOutbox | None = None
 
     @classmethod
     def open(cls, connection: StorageConnection | str, names: TableNames | None = None, *,
-             quarantine_after: int = 5, create: bool = True) -> "SyncStores":
+             quarantine_after: int = 5, create: bool = True, events: bool = False) -> "SyncStores":
         """Open every table (creating missing ones, which is idempotent and cheap).
 
         ``connection``: a :class:`StorageConnection` (``App.storage``) or a connection string.
+        ``events``: every change logged also waits in the event outbox until published.
         """
         tables = Tables(connection, names)
         if create:
             tables.create_all()
+        outbox = EventOutbox(tables) if events else None
         return cls(
             tables=tables,
             organizations=OrganizationStore(tables),
             state=SyncState(tables),
             runs=RunLog(tables),
-            changes=ChangeLog(tables),
+            changes=OutboxChangeLog(tables, outbox) if outbox else ChangeLog(tables),
             failures=FailureLedger(tables, quarantine_after=quarantine_after),
             held=HeldEndings(tables),
             walk=ReconciliationWalk(tables),
+            outbox=outbox,
         )

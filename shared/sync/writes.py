@@ -50,6 +50,7 @@ from shared.store import (
     ChangeEntry,
     OrganizationState,
     OrganizationWrite,
+    next_version,
     organization_state,
     skipped_over_exclusion,
 )
@@ -94,7 +95,8 @@ class PlannedWrite:
                                  self.fields if self.kind != END else {}, previous=self.previous)
 
     def change(self) -> ChangeEntry:
-        return ChangeEntry(self.tenant_id, self.kind, self.at, self.diff, by=self.by)
+        return ChangeEntry(self.tenant_id, self.kind, self.at, self.diff, by=self.by,
+                           version=next_version(self.previous))
 
 
 @dataclass

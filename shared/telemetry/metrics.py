@@ -51,6 +51,10 @@ def _instruments() -> dict:
                                       description="Partner Center calls answered 429"),
         "budget": m.create_histogram(names.BUDGET_UTILIZATION, unit="1",
                                      description="a run's calls per minute over the account's request budget"),
+        "published": m.create_counter(names.EVENTS_PUBLISHED, unit="{event}",
+                                      description="organization events the Platform's topic accepted"),
+        "publishing_lag": m.create_histogram(names.EVENTS_PUBLISHING_LAG, unit="s",
+                                             description="age of the oldest change not yet published, after a pass"),
         "not_stored": m.create_counter(names.WEBHOOK_EVENTS_NOT_STORED, unit="{event}",
                                        description="authentic webhook events answered 200 and not stored, by reason"),
     }
@@ -59,6 +63,14 @@ def _instruments() -> dict:
 def record_event_not_stored(account_id: str, reason: str) -> None:
     """Count one authentic webhook event the receiver acknowledged without storing it."""
     _instruments()["not_stored"].add(1, {names.ACCOUNT: account_id, names.REASON: reason})
+
+
+def record_publishing(account_id: str, published: int, lag_seconds: float) -> None:
+    """One publishing pass of an account: events accepted, and the oldest waiting change's age."""
+    instruments = _instruments()
+    if published:
+        instruments["published"].add(published, {names.ACCOUNT: account_id})
+    instruments["publishing_lag"].record(lag_seconds, {names.ACCOUNT: account_id})
 
 
 def record_run_metrics(account_id: str, mode: str, outcome: str, counts: dict, *, api_calls: int,

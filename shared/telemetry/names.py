@@ -47,6 +47,10 @@ PARTNER_CENTER_CALLS = "pcsync.partner_center.calls"
 PARTNER_CENTER_THROTTLED = "pcsync.partner_center.throttled_calls"
 BUDGET_UTILIZATION = "pcsync.budget.utilization"
 SYNC_LAG = "pcsync.sync.lag"
+# Organization events (docs/events.md): events the topic accepted, and after each publishing pass the
+# age of the oldest stored change still waiting (0 when none waits): the alert's input.
+EVENTS_PUBLISHED = "pcsync.events.published"
+EVENTS_PUBLISHING_LAG = "pcsync.events.publishing_lag"
 WEBHOOK_EVENTS_PENDING = "pcsync.webhook_events.pending"
 WEBHOOK_EVENTS_FAILED = "pcsync.webhook_events.failed"
 # Authentic webhook events answered 200 and not stored, by account and reason.
@@ -67,6 +71,7 @@ METRICS = (
     ORGANIZATIONS_CREATED, ORGANIZATIONS_UPDATED, ORGANIZATIONS_ENDED, ORGANIZATIONS_FAILED, RUNS, RUN_DURATION,
     PARTNER_CENTER_CALLS, PARTNER_CENTER_THROTTLED, BUDGET_UTILIZATION, SYNC_LAG, WEBHOOK_EVENTS_PENDING,
     WEBHOOK_EVENTS_FAILED, WEBHOOK_EVENTS_NOT_STORED, CUSTOMERS_QUARANTINED, ENDINGS_HELD, UNITS_PARKED,
+    EVENTS_PUBLISHED, EVENTS_PUBLISHING_LAG,
 )
 ATTRIBUTES = (
     ACCOUNT, MODE, RUN_ID, OUTCOME, CORRELATION_ID, REQUEST_ID, PAGE_NUMBER, API_CALLS, THROTTLED_CALLS,

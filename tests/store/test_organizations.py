@@ -32,7 +32,7 @@ CONTRACT_PROPERTIES = {
     "PrimaryCountry", "PrimaryCulture", "PrimaryLanguage", "BillingFirstName", "BillingLastName", "BillingEmail",
     "BillingPhone", "BillingAddressLine1", "BillingAddressLine2", "BillingAddressLine3", "BillingCity",
     "BillingState", "BillingPostalCode", "BillingCountry", "MissingContactFields", "FirstSyncedAt",
-    "LastChangedAt",
+    "LastChangedAt", "Version",
 }
 
 
@@ -54,6 +54,16 @@ def test_a_created_organization_has_exactly_the_contract_properties(store):
     assert row["PartitionKey"] == ACCOUNT and row["RowKey"] == tenant
     assert row["Status"] == "active" and row["Source"] == "MicrosoftPartnerCenter"
     assert row["FirstSyncedAt"] == T0 and row["LastChangedAt"] == T0
+    assert row["Version"] == 1
+
+
+def test_every_stored_change_adds_one_to_the_version(store):
+    from shared.store import UPDATE, organization_state
+    tenant = create(store)
+    for expected in (2, 3):
+        previous = organization_state(store.get(ACCOUNT, tenant))
+        store.apply(ACCOUNT, [OrganizationWrite(tenant, UPDATE, T0, {"CompanyName": f"v{expected}"}, previous=previous)])
+        assert store.get(ACCOUNT, tenant)["Version"] == expected
 
 
 def test_tenant_ids_are_stored_lower_case(store):
@@ -124,9 +134,10 @@ def test_ending_a_relationship_keeps_the_row_and_changes_only_status_and_time(st
     store.apply(ACCOUNT, [OrganizationWrite(tenant, END, later, previous=store.snapshot(ACCOUNT)[tenant])])
     after = dict(store.get(ACCOUNT, tenant))
     assert after["Status"] == "relationship_ended" and after["LastChangedAt"] == later
-    assert {k: v for k, v in after.items() if k not in ("Status", "LastChangedAt")} == {
-        k: v for k, v in before.items() if k not in ("Status", "LastChangedAt")
+    assert {k: v for k, v in after.items() if k not in ("Status", "LastChangedAt", "Version")} == {
+        k: v for k, v in before.items() if k not in ("Status", "LastChangedAt", "Version")
     }
+    assert after["Version"] == before["Version"] + 1
 
 
 def test_a_relationship_that_returns_is_active_again(store):
@@ -243,7 +254,7 @@ def test_a_bad_write_is_refused_before_anything_is_written(store, request_log, w
 
 def test_content_fields_are_the_contract_minus_store_properties():
     assert set(CONTENT_FIELDS) == CONTRACT_PROPERTIES - {
-        "PartitionKey", "RowKey", "Status", "FirstSyncedAt", "LastChangedAt"
+        "PartitionKey", "RowKey", "Status", "FirstSyncedAt", "LastChangedAt", "Version"
     }
 
 

@@ -13,7 +13,7 @@ from tests.sync.conftest import ACCOUNT
 
 CONTRACT_PROPERTIES = {
     "PartitionKey", "RowKey", "CompanyName", "Domain", "RelationshipToPartner", "IndirectResellerId", "Status",
-    "Source", "MissingContactFields", "FirstSyncedAt", "LastChangedAt",
+    "Source", "MissingContactFields", "FirstSyncedAt", "LastChangedAt", "Version",
     *(f"Primary{f}" for f in ("FirstName", "LastName", "Email", "Phone", "AddressLine1", "AddressLine2",
                                "AddressLine3", "City", "State", "PostalCode", "Country", "Culture", "Language")),
     *(f"Billing{f}" for f in ("FirstName", "LastName", "Email", "Phone", "AddressLine1", "AddressLine2",

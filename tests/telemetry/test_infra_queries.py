@@ -69,6 +69,7 @@ def test_every_alert_the_issue_asks_for_queries_the_name_it_watches(alert_querie
         "parked-units": {names.UNITS_PARKED},
         "webhook-failing": {names.WEBHOOK_EVENTS_FAILED},
         "telemetry-silent": {names.SYNC_LAG},
+        "events-publishing-lag": {names.EVENTS_PUBLISHING_LAG, names.ACCOUNT},
     }
     assert set(alert_queries) == set(expected)
     for rule, wanted in expected.items():

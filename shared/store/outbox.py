@@ -1,0 +1,154 @@
+"""The event outbox (docs/events.md): stored organization changes the Platform's topic has not accepted yet.
+
+PartitionKey = account id, RowKey = ``{customer tenant id}|{run id}``: one row per change-log
+entry, written with it (after the entry, before the organization) by :class:`OutboxChangeLog`,
+taken back with it when the organization write never landed, and deleted once the topic accepted
+its event. What waits is one partition query, however long the change log grows.
+
+A row holds what the event needs that the organization row will not keep: the kind, the moment,
+the Version the change stores and its changed fields (uncut, so a later change can be undone to
+rebuild the organization as this one left it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping, Sequence
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+from shared.contacts.mapping import MAX_STRING_CODE_UNITS
+from shared.keys import SEPARATOR, account_key, require_utc, tenant_key, token_key
+from shared.store.changes import ChangeEntry, ChangeLog
+from azure.data.tables import TableTransactionError
+
+from shared.store.tables import MAX_BATCH, Tables, delete_rows, submit_batches
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """One outbox row: a change whose event the topic has not accepted yet."""
+
+    tenant_id: str
+    run_id: str
+    kind: str
+    at: datetime
+    version: int
+    changes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    etag: str = ""
+
+
+class EventOutbox:
+    """Adds, lists and clears the changes waiting to be published."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._table = tables.outbox
+
+    def add(self, account_id: str, run_id: str, changes: Sequence[ChangeEntry]) -> int:
+        partition = account_key(account_id)
+        operations = [("upsert", {
+            "PartitionKey": partition,
+            "RowKey": _row_key(change.tenant_id, run_id),
+            "Kind": change.kind,
+            "At": require_utc(change.at, "the change's timestamp"),
+            "Version": change.version,
+            "Changes": _changes_json(change.changes),
+        }) for change in changes]
+        return submit_batches(self._table, partition, operations)[1]
+
+    def forget(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> int:
+        if not tenant_ids:
+            return 0
+        return delete_rows(self._table, account_key(account_id), [_row_key(t, run_id) for t in tenant_ids])
+
+    def pending(self, account_id: str, limit: int | None = None) -> list[PendingChange]:
+        """What waits in the account, each organization's changes in Version order."""
+        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": account_key(account_id)},
+                                           results_per_page=min(limit, 1000) if limit else None)
+        found = []
+        for entity in query:
+            found.append(_pending(entity))
+            if limit is not None and len(found) >= limit:
+                break
+        return sorted(found, key=lambda p: (p.tenant_id, p.version, p.at))
+
+    def waiting(self, account_id: str) -> tuple[int, datetime | None]:
+        """``(count, oldest change's moment)`` of what waits: two columns, one partition."""
+        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": account_key(account_id)},
+                                           select=["RowKey", "At"])
+        moments = [entity["At"] for entity in query]
+        return len(moments), min(moments, default=None)
+
+    def remove(self, account_id: str, published: Sequence[PendingChange]) -> int:
+        """Delete rows whose events the topic accepted, 100 a transaction; a row re-recorded since it
+        was read (its ETag moved) stays for its new content; one already gone is fine. Returns how many went."""
+        partition = account_key(account_id)
+        removed = 0
+        for start in range(0, len(published), MAX_BATCH):
+            chunk = published[start:start + MAX_BATCH]
+            try:
+                self._table.submit_transaction([("delete", {"PartitionKey": partition,
+                                                            "RowKey": _row_key(c.tenant_id, c.run_id)},
+                                                 {"etag": c.etag, "match_condition": MatchConditions.IfNotModified})
+                                                for c in chunk])
+                removed += len(chunk)
+            except TableTransactionError:
+                removed += self._remove_one_by_one(partition, chunk)  # one moved or went: settle each alone
+        return removed
+
+    def _remove_one_by_one(self, partition: str, changes: Sequence[PendingChange]) -> int:
+        removed = 0
+        for change in changes:
+            try:
+                self._table.delete_entity(partition, _row_key(change.tenant_id, change.run_id), etag=change.etag,
+                                          match_condition=MatchConditions.IfNotModified)
+                removed += 1
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
+        return removed
+
+
+class OutboxChangeLog(ChangeLog):
+    """The change log that also fills the outbox: every entry recorded is an event to publish, every
+    entry taken back (a write that never landed) is not. Used when events are configured."""
+
+    def __init__(self, tables: Tables, outbox: EventOutbox) -> None:
+        super().__init__(tables)
+        self.outbox = outbox
+
+    def record(self, account_id: str, run_id: str, changes: Sequence[ChangeEntry]) -> int:
+        # The entry first, then the outbox row, then (the caller) the organization: a stored change
+        # always has both, and a process that dies in between leaves entries the next run settles.
+        recorded = super().record(account_id, run_id, changes)
+        self.outbox.add(account_id, run_id, changes)
+        return recorded
+
+    def forget(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> int:
+        self.outbox.forget(account_id, run_id, tenant_ids)
+        return super().forget(account_id, run_id, tenant_ids)
+
+
+def _row_key(tenant_id: str, run_id: str) -> str:
+    return f"{tenant_key(tenant_id)}{SEPARATOR}{token_key(run_id, 'run id')}"
+
+
+def _changes_json(changes: Mapping[str, tuple[str, str]]) -> str:
+    text = json.dumps({name: [old, new] for name, (old, new) in changes.items()}, ensure_ascii=False)
+    if len(text) > MAX_STRING_CODE_UNITS // 2:
+        # Only Table Storage's limit cuts a value; an older state rebuilt from it is then cut too.
+        text = json.dumps({name: [old[:2000], new[:2000]] for name, (old, new) in changes.items()},
+                          ensure_ascii=False)
+    return text
+
+
+def _pending(entity: Mapping) -> PendingChange:
+    tenant, _, run_id = entity["RowKey"].partition(SEPARATOR)
+    metadata = getattr(entity, "metadata", {}) or {}
+    return PendingChange(
+        tenant_id=tenant, run_id=run_id, kind=entity["Kind"], at=entity["At"], version=int(entity["Version"]),
+        changes={name: (old, new) for name, (old, new) in json.loads(entity["Changes"]).items()},
+        etag=str(metadata.get("etag") or ""),
+    )
