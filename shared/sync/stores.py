@@ -16,6 +16,7 @@ from shared.store import (
     Tables,
 )
 from shared.store.connections import StorageConnection
+from shared.store.settled import Settled
 
 
 @dataclass
@@ -28,6 +29,7 @@ class SyncStores:
     failures: FailureLedger
     held: HeldEndings
     walk: ReconciliationWalk
+    settled: Settled
 
     @classmethod
     def open(cls, connection: StorageConnection | str, names: TableNames | None = None, *,
@@ -48,4 +50,5 @@ class SyncStores:
             failures=FailureLedger(tables, quarantine_after=quarantine_after),
             held=HeldEndings(tables),
             walk=ReconciliationWalk(tables),
+            settled=Settled(tables),
         )
