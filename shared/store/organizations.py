@@ -47,7 +47,7 @@ _STATUS_COLUMNS = ["RowKey", "Status", "LastChangedAt", "IndirectResellerId"]
 # another writer got there first: the caller re-reads that one organization and decides again.
 _CONFLICT_STATUSES = (409, 412)
 # Point reads of one page's organizations, side by side.
-_READERS = 16
+_READERS = 8  # within the storage client's connection pool (10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +167,12 @@ class OrganizationStore:
             parameters["status"] = status
         query = self._table.query_entities(query_filter, parameters=parameters, select=_STATUS_COLUMNS)
         return ((entity["RowKey"], organization_state(entity, with_content=False)) for entity in query)
+
+    def holds_any(self, account_id: str) -> bool:
+        """Whether the account has any organization stored (one entity read at most)."""
+        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": account_key(account_id)},
+                                           select=["RowKey"], results_per_page=1)
+        return next(iter(query), None) is not None
 
     def get(self, account_id: str, tenant_id: str) -> dict | None:
         """One organization row, or ``None``. The row's ETag is in ``row.metadata["etag"]``."""

@@ -9,6 +9,7 @@ watermark moves only once everything up to the run's start is stored.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from shared import telemetry
@@ -70,14 +71,21 @@ def incremental(run: Run) -> None:
     listed = pages = 0
     frontier = _walk_frontier(run)
     run.pages_begin()
-    for listing in run.client.iter_customer_pages(page_size=options.page_size):
-        with telemetry.page_span(account, INCREMENTAL, listing.number):
-            outcome, settled_here = page.sync(listing, frontier)
-        pages += 1
-        run.stores.settled.record_page(account, generation, pages, settled_here)
-        listed += len(listing.customers) + len(listing.malformed)
-        if outcome is not None:
-            return
+    # A page's settled row is written while the next page is listed (one at a time: memory stays flat).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="settled-writer") as writer:
+        recording = None
+        for listing in run.client.iter_customer_pages(page_size=options.page_size):
+            with telemetry.page_span(account, INCREMENTAL, listing.number):
+                outcome, settled_here = page.sync(listing, frontier)
+            pages += 1
+            if recording is not None:
+                recording.result()
+            recording = writer.submit(run.stores.settled.record_page, account, generation, pages, settled_here)
+            listed += len(listing.customers) + len(listing.malformed)
+            if outcome is not None:
+                return
+        if recording is not None:
+            recording.result()
     seen = _Listed(page)
     if not trusted:
         end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended)

@@ -36,6 +36,9 @@ def reconcile(run: Run) -> None:
         "startedAt": checkpoint.get("startedAt") or run.result.started_at.isoformat(),
         "page": checkpoint.get("page", 0),
         "listed": checkpoint.get("listed", 0),
+        # A walk that began with no organization stored (a first run) reads none per page: one
+        # another writer creates meanwhile makes this walk's create a conflict, decided again.
+        "fresh": checkpoint.get("fresh", False) if checkpoint else not run.stores.organizations.holds_any(account),
     }
     start = NextLink.from_dict(checkpoint["next"]) if checkpoint.get("next") else None
     if checkpoint:
@@ -68,7 +71,8 @@ def reconcile(run: Run) -> None:
         run.note(f"Partner Center refused the saved continuation token of walk {walk['walkId']} "
                  f"({exc.status} {exc.code or ''}); the walk restarted from page 1")
         run.stores.walk.discard(account, walk["walkId"])
-        walk = {"walkId": run.result.run_id, "startedAt": run.now().isoformat(), "page": 0, "listed": 0}
+        walk = {"walkId": run.result.run_id, "startedAt": run.now().isoformat(), "page": 0, "listed": 0,
+                "fresh": not run.stores.organizations.holds_any(account)}
         pages = _pages(run, None)
         first = next(pages, None)
     page_number, listed = walk["page"], walk["listed"]
@@ -83,7 +87,7 @@ def reconcile(run: Run) -> None:
             wanted, skipped = [], set()
             # What this page needs to decide, read for this page only: a unit's start, and its
             # memory, stay the same whatever the size of the estate.
-            known = run.stores.organizations.states(
+            known = {} if walk["fresh"] else run.stores.organizations.states(
                 account, [c.tenant_id for c in page.customers if run.synced_kind(c)])
             for customer in page.customers:
                 if not run.synced_kind(customer):

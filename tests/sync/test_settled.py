@@ -79,9 +79,9 @@ def test_a_walk_reads_only_the_organizations_of_the_page_it_decides(make_sync, s
     at_pages = []
     make_sync(after_page=lambda number: at_pages.append((reads.points, reads.queries))).full()
     listed = len(pc.customers())
-    assert at_pages[0][1] == 0  # no query of the account's organizations before or during its pages
-    assert at_pages[-1][0] <= listed  # a point read per listed customer, no more
-    assert reads.queries == 1  # the end of the walk: the active organizations, streamed once
+    assert at_pages[0][1] == 1  # before its pages: whether the account holds any organization (one entity)
+    assert at_pages[-1] == (listed, 1)  # then a point read per listed customer, no query
+    assert reads.queries == 2  # the end of the walk: the active organizations, streamed once
 
 
 def test_a_tenant_set_answers_membership_and_counts_what_two_share():
@@ -91,3 +91,21 @@ def test_a_tenant_set_answers_membership_and_counts_what_two_share():
     assert len(first) == 6000 and common(first, second) == 2000
     first.add(ids[9000])  # adding after a lookup thaws and freezes again
     assert ids[9000] in first and common(first, second) == 2001
+
+
+def test_a_first_walk_reads_no_organization_and_a_create_by_another_writer_is_decided_again(
+        make_sync, stores, pc, monkeypatch):
+    late = pc.customers()[-1]["id"]  # on the last page
+    reads = _Reads(stores, monkeypatch)
+    at_pages = []
+
+    def between_pages(number: int) -> None:
+        at_pages.append(reads.points)
+        if number == 1:
+            make_sync().customer(late)  # on demand, while the walk is on its first pages
+
+    result = make_sync(after_page=between_pages).full()
+    assert result.outcome == "succeeded" and result.counts.failed == 0
+    assert at_pages[0] == 0  # a first walk reads nothing to decide a page
+    assert result.counts.created == len(pc.customers()) - 1 and result.counts.unchanged == 1
+    assert stores.organizations.get(ACCOUNT, late)["Status"] == "active"
