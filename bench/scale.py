@@ -8,7 +8,9 @@ index) and runs, each in a fresh process (``bench.scale_phase``):
 1. an unchanged incremental run: wall time, CPU, peak RSS, table entities read;
 2. a walk unit of ``--unit-pages`` pages: its start cost (seconds and table entities read before
    the first list page), entities read per page, peak RSS;
-3. with ``--first``, a first full run of N new customers into empty tables: CPU per customer.
+3. with ``--walk-end``, the last unit of a walk whose other pages were walked (seeded): its page
+   and the end of the walk, which reads every active organization; peak RSS from the unit's start;
+4. with ``--first``, a first full run of N new customers into empty tables: CPU per customer.
 
 Seeded organizations hold placeholder content, so the walk unit rewrites each one it reaches:
 that is the same work at every N, and the start cost is what differs.
@@ -27,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import requests
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.data.tables import TableServiceClient
 
 from bench.__main__ import ROOT, _Simulator
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unit-pages", type=int, default=3)
     parser.add_argument("--first", action="store_true", help="also a first full run into empty tables")
     parser.add_argument("--skip-unit", action="store_true")
+    parser.add_argument("--walk-end", action="store_true",
+                        help="also a walk's last unit: every page but the last walked already")
     args = parser.parse_args(argv)
     for n in args.customers:
         with tempfile.TemporaryDirectory(prefix="scale-") as state_dir, Azurite() as azurite, \
@@ -70,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"N={n} walk unit: start {unit['start_seconds']:.2f} s and {unit['start_entities']} entities "
                       f"read before the first list page; then {unit['entities_per_page']:.0f} entities read and "
                       f"{unit['seconds_per_page']:.2f} s a page; peak RSS {unit['peak_rss_mb']:.0f} MB", flush=True)
+            if args.walk_end:
+                end = _phase(env, ["walk-end"])
+                print(f"N={n} a walk's last unit (its last page and the walk's end): {end['outcome']}, wall "
+                      f"{end['wall_seconds']:.1f} s, CPU {end['cpu_seconds']:.1f} s, peak RSS {end['peak_rss_mb']:.0f} MB, "
+                      f"entities read {end['entities_read']}", flush=True)
     return 0
 
 
@@ -105,9 +115,15 @@ def _seed(sim: _Simulator, connection: str) -> int:
     content["IndirectResellerId"] = ""
 
     def write(chunk: list[str]) -> None:
-        organizations.submit_transaction([("upsert", {
-            "PartitionKey": ACCOUNT, "RowKey": t, **content, "Status": "active",
-            "FirstSyncedAt": yesterday, "LastChangedAt": yesterday}) for t in chunk])
+        operations = [("upsert", {"PartitionKey": ACCOUNT, "RowKey": t, **content, "Status": "active",
+                                  "FirstSyncedAt": yesterday, "LastChangedAt": yesterday}) for t in chunk]
+        for attempt in range(5):
+            try:
+                organizations.submit_transaction(operations)
+                return
+            except (ServiceRequestError, ServiceResponseError):
+                time.sleep(1 + attempt)  # a loaded Azurite drops a connection now and then: upserts again
+        organizations.submit_transaction(operations)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(write, [tenants[i:i + 100] for i in range(0, len(tenants), 100)]))

@@ -13,11 +13,13 @@ import json
 import resource
 import sys
 import time
+from datetime import timedelta
 
 import azure.data.tables._models as sdk_models
 import azure.data.tables._table_client as sdk_client
 
 from shared.partner_center import AppTokenProvider, LocalRequestBudget, PartnerCenterClient
+from shared.keys import newest_first_id, utc_now
 from shared.settings import Settings
 from shared.sync.engine import AccountSync, Deadline, SyncOptions
 from shared.sync.stores import SyncStores
@@ -36,6 +38,28 @@ sdk_models._convert_to_entity = _counting(sdk_models._convert_to_entity)
 sdk_client._convert_to_entity = _counting(sdk_client._convert_to_entity)
 
 
+def _walked_but_the_last_page(client: PartnerCenterClient, stores: SyncStores, account: str) -> None:
+    """A walk that listed every page but the last: its seen rows and its checkpoint, as the units
+    before the last one leave them. Then this process's peak RSS is reset, so what is measured is
+    the last unit (its page and the end of the walk, which reads every active organization)."""
+    walk_id = newest_first_id(utc_now())
+    link, listed, number = None, 0, 0
+    for page in client.iter_customer_pages(page_size=500):
+        if page.next_link is None:
+            break
+        number += 1
+        listed += len(page.customers)
+        stores.walk.record_page(account, walk_id, number,
+                                [c.tenant_id for c in page.customers if c.relationship_kind == "reseller"])
+        link = page.next_link
+    began = (utc_now() - timedelta(minutes=1)).isoformat()
+    stores.state.clear_checkpoint(account)  # the walk unit phase's, stopped midway
+    stores.state.save_checkpoint(account, {"walkId": walk_id, "startedAt": began, "page": number, "listed": listed,
+                                           "next": link.to_dict(), "fresh": False})
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # resets VmHWM
+
+
 def _peak_rss_mb() -> float:
     """This process's own peak RSS. Not getrusage's ru_maxrss: Linux carries that across exec, so a
     phase started by a parent holding a large estate would report the parent's memory."""
@@ -52,7 +76,7 @@ class _Stop(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("phase", choices=["incremental", "unit", "first"])
+    parser.add_argument("phase", choices=["incremental", "unit", "first", "walk-end"])
     parser.add_argument("--account", required=True)
     parser.add_argument("--pages", type=int, default=3)
     args = parser.parse_args(argv)
@@ -85,12 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.phase == "unit" and number >= args.pages:
             raise _Stop()
 
+    if args.phase == "walk-end":
+        _walked_but_the_last_page(client, stores, args.account)
     options = SyncOptions(page_size=500, concurrency=16, time_budget_seconds=3600)
     sync = AccountSync(args.account, client, stores, options, after_page=after_page)
     _read[0] = 0
     cpu0 = time.process_time()
     started = time.monotonic()
-    result = sync.full(Deadline.starting_now(3600)) if args.phase in ("unit", "first") else sync.incremental()
+    result = sync.incremental() if args.phase == "incremental" else sync.full(Deadline.starting_now(3600))
     wall = time.monotonic() - started
     figures = {
         "phase": args.phase, "outcome": result.outcome, "wall_seconds": wall,
