@@ -5,7 +5,8 @@ simulator (0 ms a call, no real limit, so the sync's own work shows), seeds yest
 directly (one active organization per listed reseller customer, a watermark, an indexed tenant
 index) and runs, each in a fresh process (``bench.scale_phase``):
 
-1. an unchanged incremental run: wall time, CPU, peak RSS, table entities read;
+1. an unchanged incremental run (twice; ``--seed-settled`` seeds the settled list the last
+   incremental run leaves, so both trust it): wall time, CPU, peak RSS, table entities read;
 2. a walk unit of ``--unit-pages`` pages: its start cost (seconds and table entities read before
    the first list page), entities read per page, peak RSS;
 3. with ``--walk-end``, the last unit of a walk whose other pages were walked (seeded): its page
@@ -35,6 +36,7 @@ from azure.data.tables import TableServiceClient
 from bench.__main__ import ROOT, _Simulator
 from devstack.local.azurite import Azurite
 from shared.contacts.mapping import CONTENT_FIELDS
+from shared.store.id_lists import pack_ids
 from shared.store.tables import TableNames
 
 ACCOUNT = "scale"
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unit-pages", type=int, default=3)
     parser.add_argument("--first", action="store_true", help="also a first full run into empty tables")
     parser.add_argument("--skip-unit", action="store_true")
+    parser.add_argument("--seed-settled", action="store_true",
+                        help="seed the settled list too, as the last incremental run leaves it (both runs then trust it)")
     parser.add_argument("--walk-end", action="store_true",
                         help="also a walk's last unit: every page but the last walked already")
     args = parser.parse_args(argv)
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"wall {first['wall_seconds']:.1f} s, peak RSS {first['peak_rss_mb']:.0f} MB", flush=True)
                 _empty(azurite.connection_string)
             started = time.monotonic()
-            seeded = _seed(sim, azurite.connection_string)
+            seeded = _seed(sim, azurite.connection_string, args.seed_settled)
             print(f"N={n}: seeded {seeded} organizations in {time.monotonic() - started:.0f} s", flush=True)
             for _ in range(2):
                 inc = _phase(env, ["incremental"])
@@ -102,7 +106,7 @@ def _empty(connection: str) -> None:
         service.delete_table(table.name)
 
 
-def _seed(sim: _Simulator, connection: str) -> int:
+def _seed(sim: _Simulator, connection: str, settled: bool) -> int:
     """Yesterday's state as a finished night leaves it, written directly (100 a transaction)."""
     listed = requests.get(f"{sim.url}/_simulator/customers", verify=sim.ca_path, timeout=300).json()
     tenants = [c["id"].lower() for c in listed if c.get("relationshipToPartner", "").lower() in _SYNCED]
@@ -131,6 +135,14 @@ def _seed(sim: _Simulator, connection: str) -> int:
     now = datetime.now(timezone.utc)
     state.upsert_entity({"PartitionKey": ACCOUNT, "RowKey": "watermark", "Value": now})
     state.upsert_entity({"PartitionKey": ACCOUNT, "RowKey": "reconciled-through", "Value": yesterday})
+    if settled:
+        rows = [("upsert", {"PartitionKey": ACCOUNT, "RowKey": f"listed-a|{n + 1:06d}",
+                            **pack_ids(tenants[start:start + 500])})
+                for n, start in enumerate(range(0, len(tenants), 500))]
+        for start in range(0, len(rows), 50):
+            state.submit_transaction(rows[start:start + 50])
+        state.upsert_entity({"PartitionKey": ACCOUNT, "RowKey": "listed", "Generation": "listed-a",
+                             "Pages": len(rows), "VerifiedAt": now})
     index = service.get_table_client(names.tenant_index)
     # Marked complete in both layouts the code has known: the seeding stands for an indexed estate.
     for row in ("complete", "complete-by-bucket"):

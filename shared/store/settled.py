@@ -46,6 +46,8 @@ TRUST_HORIZON = timedelta(hours=1)
 _MAX_ENDINGS = 350  # each entry takes about 76 of the property's 32K characters
 _ENDINGS_LAND_WITHIN = timedelta(minutes=15)
 _ATTEMPTS = 8
+# A row holds up to 18 KB of ids: small responses keep a large estate's peak memory flat.
+_ROWS_PER_RESPONSE = 16
 
 
 class Settled:
@@ -126,7 +128,8 @@ class Settled:
     def _rows(self, account: str, generation: str, pages: int):
         return self._table.query_entities(
             "PartitionKey eq @pk and RowKey gt @low and RowKey le @high",
-            parameters={"pk": account, "low": generation + SEPARATOR, "high": _page_key(generation, pages)})
+            parameters={"pk": account, "low": generation + SEPARATOR, "high": _page_key(generation, pages)},
+            results_per_page=_ROWS_PER_RESPONSE)
 
     def _read(self, account: str, row: str):
         try:
