@@ -46,8 +46,8 @@ _STATUS_COLUMNS = ["RowKey", "Status", "LastChangedAt", "IndirectResellerId"]
 # 412: the row changed since it was read; 409: a create found the row already there. Both mean
 # another writer got there first: the caller re-reads that one organization and decides again.
 _CONFLICT_STATUSES = (409, 412)
-# Point reads of one page's organizations, side by side.
-_READERS = 8  # within the storage client's connection pool (10)
+# Point reads of one page's organizations side by side, within the client's connection pool (10).
+_READERS = 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,10 @@
 The walk goes page by page; each page is stored while the next page's billing profiles are
 fetched, then the walk *checkpoints* (next link, walk id, when the walk began, how many customers
 it listed). A page's stored organizations are read for that page only (point reads), so what a
-unit costs before its first page does not grow with the estate. Near the time budget it stops; the next invocation resumes at the checkpoint. Only a
-complete walk ends anything (see :mod:`shared.sync.endings`). A continuation token Partner Center
-no longer accepts restarts the walk from page 1, and the run log says so.
+unit costs before its first page does not grow with the estate. Near the time budget it stops;
+the next invocation resumes at the checkpoint. Only a complete walk ends anything (see
+:mod:`shared.sync.endings`). A continuation token Partner Center no longer accepts restarts the
+walk from page 1, and the run log says so.
 """
 
 from __future__ import annotations
