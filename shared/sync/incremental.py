@@ -62,11 +62,17 @@ def incremental(run: Run) -> None:
     # What the last run found settled is not read again; only the rest of each page is.
     settled, lately_ended, generation = run.stores.settled.load(account)
     trusted = settled is not None
+    active = TenantSet()
     if settled is None:
         # Nothing recent to go on (a first run, a long pause, many endings): one streamed read of
         # the statuses, keeping 8 bytes a settled customer; the next run reads none of them.
-        settled = TenantSet(t for t, s in run.stores.organizations.each_state(account)
-                            if s.status in (STATUS_ACTIVE, STATUS_EXCLUDED)).freeze()
+        settled = TenantSet()
+        for tenant, known in run.stores.organizations.each_state(account):
+            if known.status in (STATUS_ACTIVE, STATUS_EXCLUDED):
+                settled.add(tenant)
+            if known.status == STATUS_ACTIVE:
+                active.add(tenant)
+        settled.freeze()
     page = _Page(run, settled, lately_ended, failing, refresh, retry)
     listed = pages = 0
     frontier = _walk_frontier(run)
@@ -88,7 +94,9 @@ def incremental(run: Run) -> None:
             recording.result()
     seen = _Listed(page)
     if not trusted:
-        end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended)
+        # The statuses are read again for the endings only when someone active was not listed.
+        if page.gone or common(active, page.seen) < len(active):
+            end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended)
     else:
         # Who left is among those the last run listed (or the activity log names): only when
         # some of them were not listed now are they read (their rows, one point read each).

@@ -39,6 +39,18 @@ def test_an_unchanged_incremental_run_reads_no_organization(make_sync, stores, p
     assert (reads.points, reads.queries) == (0, 0)
 
 
+def test_a_run_with_nothing_to_trust_reads_the_statuses_once_when_nobody_left(make_sync, stores, pc, monkeypatch):
+    make_sync().full()
+    reads = _Reads(stores, monkeypatch)
+    assert make_sync().incremental().outcome == "succeeded"
+    assert reads.queries == 1  # who is settled; the endings' second read only when someone is missing
+    pc.remove_relationship(pc.customers()[2]["id"])
+    stores.tables.sync_state.delete_entity(ACCOUNT, "listed")  # as after a long pause: nothing to trust
+    reads.clear()
+    assert make_sync().incremental().counts.ended == 1
+    assert reads.queries == 2
+
+
 def test_a_new_customer_costs_the_next_run_one_point_read(make_sync, stores, pc, monkeypatch):
     make_sync().full()
     make_sync().incremental()
