@@ -1,48 +1,48 @@
 """The tenant index (`OrganizationTenants`): which accounts hold an organization for a customer.
 
-One row per customer: PartitionKey = customer tenant id, RowKey = "accounts", `Accounts` = the
-account ids, comma-separated, so a lookup is one point read. An account is added before its
-organization is created, so an organization never exists that the index does not name; an account
-whose organization was never created (the create failed) points at nothing and is harmless.
-Accounts are never removed: an organization is never deleted either.
+One row per customer and account: PartitionKey = the tenant id's first hex digit (16 buckets),
+RowKey = ``{tenant id}|{account id}``. A lookup is one small range read (the rows under
+``{tenant id}|``); a page of new customers is written as idempotent upserts, up to 100 a
+transaction per bucket, so a page of 500 costs about 16 requests instead of 500. An account is
+added before its organization is created, so an organization never exists that the index does
+not name; an account whose organization was never created (the create failed) points at nothing
+and is harmless. Rows are never removed: an organization is never deleted either.
 
-A deployment with no organization yet is complete from the start (the first lookup sees the empty
-table and marks it so). Deployments that stored organizations before the index existed are
-covered twice over: a lookup that finds no row, while the index is not yet known to be complete,
-falls back to scanning Organizations by RowKey (correct, but it reads every partition) and writes
-the rows it finds; `ensure_backfilled` indexes every stored organization once and then marks the
-index complete, after which a miss is a plain "no organization" answered by one point read.
+Earlier deployments kept one row per customer (PartitionKey = tenant id, RowKey = ``accounts``,
+``Accounts`` comma-separated). Those rows are still read, beside the range read, until the
+migration (:meth:`TenantIndex.ensure_backfilled`, resumable, a bounded slice per call) has put
+every stored organization into the bucket layout and marked it complete. A deployment with no
+organization yet is complete from the start. Before an index is known complete, a lookup that
+finds nothing falls back to scanning Organizations by RowKey (correct, but it reads every partition).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    AzureError,
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import AzureError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from azure.data.tables import UpdateMode
 
 from shared import telemetry
-from shared.keys import account_key, tenant_key
-from shared.store.tables import StoreError, Tables
+from shared.keys import SEPARATOR, account_key, tenant_key
+from shared.store.tables import MAX_BATCH, StoreError, Tables
 from shared.telemetry import names
 
-# The completeness marker lives in a partition no tenant id (a GUID) can have.
+# The markers live in a partition no bucket (one hex digit) or old row (a GUID) can have.
 _META_PARTITION = "_index"
-_COMPLETE_ROW = "complete"
-_ROW = "accounts"
-# Index rows are one per partition, so they cannot share a transaction: write them side by side.
-_WRITERS = 8
-_ATTEMPTS = 5  # optimistic-concurrency rounds when two writers add accounts to one row
+_COMPLETE_ROW = "complete-by-bucket"
+_OLD_COMPLETE_ROW = "complete"  # every organization was in the one-row-per-customer layout
+_OLD_ROW = "accounts"
+_WRITERS = 8  # buckets written side by side
+_ATTEMPTS = 3  # a transaction whose connection dropped is sent again (upserts: harmless)
+_MIGRATION_SLICE_SECONDS = 20.0  # what one call of ensure_backfilled spends at most
+
+
+def bucket(tenant: str) -> str:
+    return tenant[0]
 
 
 class TenantIndex:
@@ -61,69 +61,66 @@ class TenantIndex:
         organization that the index would miss.
         """
         account = account_key(account_id)
-        tenants = [tenant_key(tenant) for tenant in tenant_ids]
+        tenants = sorted({tenant_key(tenant) for tenant in tenant_ids})
         if not tenants:
             return 0
-        # One span for the page's rows, not one (or three, when the row exists) per customer.
+        by_bucket: dict[str, list[str]] = {}
+        for tenant in tenants:
+            by_bucket.setdefault(bucket(tenant), []).append(tenant)
+        chunks = [(part, rows[i:i + MAX_BATCH]) for part, rows in by_bucket.items()
+                  for i in range(0, len(rows), MAX_BATCH)]
+        # One span for the page's rows, not one per transaction.
         with telemetry.sdk_calls_in_one_span(names.SPAN_TENANT_INDEX, {
                 names.ACCOUNT: account_id, names.TENANT_INDEX_ROWS: len(tenants)}):
-            if len(tenants) == 1:
-                self._add(tenants[0], account)
+            if len(chunks) == 1:
+                self._write(account, *chunks[0])
             else:
-                with ThreadPoolExecutor(max_workers=min(_WRITERS, len(tenants))) as pool:
-                    list(pool.map(lambda tenant: self._add(tenant, account), tenants))
+                with ThreadPoolExecutor(max_workers=min(_WRITERS, len(chunks))) as pool:
+                    list(pool.map(lambda chunk: self._write(account, *chunk), chunks))
         return len(tenants)
 
-    def _add(self, tenant: str, account: str) -> None:
-        try:
-            for _ in range(_ATTEMPTS):
-                try:
-                    self._index.create_entity({"PartitionKey": tenant, "RowKey": _ROW, "Accounts": account})
-                    return
-                except ResourceExistsError:
-                    pass
-                except (ServiceRequestError, ServiceResponseError):
-                    # The SDK retries no POST; a dropped connection (an idle keep-alive closed by the
-                    # server) may or may not have created the row: the read below tells.
-                    pass
-                try:
-                    row = self._index.get_entity(tenant, _ROW)
-                except ResourceNotFoundError:
-                    continue  # the dropped create never landed: create again
-                accounts = _accounts(row)
-                if account in accounts:
-                    return
-                try:
-                    self._index.update_entity(
-                        {"PartitionKey": tenant, "RowKey": _ROW, "Accounts": ",".join([*accounts, account])},
-                        mode=UpdateMode.MERGE, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified,
-                    )
-                    return
-                except (ResourceModifiedError, ResourceNotFoundError):
-                    continue  # another writer changed the row meanwhile: read it again
-        except AzureError as exc:
-            raise self._failure(tenant, account, type(exc).__name__, getattr(exc, "status_code", None)) from exc
-        raise self._failure(tenant, account, f"still contended after {_ATTEMPTS} attempts", 412)
+    def _write(self, account: str, partition: str, tenants: list[str]) -> None:
+        operations = [("upsert", {"PartitionKey": partition, "RowKey": f"{tenant}{SEPARATOR}{account}"},
+                       {"mode": UpdateMode.MERGE}) for tenant in tenants]
+        for attempt in range(_ATTEMPTS):
+            try:
+                self._index.submit_transaction(operations)
+                return
+            except (ServiceRequestError, ServiceResponseError) as exc:
+                # The SDK retries no POST; a dropped connection (an idle keep-alive closed by the
+                # server) may or may not have written: upserts make sending it again harmless.
+                if attempt == _ATTEMPTS - 1:
+                    raise self._failure(tenants, account, type(exc).__name__, None) from exc
+            except AzureError as exc:
+                raise self._failure(tenants, account, type(exc).__name__, getattr(exc, "status_code", None)) from exc
 
-    def _failure(self, tenant: str, account: str, reason: str, status: int | None) -> StoreError:
+    def _failure(self, tenants: list[str], account: str, reason: str, status: int | None) -> StoreError:
         return StoreError(
-            f"{self._index.table_name}: indexing customer {tenant} under account {account} failed ({reason})",
-            table=self._index.table_name, partition=tenant, row_key=_ROW, status_code=status,
+            f"{self._index.table_name}: indexing {len(tenants)} customer(s) from {tenants[0]} under account "
+            f"{account} failed ({reason})",
+            table=self._index.table_name, partition=bucket(tenants[0]), row_key=tenants[0], status_code=status,
         )
 
     def accounts_of(self, tenant_id: str) -> list[str]:
-        """Every account that holds (or held) an organization for this customer, from one point
-        read; falls back to a scan of Organizations while the index is incomplete."""
+        """Every account that holds (or held) an organization for this customer: one range read
+        once the index is complete; before, also the old layout's row, then a scan of Organizations."""
         tenant = tenant_key(tenant_id)
+        low = tenant + SEPARATOR
+        rows = self._index.query_entities(
+            "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high", select=["RowKey"],
+            parameters={"pk": bucket(tenant), "low": low, "high": tenant + chr(ord(SEPARATOR) + 1)})
+        found = {row["RowKey"][len(low):] for row in rows}
+        if self._known_complete():
+            return sorted(found)
         try:
-            return _accounts(self._index.get_entity(tenant, _ROW))
+            found.update(_accounts(self._index.get_entity(tenant, _OLD_ROW)))
         except ResourceNotFoundError:
             pass
-        if self.is_complete():
-            return []
-        found = self.scan_organizations(tenant)
+        if found or self.is_complete():
+            return sorted(found)
+        found = set(self.scan_organizations(tenant))
         self.record_each(tenant, found)
-        return found
+        return sorted(found)
 
     def scan_organizations(self, tenant_id: str) -> list[str]:
         """The accounts with an organization row for this customer, by scanning Organizations
@@ -138,42 +135,77 @@ class TenantIndex:
         for account in account_ids:
             self.record(account, [tenant_id])
 
-    def is_complete(self) -> bool:
-        """True once every stored organization is known to be indexed."""
+    def _known_complete(self) -> bool:
         with self._lock:
             if self._complete:
                 return True
-        try:
-            self._index.get_entity(_META_PARTITION, _COMPLETE_ROW)
-        except ResourceNotFoundError:
-            # A deployment that has stored no organization yet is complete as it is: every
-            # organization from now on is indexed before it is created.
-            first = next(iter(self._organizations.list_entities(results_per_page=1, select=["RowKey"])), None)
-            if first is not None:
-                return False
-            self._mark_complete(0)
+        if self._marker(_COMPLETE_ROW) is None:
+            return False
         with self._lock:
             self._complete = True
         return True
 
-    def _mark_complete(self, indexed: int) -> None:
-        self._index.upsert_entity({"PartitionKey": _META_PARTITION, "RowKey": _COMPLETE_ROW, "Organizations": indexed})
-
-    def ensure_backfilled(self) -> int:
-        """Index every stored organization (one query over Organizations, keys only), then mark
-        the index complete. Does nothing once complete; safe to run twice or concurrently.
-        Returns the number of rows written."""
-        if self.is_complete():
-            return 0
-        by_account: dict[str, list[str]] = {}
-        rows = self._organizations.list_entities(select=["PartitionKey", "RowKey"])
-        for row in rows:
-            by_account.setdefault(row["PartitionKey"], []).append(row["RowKey"])
-        written = sum(self.record(account, tenants) for account, tenants in by_account.items())
-        self._mark_complete(written)
+    def is_complete(self) -> bool:
+        """True once every stored organization is known to be indexed, in either layout."""
+        if self._known_complete() or self._marker(_OLD_COMPLETE_ROW) is not None:
+            return True
+        # A deployment that has stored no organization yet is complete as it is: every
+        # organization from now on is indexed before it is created.
+        first = next(iter(self._organizations.list_entities(results_per_page=1, select=["RowKey"])), None)
+        if first is not None:
+            return False
+        self._mark(_COMPLETE_ROW, {"Organizations": 0})
         with self._lock:
             self._complete = True
-        return written
+        return True
+
+    def _marker(self, row: str) -> dict | None:
+        try:
+            return self._index.get_entity(_META_PARTITION, row)
+        except ResourceNotFoundError:
+            return None
+
+    def _mark(self, row: str, properties: dict) -> None:
+        self._index.upsert_entity({"PartitionKey": _META_PARTITION, "RowKey": row, **properties},
+                                  mode=UpdateMode.REPLACE)
+
+    def ensure_backfilled(self, seconds: float = _MIGRATION_SLICE_SECONDS) -> int:
+        """Index stored organizations in the bucket layout (keys only, in key order), then mark the
+        index complete. Resumable: each call goes on from the last key it recorded and spends at
+        most ``seconds``; does nothing once complete; safe to run twice or concurrently.
+        Returns the number of rows written by this call."""
+        if self._known_complete():
+            return 0
+        progress = self._marker("migrating") or {}
+        after = (str(progress.get("Partition", "")), str(progress.get("Row", "")))
+        written = int(progress.get("Organizations", 0))
+        stop_at = time.monotonic() + seconds
+        query = "PartitionKey gt @pk or ( PartitionKey eq @pk and RowKey gt @rk )" if after[0] else None
+        rows = self._organizations.query_entities(query, parameters={"pk": after[0], "rk": after[1]},
+                                                  select=["PartitionKey", "RowKey"]) if query else \
+            self._organizations.list_entities(select=["PartitionKey", "RowKey"])
+        done = 0
+        pending: list[tuple[str, str]] = []
+        for row in rows:
+            pending.append((row["PartitionKey"], row["RowKey"]))
+            if len(pending) == 1000:
+                done += self._record_keys(pending)
+                self._mark("migrating", {"Partition": pending[-1][0], "Row": pending[-1][1],
+                                         "Organizations": written + done})
+                pending = []
+                if time.monotonic() > stop_at:
+                    return done
+        done += self._record_keys(pending)
+        self._mark(_COMPLETE_ROW, {"Organizations": written + done})
+        with self._lock:
+            self._complete = True
+        return done
+
+    def _record_keys(self, keys: list[tuple[str, str]]) -> int:
+        by_account: dict[str, list[str]] = {}
+        for account, tenant in keys:
+            by_account.setdefault(account, []).append(tenant)
+        return sum(self.record(account, tenants) for account, tenants in by_account.items())
 
 
 def _accounts(row: dict) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Iterable
 
 from shared.partner_center import CustomerNotFoundError, DeadlineExceeded, PartnerCenterError, RelationshipEndedError
 from shared.partner_center.models import parse_customer
@@ -28,32 +29,46 @@ log = logging.getLogger(__name__)
 _CONFIRM_CHUNK = 100
 
 
-def end_missing(run: Run, *, walk_started: datetime, seen: set[str], listed: int,
+def end_missing(run: Run, *, walk_started: datetime, seen, listed: int,
                 confirmed: frozenset[str] | set[str] = frozenset(),
-                statuses: dict[str, OrganizationState] | None = None) -> None:
+                candidates: Iterable[tuple[str, OrganizationState]] | None = None,
+                active_count: int | None = None) -> None:
     """End the organizations a complete walk did not see, behind the deletion guard.
 
-    ``walk_started``: when the walk began (its first invocation). ``listed``: how many customers
-    the whole walk listed. Endings the activity log ``confirmed`` are Partner Center's own word,
-    not a list that came back short, so the threshold does not hold them back. Every ending is
-    confirmed with Partner Center (one call) before it is stored. ``statuses``: the organizations'
-    states read during this invocation, if the caller has them (an incremental run's walk).
+    ``walk_started``: when the walk began (its first invocation). ``seen``: the tenant ids the walk
+    listed (any container; a :class:`~shared.store.tenant_set.TenantSet` keeps it small).
+    ``listed``: how many customers the whole walk listed. Endings the activity log ``confirmed``
+    are Partner Center's own word, not a list that came back short, so the threshold does not hold
+    them back. Every ending is confirmed with Partner Center (one call) before it is stored.
+    ``candidates``: the organizations that may be missing, with ``active_count`` (how many are
+    active) for the threshold, when the caller knows them (an incremental run whose previous list
+    it trusts); by default every organization of the account, streamed.
     """
     # Read now, not when the walk began: organizations other writers created meanwhile count. One
     # read in this invocation is as good: what was written after it is fresh, never ended, and a
     # state that changed since makes the ETag-guarded ending a conflict, decided again.
-    snapshot = statuses if statuses is not None else run.stores.organizations.statuses(run.account_id)
+    rows = candidates if candidates is not None else run.stores.organizations.each_state(
+        run.account_id, status=STATUS_ACTIVE)
     fresh_after = walk_started - run.options.clock_skew
-    active = [t for t, s in snapshot.items() if s.status == STATUS_ACTIVE]
-    missing = sorted(t for t in active if t not in seen and _unwritten_since(snapshot[t], fresh_after))
+    active = 0
+    snapshot: dict[str, OrganizationState] = {}  # the missing ones only: memory stays flat
+    for tenant, state in rows:
+        if state.status != STATUS_ACTIVE:
+            continue
+        active += 1
+        if tenant not in seen and _unwritten_since(state, fresh_after):
+            snapshot[tenant] = state
+    if active_count is not None:
+        active = max(active_count, len(snapshot))
+    missing = sorted(snapshot)
     sure = [t for t in missing if t in confirmed]
     unconfirmed = [t for t in missing if t not in confirmed]
     options = run.options
-    threshold = max(options.deletion_guard_minimum, len(active) * options.deletion_guard_percent / 100)
+    threshold = max(options.deletion_guard_minimum, active * options.deletion_guard_percent / 100)
     if unconfirmed and (listed == 0 or len(unconfirmed) > threshold):
         why = "the customer list came back empty" if listed == 0 else \
-            f"{len(unconfirmed)} of {len(active)} active organizations would end"
-        held_id = run.stores.held.hold(run.account_id, run.result.run_id, unconfirmed, len(active))
+            f"{len(unconfirmed)} of {active} active organizations would end"
+        held_id = run.stores.held.hold(run.account_id, run.result.run_id, unconfirmed, active)
         run.result.counts.held += len(unconfirmed)
         log.warning("account %s: %s; held as %s for an operator", run.account_id, why, held_id)
         unconfirmed = []

@@ -9,11 +9,13 @@ watermark moves only once everything up to the run's start is stored.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from shared import telemetry
-from shared.store import STATUS_EXCLUDED, STATUS_RELATIONSHIP_ENDED
+from shared.store import STATUS_ACTIVE, STATUS_EXCLUDED, STATUS_RELATIONSHIP_ENDED
 from shared.store.runs import RunOutcome
+from shared.store.tenant_set import TenantSet, common
 
 from .endings import end_missing
 from .run import INCREMENTAL, Run
@@ -55,57 +57,136 @@ def incremental(run: Run) -> None:
             refresh.add(tenant)
         elif record.operation_type in ENDED_OPERATIONS:
             ended.add(tenant)
-    # Status alone says who needs syncing; the few written are read in full (plan_content_write).
-    snapshot = run.stores.organizations.statuses(account)
     failing = run.stores.failures.failing(account)
     retry = {tenant for tenant, failure in failing.items() if not failure.quarantined}
-    seen: set[str] = set()
-    listed = 0
+    # What the last run found settled is not read again; only the rest of each page is.
+    settled, lately_ended, generation = run.stores.settled.load(account)
+    trusted = settled is not None
+    active = TenantSet()
+    if settled is None:
+        # Nothing recent to go on (a first run, a long pause, many endings): one streamed read of
+        # the statuses, keeping 8 bytes a settled customer; the next run reads none of them.
+        settled = TenantSet()
+        for tenant, known in run.stores.organizations.each_state(account):
+            if known.status in (STATUS_ACTIVE, STATUS_EXCLUDED):
+                settled.add(tenant)
+            if known.status == STATUS_ACTIVE:
+                active.add(tenant)
+        settled.freeze()
+    page = _Page(run, settled, lately_ended, failing, refresh, retry)
+    listed = pages = 0
     frontier = _walk_frontier(run)
     run.pages_begin()
-    for page in run.client.iter_customer_pages(page_size=options.page_size):
-        with telemetry.page_span(account, INCREMENTAL, page.number):
-            outcome = _sync_page(run, page, snapshot, failing, refresh, retry, seen, frontier)
-        listed += len(page.customers) + len(page.malformed)
-        if outcome is not None:
-            return
-    end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended, statuses=snapshot)
+    # A page's settled row is written while the next page is listed (one at a time: memory stays flat).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="settled-writer") as writer:
+        recording = None
+        for listing in run.client.iter_customer_pages(page_size=options.page_size):
+            with telemetry.page_span(account, INCREMENTAL, listing.number):
+                outcome, settled_here = page.sync(listing, frontier)
+            pages += 1
+            if recording is not None:
+                recording.result()
+            recording = writer.submit(run.stores.settled.record_page, account, generation, pages, settled_here)
+            listed += len(listing.customers) + len(listing.malformed)
+            if outcome is not None:
+                return
+        if recording is not None:
+            recording.result()
+    seen = _Listed(page)
+    if not trusted:
+        # The statuses are read again for the endings only when someone active was not listed.
+        if page.gone or common(active, page.seen) < len(active):
+            end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended)
+    else:
+        # Who left is among those the last run listed (or the activity log names): only when
+        # some of them were not listed now are they read (their rows, one point read each).
+        missing: list[str] = [t for t in ended | page.gone if t not in seen]
+        if common(settled, page.seen) < len(settled):
+            missing += [t for t in run.stores.settled.previous_ids(account) if t not in seen]
+        candidates = run.stores.organizations.states(account, missing, with_content=False)
+        end_missing(run, walk_started=started, seen=seen, listed=listed, confirmed=ended,
+                    candidates=candidates.items(), active_count=len(settled))
     # Only now is everything up to the run's start stored: the watermark may move.
     next_window = started - options.audit_overlap
     run.check_lease()
+    run.stores.settled.complete(account, generation, pages, verified_at=started)
     state.set_watermark(account, started, {r: at for r, at in applied.items() if at >= next_window})
     run.result.outcome = RunOutcome.SUCCEEDED
 
 
-def _sync_page(run: Run, page, snapshot: dict, failing: dict, refresh: set[str], retry: set[str],
-               seen: set[str], frontier: "_WalkFrontier | None" = None) -> RunOutcome | None:
-    """Sync the customers of one page that need it; :attr:`RunOutcome.PARTIAL` when the time is up."""
-    wanted = []
-    for customer in page.customers:
-        beyond_walk = frontier is not None and frontier.beyond(customer.tenant_id)
-        if not run.synced_kind(customer):
-            continue  # not a kind that syncs: as good as not listed
-        seen.add(customer.tenant_id)
-        status = _status(snapshot, customer.tenant_id)
-        if status == STATUS_EXCLUDED:
-            continue
-        if status is None and beyond_walk and customer.tenant_id not in refresh and customer.tenant_id not in retry:
-            continue  # the unfinished walk has not reached it yet: creating it is the walk's job
-        if (status is None or status == STATUS_RELATIONSHIP_ENDED or customer.tenant_id in refresh
-                or customer.tenant_id in retry):
-            wanted.append(customer)
-    seen.update(m.tenant_id for m in page.malformed if m.tenant_id)
-    if run.sync.indirect_provider:
-        wanted = [run.sync.with_indirect_seller(c, snapshot.get(c.tenant_id)) for c in wanted]
-    plan = plan_customers(run, wanted, snapshot)
-    seen.difference_update(plan.gone)
-    commit(run, plan, failing)
-    record_malformed(run, page)
-    if page.next_link is not None and run.near_deadline():
-        run.result.outcome = RunOutcome.PARTIAL
-        run.result.error = "time budget spent before the customer list was walked; watermark kept"
-        return RunOutcome.PARTIAL
-    return None
+class _Listed:
+    """Membership in what this run listed, less the customers Partner Center said were gone."""
+
+    def __init__(self, page: "_Page") -> None:
+        page.seen.freeze()
+        self._page = page
+
+    def __contains__(self, tenant_id: object) -> bool:
+        return self._page.listed(str(tenant_id))
+
+
+class _Page:
+    """Decides and syncs one page of the list at a time, reading only what it cannot tell from the
+    settled list: customers not on it, ended lately, named by the activity log, or failing."""
+
+    def __init__(self, run: Run, settled: TenantSet, lately_ended: set[str], failing: dict,
+                 refresh: set[str], retry: set[str]) -> None:
+        self.run, self.settled, self.lately_ended = run, settled, lately_ended
+        self.failing, self.refresh, self.retry = failing, refresh, retry
+        self.seen = TenantSet()
+        # Listed, but Partner Center says the relationship is gone: not seen, for the endings.
+        self.gone: set[str] = set()
+
+    def listed(self, tenant_id: str) -> bool:
+        return tenant_id in self.seen and tenant_id not in self.gone
+
+    def _known_settled(self, tenant: str) -> bool:
+        return (tenant in self.settled and tenant not in self.lately_ended
+                and tenant not in self.refresh and tenant not in self.retry)
+
+    def sync(self, page, frontier: "_WalkFrontier | None") -> tuple[RunOutcome | None, list[str]]:
+        """Sync the customers of one page that need it; returns :attr:`RunOutcome.PARTIAL` when
+        the time is up, and the page's customers now settled."""
+        run = self.run
+        synced = []
+        for customer in page.customers:
+            beyond_walk = frontier is not None and frontier.beyond(customer.tenant_id)
+            if run.synced_kind(customer):  # other kinds are as good as not listed
+                synced.append((customer, beyond_walk))
+                self.seen.add(customer.tenant_id)
+        settled = [c.tenant_id for c, _ in synced if self._known_settled(c.tenant_id)]
+        known = run.stores.organizations.states(
+            run.account_id, [c.tenant_id for c, _ in synced if not self._known_settled(c.tenant_id)],
+            with_content=False)
+        wanted = []
+        for customer, beyond_walk in synced:
+            tenant = customer.tenant_id
+            if self._known_settled(tenant):
+                continue
+            status = _status(known, tenant)
+            if status == STATUS_EXCLUDED:
+                settled.append(tenant)
+                continue
+            if status is None and beyond_walk and tenant not in self.refresh and tenant not in self.retry:
+                continue  # the unfinished walk has not reached it yet: creating it is the walk's job
+            if status in (None, STATUS_RELATIONSHIP_ENDED) or tenant in self.refresh or tenant in self.retry:
+                wanted.append(customer)
+            else:
+                settled.append(tenant)  # active, and nothing says it changed
+        self.seen.update(m.tenant_id for m in page.malformed if m.tenant_id)
+        if run.sync.indirect_provider:
+            wanted = [run.sync.with_indirect_seller(c, known.get(c.tenant_id)) for c in wanted]
+        plan = plan_customers(run, wanted, known)
+        commit(run, plan, self.failing)
+        self.gone.update(plan.gone)
+        record_malformed(run, page)
+        settled += [c.tenant_id for c in plan.customers if c.tenant_id not in plan.failed
+                    and c.tenant_id not in plan.gone]
+        if page.next_link is not None and run.near_deadline():
+            run.result.outcome = RunOutcome.PARTIAL
+            run.result.error = "time budget spent before the customer list was walked; watermark kept"
+            return RunOutcome.PARTIAL, settled
+        return None, settled
 
 
 class _WalkFrontier:
@@ -136,7 +217,8 @@ def _walk_frontier(run: Run) -> _WalkFrontier | None:
     if checkpoint is None or not checkpoint.data.get("walkId"):
         return None
     data = checkpoint.data
-    return _WalkFrontier(run.stores.walk.last_seen(run.account_id, data["walkId"]), int(data.get("listed", 0)))
+    last = run.stores.walk.last_seen(run.account_id, data["walkId"], int(data.get("page", 0)))
+    return _WalkFrontier(last, int(data.get("listed", 0)))
 
 
 def _status(snapshot: dict, tenant_id: str) -> str | None:

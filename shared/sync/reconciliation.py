@@ -2,9 +2,11 @@
 
 The walk goes page by page; each page is stored while the next page's billing profiles are
 fetched, then the walk *checkpoints* (next link, walk id, when the walk began, how many customers
-it listed). Near the time budget it stops; the next invocation resumes at the checkpoint. Only a
-complete walk ends anything (see :mod:`shared.sync.endings`). A continuation token Partner Center
-no longer accepts restarts the walk from page 1, and the run log says so.
+it listed). A page's stored organizations are read for that page only (point reads), so what a
+unit costs before its first page does not grow with the estate. Near the time budget it stops;
+the next invocation resumes at the checkpoint. Only a complete walk ends anything (see
+:mod:`shared.sync.endings`). A continuation token Partner Center no longer accepts restarts the
+walk from page 1, and the run log says so.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def reconcile(run: Run) -> None:
         "startedAt": checkpoint.get("startedAt") or run.result.started_at.isoformat(),
         "page": checkpoint.get("page", 0),
         "listed": checkpoint.get("listed", 0),
+        # A walk that began with no organization stored (a first run) reads none per page: one
+        # another writer creates meanwhile makes this walk's create a conflict, decided again.
+        "fresh": checkpoint.get("fresh", False) if checkpoint else not run.stores.organizations.holds_any(account),
     }
     start = NextLink.from_dict(checkpoint["next"]) if checkpoint.get("next") else None
     if checkpoint:
@@ -42,7 +47,6 @@ def reconcile(run: Run) -> None:
     # Deployments from before the tenant index get it filled once (a point read ever after), so a
     # contact-edit check without an account finds every organization.
     run.stores.organizations.tenant_index.ensure_backfilled()
-    snapshot = run.stores.organizations.snapshot(account)
     failing = run.stores.failures.failing(account)
     sellers = sync.indirect_sellers() if sync.indirect_provider else None
 
@@ -68,7 +72,8 @@ def reconcile(run: Run) -> None:
         run.note(f"Partner Center refused the saved continuation token of walk {walk['walkId']} "
                  f"({exc.status} {exc.code or ''}); the walk restarted from page 1")
         run.stores.walk.discard(account, walk["walkId"])
-        walk = {"walkId": run.result.run_id, "startedAt": run.now().isoformat(), "page": 0, "listed": 0}
+        walk = {"walkId": run.result.run_id, "startedAt": run.now().isoformat(), "page": 0, "listed": 0,
+                "fresh": not run.stores.organizations.holds_any(account)}
         pages = _pages(run, None)
         first = next(pages, None)
     page_number, listed = walk["page"], walk["listed"]
@@ -81,10 +86,14 @@ def reconcile(run: Run) -> None:
             page_number += 1
             listed += len(page.customers) + len(page.malformed)
             wanted, skipped = [], set()
+            # What this page needs to decide, read for this page only: a unit's start, and its
+            # memory, stay the same whatever the size of the estate.
+            known = {} if walk["fresh"] else run.stores.organizations.states(
+                account, [c.tenant_id for c in page.customers if run.synced_kind(c)])
             for customer in page.customers:
                 if not run.synced_kind(customer):
                     skipped.add(customer.tenant_id)  # not a kind that syncs: as good as not listed
-                elif _status(snapshot, customer.tenant_id) == STATUS_EXCLUDED:
+                elif _status(known, customer.tenant_id) == STATUS_EXCLUDED:
                     run.result.counts.excluded_skipped += 1
                 else:
                     wanted.append(customer)
@@ -92,7 +101,7 @@ def reconcile(run: Run) -> None:
                 wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
             try:
                 with telemetry.page_span(account, FULL, page_number):
-                    plan = plan_customers(run, wanted, snapshot)
+                    plan = plan_customers(run, wanted, known)
             finally:
                 if storing is not None:
                     storing.result()  # the previous page is stored (or its error raised) first
@@ -109,7 +118,7 @@ def reconcile(run: Run) -> None:
             page = next(pages, None)
         if storing is not None:
             storing.result()
-    seen = run.stores.walk.seen(account, walk["walkId"])
+    seen = run.stores.walk.seen_set(account, walk["walkId"])
     started = datetime.fromisoformat(walk["startedAt"])
     run.check_lease()
     end_missing(run, walk_started=started, seen=seen, listed=listed)

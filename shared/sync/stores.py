@@ -17,6 +17,7 @@ from shared.store import (
 )
 from shared.store.connections import StorageConnection
 from shared.store.outbox import EventOutbox, OutboxChangeLog
+from shared.store.settled import Settled
 
 
 @dataclass
@@ -29,6 +30,7 @@ class SyncStores:
     failures: FailureLedger
     held: HeldEndings
     walk: ReconciliationWalk
+    settled: Settled
     # The event outbox (docs/events.md): filled with the change log only when events are configured.
     outbox: EventOutbox | None = None
 
@@ -53,5 +55,6 @@ class SyncStores:
             failures=FailureLedger(tables, quarantine_after=quarantine_after),
             held=HeldEndings(tables),
             walk=ReconciliationWalk(tables),
+            settled=Settled(tables),
             outbox=outbox,
         )

@@ -187,6 +187,8 @@ def store(run: Run, planned: list[PlannedWrite]) -> None:
         if not planned:
             return
         run.check_lease()
+        # An ending makes a settled customer unsettled: the next incremental run must look again.
+        run.stores.settled.note_endings(account, [p.tenant_id for p in planned if p.kind == END])
         run.stores.changes.record(account, run_id, [p.change() for p in planned])
         try:
             stats = run.stores.organizations.apply(account, [p.write() for p in planned])

@@ -52,8 +52,41 @@ def test_a_miss_scans_organizations_until_the_index_is_complete(tables, request_
     assert not index.is_complete()
     assert index.accounts_of(new_tenant()) == []  # unknown: scanned, nothing found
     assert index.accounts_of(legacy_tenant) == ["legacy"]  # found by the scan, then indexed
-    assert [row["Accounts"] for row in tables.tenant_index.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": legacy_tenant})] == ["legacy"]
+    assert [row["RowKey"] for row in tables.tenant_index.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": legacy_tenant[0]})] == [f"{legacy_tenant}|legacy"]
+
+
+def test_a_page_of_new_customers_is_written_in_a_transaction_per_bucket(tables, request_log):
+    tenants = [new_tenant() for _ in range(300)]
+    request_log.requests.clear()
+    assert TenantIndex(tables).record(ACCOUNT, tenants) == 300
+    # One transaction per bucket (16 hex digits; none holds 100 of 300 random GUIDs), nothing else.
+    assert len(request_log.requests) == len(request_log.batches()) <= 16
+    assert all(TenantIndex(tables).accounts_of(tenant) == [ACCOUNT] for tenant in tenants[:20])
+
+
+def test_rows_of_the_old_layout_are_still_read_and_the_migration_goes_on_where_it_stopped(tables):
+    old, both = new_tenant(), new_tenant()
+    tables.tenant_index.create_entity({"PartitionKey": old, "RowKey": "accounts", "Accounts": "a-one"})
+    tables.tenant_index.create_entity({"PartitionKey": both, "RowKey": "accounts", "Accounts": "a-one"})
+    tables.tenant_index.create_entity({"PartitionKey": "_index", "RowKey": "complete", "Organizations": 2})
+    for tenant in (old, both):
+        tables.organizations.create_entity({"PartitionKey": "a-one", "RowKey": tenant, "Status": "active"})
+    others = [new_tenant() for _ in range(1500)]
+    for start in range(0, 1500, 100):
+        tables.organizations.submit_transaction([("create", {"PartitionKey": "a-two", "RowKey": t})
+                                                 for t in others[start:start + 100]])
+    index = TenantIndex(tables)
+    index.record("a-three", [both])
+    assert index.is_complete()  # the old layout was complete: old rows and new rows together are
+    assert index.accounts_of(old) == ["a-one"]
+    assert index.accounts_of(both) == ["a-one", "a-three"]
+    assert index.accounts_of(new_tenant()) == []
+    assert index.ensure_backfilled(seconds=0) == 1000  # a first slice, then it stops
+    assert TenantIndex(tables).ensure_backfilled() == 502  # goes on after the last key it recorded
+    assert TenantIndex(tables).ensure_backfilled() == 0
+    tables.tenant_index.delete_entity(old, "accounts")
+    assert TenantIndex(tables).accounts_of(old) == ["a-one"]  # migrated: one range read answers
 
 
 def test_backfill_indexes_every_stored_organization_once_and_then_misses_read_no_organizations(tables, request_log):
@@ -79,25 +112,22 @@ def test_a_deployment_without_organizations_is_complete_from_its_first_lookup(ta
     assert not any(f"/{organizations}(" in url or f"/{organizations}?" in url for _, url, _ in request_log.requests)
 
 
-def test_a_create_whose_connection_drops_is_indexed_once_whether_or_not_it_landed(tables, monkeypatch):
+def test_a_transaction_whose_connection_drops_is_sent_again(tables, monkeypatch):
     """Azure SDKs retry no POST: a keep-alive connection the server closed is the index's to handle."""
     from azure.core.exceptions import ServiceResponseError
 
     index = TenantIndex(tables)
-    real_create = index._index.create_entity
-    lost, landed = new_tenant(), new_tenant()
+    real_submit = index._index.submit_transaction
+    tenants = [new_tenant() for _ in range(2)]
     dropped = []
 
-    def drop_once(entity, **kwargs):
-        tenant = entity["PartitionKey"]
-        if tenant not in dropped:
-            dropped.append(tenant)
-            if tenant == landed:
-                real_create(entity, **kwargs)  # this one landed before its connection dropped
+    def drop_once(operations, **kwargs):
+        if not dropped:
+            dropped.append(True)
+            real_submit(operations, **kwargs)  # it landed before its connection dropped
             raise ServiceResponseError("('Connection aborted.', RemoteDisconnected(...))")
-        return real_create(entity, **kwargs)
+        return real_submit(operations, **kwargs)
 
-    monkeypatch.setattr(index._index, "create_entity", drop_once)
-    index.record(ACCOUNT, [lost, landed])
-    assert sorted(dropped) == sorted([lost, landed])
-    assert index.accounts_of(lost) == [ACCOUNT] and index.accounts_of(landed) == [ACCOUNT]
+    monkeypatch.setattr(index._index, "submit_transaction", drop_once)
+    index.record(ACCOUNT, tenants)
+    assert dropped and all(index.accounts_of(tenant) == [ACCOUNT] for tenant in tenants)
