@@ -131,6 +131,8 @@ class Tables:
     @property
     def run_index(self) -> TableClient:
         return self.client(self.names.run_index)
+
+    @property
     def outbox(self) -> TableClient:
         return self.client(self.names.outbox)
 
