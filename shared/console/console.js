@@ -133,16 +133,25 @@ async function heldEnding(account, held) {
   return box;
 }
 
+// The changes waiting to be published to the Platform's topic (docs/events.md).
+function events(waiting) {
+  if (!waiting) return "not configured";
+  if (!waiting.waiting) return "none waiting";
+  return waiting.waiting + " waiting, oldest " + when(waiting.oldestWaiting);
+}
+
 async function account(status, overall) {
   const id = status.account;
   const box = el("div", null, "account");
   box.appendChild(el("h3", id));
   const last = status.last_incremental || status.last_full;
-  box.appendChild(table(["Last incremental", "Last full", "Lag", "Partner Center calls (last run)", "Last sync now"], [[
+  box.appendChild(table(["Last incremental", "Last full", "Lag", "Partner Center calls (last run)", "Last sync now",
+                         "Organization events"], [[
     run(status.last_incremental), run(status.last_full),
     lag(status.lag_seconds, intervalSeconds(overall.incrementalSchedule)),
     last ? last.apiCalls + " (budget " + overall.maxRequestsPerMinute + "/min)" : "",
-    status.last_sync_now ? when(status.last_sync_now.at) + " by " + status.last_sync_now.by : "never"]]));
+    status.last_sync_now ? when(status.last_sync_now.at) + " by " + status.last_sync_now.by : "never",
+    events(status.events)]]));
   if (me.operator) {
     box.appendChild(actions(
       button("Sync now", async () => { const r = await call("POST", "/accounts/" + seg(id) + "/sync");

@@ -92,6 +92,8 @@ def test_readers_look_operators_approve_and_markup_stays_text(browser, estate, c
         assert reader.url.endswith("/api/console")
         assert "reader@example.com" in reader.inner_text("#who")
         assert reader.get_by_text(held_id).count() >= 1  # the held ending and its organizations are shown
+        # Events are not configured here: the account says so where it would count what waits.
+        assert "not configured" in reader.locator(".account tr", has_text="never").inner_text()
         assert reader.locator("button", has_text="Approve").count() == 0
         assert reader.locator("button", has_text="Sync now").count() == 0
         refused = reader.evaluate("""async (path) => (await fetch(path, {method: 'POST'})).status""",
