@@ -74,14 +74,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.log:
                 Path(args.log).write_text(json.dumps(log))
             calls = len(log)
-            span = max(e["time"] for e in log) - min(e["time"] for e in log)
+            first, last = min(e["time"] for e in log), max(e["time"] for e in log)
+            span = last - first
+            # The simulator logs on the same monotonic clock as this process (one machine).
+            before, after = first - started, started + wall - last
             pace = calls * 60.0 / args.budget
             print(f"full: {args.customers} customers, outcome {outcome}, {calls} Partner Center calls; "
                   f"throttled {control('counters')['throttled']}; most calls in any minute "
                   f"{control('peak-requests')['peakRequests']} (budget {args.budget})")
             print(f"full: the run {took:.1f} s, first call to last {span:.1f} s, the process {wall:.1f} s; the "
                   f"budget's pace {pace:.1f} s ({calls} calls at {args.budget}/min): ratio {took / pace:.2f} (run), "
-                  f"{span / pace:.2f} (calls), {wall / pace:.2f} (process); the budget's storage unavailable "
+                  f"{span / pace:.2f} (calls), {wall / pace:.2f} (process); the process's own time {before:.1f} s "
+                  f"before the first call, {after:.1f} s after the last; the budget's storage unavailable "
                   f"{fallbacks} times")
         if args.part in ("first", "both"):
             from bench.budget import percentile, run_workers

@@ -42,6 +42,7 @@ class Ledger:
     released: dict[int, int] = field(default_factory=dict)  # second a bucket leaves the window -> calls
     slices: list[Slice] = field(default_factory=list)
     foreground: dict[int, int] = field(default_factory=dict)  # the part of ``released`` made in the foreground
+    paced_at: float = 0.0  # when the next background slice is due at the account's even pace
 
     def prune(self, now: float, window: float) -> None:
         """Forget what no longer counts in any window that ends after ``now``."""
@@ -156,13 +157,17 @@ def booking_limits(ledger: Ledger, label: str, now: float, per_minute: int, rese
 
 def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float, per_minute: int, reserve: int,
                cap: int, not_before: float, window: float, duration: float, latest: float | None = None,
-               smallest: int = 1) -> Slice | None:
+               smallest: int = 1, spacing: float = 0.0) -> Slice | None:
     """Book ``owner``'s next slice labelled ``label`` under :func:`booking_limits`. A foreground slice
     starts at the next free slot, with as many calls as fit there if the whole slice does not yet:
     someone waits on its first call. A background slice starts now with what fits if that is at
-    least ``smallest`` calls (a window's last calls are not left unused), else when it all fits."""
+    least ``smallest`` calls (a window's last calls are not left unused), else when it all fits;
+    with ``spacing``, the background of every instance together keeps one even pace (``paced_at``),
+    so that N instances do not fill the window N times as fast and leave nothing free for a minute."""
     ceiling, foreground_cap_now = booking_limits(ledger, label, now, per_minute, reserve, cap)
     not_before = max(not_before, ledger.paused_until)
+    if label not in FOREGROUND and spacing:
+        not_before = max(not_before, ledger.paced_at - PACE_BURST_SECONDS)
     if label in FOREGROUND:
         soonest = ledger.earliest_start(1, ceiling, not_before, window, duration, foreground_cap_now)
     elif ledger.room(not_before, ceiling, window, duration) >= min(count, smallest):
@@ -171,7 +176,10 @@ def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float
         soonest = None
     if soonest is not None:
         latest = soonest if latest is None else min(latest, soonest)
-    return ledger.book(owner, label, count, ceiling, not_before, window, duration, latest, foreground_cap_now)
+    booked = ledger.book(owner, label, count, ceiling, not_before, window, duration, latest, foreground_cap_now)
+    if booked is not None and label not in FOREGROUND and spacing:
+        ledger.paced_at = max(ledger.paced_at, booked.start) + booked.count * spacing
+    return booked
 
 
 class Lane:
@@ -187,6 +195,7 @@ class Lane:
         self.spacing = 0.0  # seconds between two calls of a paced lane (0: not paced)
         self.paced_at = 0.0  # when the lane's next call is due at its even pace (never moves unpaced)
         self.label = name  # the open slice's label in the row (FIRST for a first-in-line claim)
+
 
     def pace(self, per_window: int, window: float) -> None:
         """Spread the lane's calls evenly: at most ``per_window`` in any window, after a short burst."""

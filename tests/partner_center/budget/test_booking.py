@@ -145,3 +145,15 @@ def test_a_background_slice_takes_the_windows_last_calls_rather_than_wait_for_al
     booked = book_claim(fuller, "walk", BACKGROUND, 46, now=50.0, per_minute=100, reserve=10, cap=50,
                         not_before=50.0, window=W, duration=10, smallest=30)
     assert (booked.start, booked.count) == (70.0, 46)
+
+
+def test_the_background_of_every_instance_keeps_one_even_pace():
+    # 100 calls per 62 s window: one every 0.62 s, 5 calls 3.1 s. Four instances asking at once get
+    # the pace's slots one after another (2 s early at most: the burst), not four times its rate.
+    ledger, spacing = Ledger(), W / 100
+    starts = [book_claim(ledger, f"walk{n}", BACKGROUND, 5, now=0.0, per_minute=100, reserve=10, cap=50,
+                         not_before=0.0, window=W, duration=10, spacing=spacing).start for n in range(4)]
+    assert starts == pytest.approx([0.0, 1.1, 4.2, 7.3])
+    assert ledger.paced_at == pytest.approx(4 * 5 * spacing)  # the four slices, end to end
+    # The foreground keeps no pace: someone waits on it.
+    assert claim(ledger, "hook", INTERACTIVE, 5, 0.0).start == 0.0
