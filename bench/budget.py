@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_workers(env: dict, *, processes: int, seconds: float, threads: int = 4, interactive_every: float = 0.0,
                 incremental_every: float = 0.0, account: str = "bench", table_prefix: str = "",
-                extra: dict | None = None, during=None) -> list[dict]:
+                extra: dict | None = None, during=None, extra_args: list[str] | None = None) -> list[dict]:
     """Start the workers, let them all begin at the same moment, and return what each printed.
 
     ``incremental_every`` > 0 adds a process that makes an incremental run's calls (first in line on
@@ -83,7 +83,7 @@ def run_workers(env: dict, *, processes: int, seconds: float, threads: int = 4, 
                                                  (("interactive", interactive_every), ("incremental", incremental_every))
                                                  if every > 0]
     command = [sys.executable, "-m", "bench.budget", "worker", "--account", account, "--seconds", str(seconds),
-               "--threads", str(threads), "--table-prefix", table_prefix]
+               "--threads", str(threads), "--table-prefix", table_prefix, *(extra_args or [])]
     env = {**env, **(extra or {})}
     workers = [subprocess.Popen(command + ["--lane", role, "--every", str(every)], cwd=ROOT, env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,9 +8,10 @@ Starts Azurite and the Partner Center simulator (latency 50 ms) in their own pro
    Prints its wall time against the budget's pace (its calls / the budget), the most calls in any
    minute and the throttled calls.
 2. ``first``: two processes on one account, as two instances: a walk (16 threads fetching billing
-   profiles on the background lane, as fast as the budget lets them) and an incremental run (10
-   calls one after another, first in line on the background lane, every 5 s). Prints the
-   incremental run's longest wait for a call, and its p95.
+   profiles on the background lane, as fast as the budget lets them) and an incremental run (100
+   calls one after another, as many as a 50,000-customer account's list pages, first in line on
+   the background lane, every 20 s, so that each run finds the walk using the whole budget). Prints the incremental run's longest wait for a call,
+   and its p95.
 
 Time is not compressed: the simulator's window is a real minute.
 """
@@ -40,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=1140, help="PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--seconds", type=float, default=150.0, help="first: how long the walk runs")
+    parser.add_argument("--every", type=float, default=20.0,
+                        help="first: seconds between two incremental runs (more than a slice's 10 s: each "
+                             "run arrives while the walk has the whole budget)")
+    parser.add_argument("--calls", type=int, default=100,
+                        help="first: calls per incremental run (at 50,000 customers: 100 list pages)")
     parser.add_argument("--log", help="full: write the simulator's request log (JSON) here")
     args = parser.parse_args(argv)
 
@@ -91,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             from bench.budget import percentile, run_workers
 
             control("counters", "DELETE")
-            results = run_workers(env, processes=1, seconds=args.seconds, threads=16, incremental_every=5.0,
+            results = run_workers(env, processes=1, seconds=args.seconds, threads=16, incremental_every=args.every, extra_args=["--calls", str(args.calls)],
                                   account=ACCOUNT, table_prefix="p" + uuid.uuid4().hex[:12])
             walk = next(r for r in results if r["lane"] == "background")
             run = next(r for r in results if r["lane"] == "incremental")
             waits = sorted(run["waits"])
-            print(f"first: a walk (16 threads) and an incremental run (10 calls every 5 s) in two processes "
+            print(f"first: a walk (16 threads) and an incremental run ({args.calls} calls every {args.every:g} s) in two processes "
                   f"for {args.seconds:.0f} s; walk calls {walk['calls']}, incremental calls {run['calls']}; "
                   f"throttled {control('counters')['throttled']}; most calls in any minute "
                   f"{control('peak-requests')['peakRequests']} (budget {args.budget})")
