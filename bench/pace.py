@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"first: the incremental run's wait for a call: p50 {percentile(waits, 50) * 1000:.0f} ms, "
                   f"p95 {percentile(waits, 95) * 1000:.0f} ms, longest {waits[-1] * 1000:.0f} ms; "
                   f"errors {sorted(set(walk['errors'] + run['errors'])) or 'none'}")
+            slowest = sorted(range(len(run["waits"])), key=run["waits"].__getitem__)[-3:]
+            print(f"first: its slowest calls (run, call in the run): "
+                  f"{', '.join(f'{i // args.calls}, {i % args.calls}' for i in slowest)}; its budget's claims "
+                  f"{run['budget']['claims']}, storage operations {run['budget']['storage_operations']}, "
+                  f"storage unavailable {run['budget']['storage_failures']} times")
     return 0
 
 
