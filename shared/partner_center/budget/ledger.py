@@ -158,27 +158,26 @@ def booking_limits(ledger: Ledger, label: str, now: float, per_minute: int, rese
 def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float, per_minute: int, reserve: int,
                cap: int, not_before: float, window: float, duration: float, latest: float | None = None,
                smallest: int = 1, spacing: float = 0.0) -> Slice | None:
-    """Book ``owner``'s next slice labelled ``label`` under :func:`booking_limits`, at the first moment
-    ``smallest`` calls fit (one, for the foreground: someone waits on its first call), with as many
-    of ``count`` as fit there. A background slice is thus never booked seconds ahead for its whole
-    size, which a foreground claim would have to wait behind. With ``spacing``, the background of
-    every instance together keeps one even pace (``paced_at``), so that N instances do not fill the
-    window N times as fast and leave nothing free for the rest of the minute. Past ``latest``
-    (the caller's deadline), :meth:`Ledger.book`'s rule."""
+    """Book ``owner``'s next slice labelled ``label`` under :func:`booking_limits`. A foreground slice
+    starts at the next free slot, with as many calls as fit there if the whole slice does not yet:
+    someone waits on its first call. A background slice starts now with what fits if that is at
+    least ``smallest`` calls (a window's last calls are not left unused), else when it all fits;
+    with ``spacing``, the background of every instance together keeps one even pace (``paced_at``),
+    so that N instances do not fill the window N times as fast and leave nothing free for a minute."""
     ceiling, foreground_cap_now = booking_limits(ledger, label, now, per_minute, reserve, cap)
     not_before = max(not_before, ledger.paused_until)
-    paced = label not in FOREGROUND and spacing > 0
-    if paced:
+    if label not in FOREGROUND and spacing:
         not_before = max(not_before, ledger.paced_at - PACE_BURST_SECONDS)
-    need = 1 if label in FOREGROUND else max(1, min(count, smallest))
-    start = ledger.earliest_start(need, ceiling, not_before, window, duration, foreground_cap_now)
-    if start is not None and (latest is None or start <= latest):
-        fits = min(count, ledger.room(start, ceiling, window, duration, foreground_cap_now))
-        booked: Slice | None = Slice(owner, label, fits, start, start + duration)
-        ledger.slices.append(booked)
+    if label in FOREGROUND:
+        soonest = ledger.earliest_start(1, ceiling, not_before, window, duration, foreground_cap_now)
+    elif ledger.room(not_before, ceiling, window, duration) >= min(count, smallest):
+        soonest = not_before
     else:
-        booked = ledger.book(owner, label, count, ceiling, not_before, window, duration, latest, foreground_cap_now)
-    if booked is not None and paced:
+        soonest = None
+    if soonest is not None:
+        latest = soonest if latest is None else min(latest, soonest)
+    booked = ledger.book(owner, label, count, ceiling, not_before, window, duration, latest, foreground_cap_now)
+    if booked is not None and label not in FOREGROUND and spacing:
         ledger.paced_at = max(ledger.paced_at, booked.start) + booked.count * spacing
     return booked
 
