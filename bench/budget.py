@@ -72,18 +72,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_workers(env: dict, *, processes: int, seconds: float, threads: int = 4, interactive_every: float = 0.0,
-                account: str = "bench", table_prefix: str = "", extra: dict | None = None,
-                during=None) -> list[dict]:
+                incremental_every: float = 0.0, account: str = "bench", table_prefix: str = "",
+                extra: dict | None = None, during=None, extra_args: list[str] | None = None) -> list[dict]:
     """Start the workers, let them all begin at the same moment, and return what each printed.
 
-    ``during(start_at)``, when given, runs in this process while the workers do.
+    ``incremental_every`` > 0 adds a process that makes an incremental run's calls (first in line on
+    the background lane) that often. ``during(start_at)``, when given, runs in this process while the workers do.
     """
-    roles = ["background"] * processes + (["interactive"] if interactive_every > 0 else [])
+    roles = [("background", 0.0)] * processes + [(lane, every) for lane, every in
+                                                 (("interactive", interactive_every), ("incremental", incremental_every))
+                                                 if every > 0]
     command = [sys.executable, "-m", "bench.budget", "worker", "--account", account, "--seconds", str(seconds),
-               "--threads", str(threads), "--every", str(interactive_every), "--table-prefix", table_prefix]
+               "--threads", str(threads), "--table-prefix", table_prefix, *(extra_args or [])]
     env = {**env, **(extra or {})}
-    workers = [subprocess.Popen(command + ["--lane", role], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for role in roles]
+    workers = [subprocess.Popen(command + ["--lane", role, "--every", str(every)], cwd=ROOT, env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for role, every in roles]
     try:
         for process in workers:
             if process.stdout.readline().strip() != "ready":
@@ -162,6 +166,11 @@ class _TimedLane:
     def pause(self, seconds: float) -> None:
         self.lane.pause(seconds)
 
+    def first_in_line(self) -> "_TimedLane":
+        first = _TimedLane(self.lane.first_in_line())
+        first._local = self._local  # one tally per thread, whichever view it called through
+        return first
+
     def take_waited(self) -> float:
         waited, self._local.waited = getattr(self._local, "waited", 0.0), 0.0
         return waited
@@ -169,7 +178,9 @@ class _TimedLane:
 
 def worker(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.budget worker")
-    parser.add_argument("--lane", choices=["background", "interactive"], required=True)
+    parser.add_argument("--lane", choices=["background", "interactive", "incremental"], required=True,
+                        help="incremental: the background lane, first in line, a run of --calls every --every s")
+    parser.add_argument("--calls", type=int, default=10, help="incremental: calls per run, one after another")
     parser.add_argument("--account", default="bench")
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--threads", type=int, default=4)
@@ -188,7 +199,8 @@ def worker(argv: list[str]) -> int:
     names = TableNames().with_prefix(args.table_prefix) if args.table_prefix else TableNames()
     wired = App(settings)
     tables = Tables(wired.storage, names)
-    lane = wired.budgets.lane(tables.client(names.request_budget), args.account, wired.budget_config, lane=args.lane)
+    lane_name = "interactive" if args.lane == "interactive" else "background"
+    lane = wired.budgets.lane(tables.client(names.request_budget), args.account, wired.budget_config, lane=lane_name)
     timed = _TimedLane(lane)
     tokens = AppTokenProvider(settings.authority_url, account.tenant_id, account.client_id,
                                 client_secret=account.client_secret(settings.environ), cloud=settings.cloud)
@@ -216,7 +228,25 @@ def worker(argv: list[str]) -> int:
                 errors.append(type(exc).__name__)
             index += args.threads
 
-    if args.lane == "background":
+    if args.lane == "incremental":
+        # Like an incremental run: list pages one after another, first in line; each call's wait counts.
+        with client.first_in_line():
+            index = 0
+            while time.time() < until:
+                started = time.monotonic()
+                try:
+                    for _ in range(args.calls):
+                        timed.take_waited()
+                        client.get_customer(customers[index % len(customers)])
+                        waits.append(timed.take_waited())
+                        index += 1
+                except DeadlineExceeded:
+                    break
+                except PartnerCenterError as exc:
+                    errors.append(type(exc).__name__)
+                totals.append(time.monotonic() - started)
+                time.sleep(max(0.0, min(args.every, until - time.time())))
+    elif args.lane == "background":
         threads = [threading.Thread(target=hammer, args=(n,)) for n in range(args.threads)]
         for thread in threads:
             thread.start()

@@ -257,7 +257,8 @@ class App:
     @cached_property
     def budget_config(self) -> BudgetConfig:
         s = self.settings
-        return BudgetConfig(s.max_requests_per_minute, s.interactive_reserve_percent, s.budget_fallback_instances)
+        return BudgetConfig(s.max_requests_per_minute, s.interactive_reserve_percent, s.budget_fallback_instances,
+                            s.interactive_max_percent)
 
     @cached_property
     def sync_options(self) -> SyncOptions:

@@ -75,6 +75,7 @@ class Settings:
     full_schedule: str = DEFAULT_FULL_SCHEDULE
     max_requests_per_minute: int = 450
     interactive_reserve_percent: float = 10.0
+    interactive_max_percent: float = 50.0
     budget_fallback_instances: int = 4
     page_size: int = 500
     concurrency: int = 8
@@ -127,6 +128,8 @@ class Settings:
             max_requests_per_minute=_int(env, "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE", 450, minimum=1),
             interactive_reserve_percent=_float(env, "PARTNER_CENTER_INTERACTIVE_RESERVE_PERCENT", 10.0,
                                                minimum=0.0, maximum=50.0),
+            interactive_max_percent=_float(env, "PARTNER_CENTER_INTERACTIVE_MAX_PERCENT", 50.0,
+                                           minimum=1.0, maximum=100.0),
             budget_fallback_instances=_int(env, "PARTNER_CENTER_BUDGET_FALLBACK_INSTANCES", 4, minimum=1,
                                            maximum=1000),
             page_size=_int(env, "PARTNER_CENTER_PAGE_SIZE", 500, minimum=1),

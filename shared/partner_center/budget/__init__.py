@@ -12,15 +12,18 @@ whoever sends them, and N instances with a window each would send N times the li
   made, each held one window (per-second buckets). A crashed instance's slice frees itself.
 - A claim never queues behind rivals: it books the earliest moment at which its slice fits under
   the limit in every sliding window it can touch, possibly in the future, and sleeps until then.
-- **Lanes.** The interactive lane (on-demand syncs, webhooks, "sync now") may use the whole budget;
-  the background lane (timers, reconciliation) all but a reserved share, so the background may slow
-  down for interactive calls, never the reverse.
-- **Paced.** The background spreads its calls evenly, with a burst of about two seconds' worth: a
-  sliding window alone let a walk's sixteen threads spend a real minute's 405 calls in 2.5 s, and
-  everything after wait the other 58 s.
+- **Lanes.** The interactive lane (on-demand syncs, webhooks, "sync now") and background claims made
+  for a caller first in line (an incremental run) are the **foreground**: their slices start at the
+  next free slot. The background (timers, reconciliation) may use the whole budget while no
+  foreground slice is in the row, and leaves a reserved share free while one is, whichever instance
+  holds it: the reserve costs nothing unused. While a background slice waits, the foreground's own
+  calls stay under a set share, so it cannot starve a walk either.
+- **Paced.** The background of all instances together spreads its calls evenly (``PacedAt`` in the
+  row), with a burst of about two seconds' worth: a sliding window alone let a walk's sixteen
+  threads spend a real minute's calls in 2.5 s, and everything after wait the other 58 s.
 - **First in line.** Within a process, a lane's calls go first to runs someone waits on (an
   incremental sync bringing in a customer who just accepted), then to the rest (a walk, which has
-  hours). Between instances the row's slices alternate instead.
+  hours); between instances, the foreground rule above.
 - A 429 seen anywhere is stored as ``PausedUntil``: every instance books nothing before it, and
   each stops at its next claim, within about one slice.
 - **Storage unavailable**: an instance falls back to a local sliding window of ``1/instances`` of

@@ -20,6 +20,7 @@ class BudgetConfig:
     per_minute: int
     interactive_reserve_percent: float = 10.0
     fallback_instances: int = 4
+    interactive_max_percent: float = 50.0
 
 
 class RequestBudgets:
@@ -39,6 +40,7 @@ class RequestBudgets:
                 budget = self._budgets[key] = SharedRequestBudget(
                     table, account_id, config.per_minute,
                     interactive_reserve_percent=config.interactive_reserve_percent,
+                    interactive_max_percent=config.interactive_max_percent,
                     fallback_instances=config.fallback_instances,
                     paced=(BACKGROUND,),  # timers and walks have time; the interactive lane does not
                 )
@@ -46,4 +48,5 @@ class RequestBudgets:
 
     @staticmethod
     def _config(budget: SharedRequestBudget) -> BudgetConfig:
-        return BudgetConfig(budget.per_minute, budget.interactive_reserve_percent, budget.fallback_instances)
+        return BudgetConfig(budget.per_minute, budget.interactive_reserve_percent, budget.fallback_instances,
+                            budget.interactive_max_percent)

@@ -15,6 +15,11 @@ SLICE_TARGET_SECONDS = 2.0  # a slice is sized to this much of the lane's recent
 MIN_SLICE = {"background": 30, "interactive": 5}  # ...and never smaller (storage ops per call)
 BACKGROUND, INTERACTIVE = "background", "interactive"
 LANES = (BACKGROUND, INTERACTIVE)
+# A slice's label in the row: its lane, or FIRST for background calls booked for a caller first in
+# line (an incremental run). Interactive and first-in-line slices are the foreground: someone waits.
+FIRST = "first"
+FOREGROUND = frozenset({INTERACTIVE, FIRST})
+LABELS = {BACKGROUND: frozenset({BACKGROUND, FIRST}), INTERACTIVE: frozenset({INTERACTIVE})}
 PACE_BURST_SECONDS = 2.0  # a paced lane may run this far ahead of its even pace
 
 
@@ -23,7 +28,7 @@ class Slice:
     """An open claim in the row: ``count`` calls usable from ``start`` to ``end`` (wall clock)."""
 
     owner: str
-    lane: str
+    lane: str  # its label: BACKGROUND, INTERACTIVE or FIRST
     count: int
     start: float
     end: float
@@ -36,75 +41,145 @@ class Ledger:
     paused_until: float = 0.0
     released: dict[int, int] = field(default_factory=dict)  # second a bucket leaves the window -> calls
     slices: list[Slice] = field(default_factory=list)
+    foreground: dict[int, int] = field(default_factory=dict)  # the part of ``released`` made in the foreground
+    paced_at: float = 0.0  # when the next background slice is due at the account's even pace
 
     def prune(self, now: float, window: float) -> None:
         """Forget what no longer counts in any window that ends after ``now``."""
         self.released = {second: n for second, n in self.released.items() if second > now}
+        self.foreground = {second: n for second, n in self.foreground.items() if second > now}
         self.slices = [s for s in self.slices if s.end + window > now]
 
-    def settle(self, owner: str, lane: str, calls: list[float], window: float) -> None:
-        """Replace ``owner``'s open slice of ``lane`` by the calls it really made (each held one window)."""
-        self.slices = [s for s in self.slices if not (s.owner == owner and s.lane == lane)]
+    def settle(self, owner: str, lane: str, calls: list[float], window: float, label: str | None = None) -> None:
+        """Replace ``owner``'s open slice of ``lane`` by the calls it really made (each held one window),
+        made under a slice labelled ``label`` (the lane's name when not given)."""
+        labels = LABELS.get(lane, frozenset({lane}))
+        self.slices = [s for s in self.slices if not (s.owner == owner and s.lane in labels)]
         for at in calls:
             second = math.ceil(at + window)
             self.released[second] = self.released.get(second, 0) + 1
+            if (label or lane) in FOREGROUND:
+                self.foreground[second] = self.foreground.get(second, 0) + 1
 
-    def held_at(self, moment: float, window: float) -> int:
-        """Calls that count in the sliding window ending at ``moment`` (booked slices counted whole)."""
-        made = sum(n for second, n in self.released.items() if second > moment)
-        return made + sum(s.count for s in self.slices if s.start <= moment < s.end + window)
+    def waiting(self, labels: frozenset[str], now: float) -> bool:
+        """Whether a slice labelled one of ``labels`` is open or booked ahead: someone has calls to make."""
+        return any(s.lane in labels and s.end > now for s in self.slices)
 
-    def peak(self, start: float, end: float, window: float) -> int:
+    def held_at(self, moment: float, window: float, labels: frozenset[str] | None = None) -> int:
+        """Calls that count in the sliding window ending at ``moment`` (booked slices counted whole);
+        with ``labels`` (FOREGROUND), only theirs."""
+        if labels is None:
+            made = sum(n for second, n in self.released.items() if second > moment)
+        else:
+            made = sum(n for second, n in self.foreground.items() if second > moment)
+        return made + sum(s.count for s in self.slices
+                          if s.start <= moment < s.end + window and (labels is None or s.lane in labels))
+
+    def peak(self, start: float, end: float, window: float, labels: frozenset[str] | None = None) -> int:
         """The most calls held at any moment of [start, end)."""
         moments = [start] + [s.start for s in self.slices if start < s.start < end]
-        return max(self.held_at(moment, window) for moment in moments)
+        return max(self.held_at(moment, window, labels) for moment in moments)
 
     def earliest_start(self, count: int, ceiling: int, not_before: float, window: float,
-                       duration: float) -> float | None:
+                       duration: float, foreground_cap: int | None = None) -> float | None:
         """The first moment from ``not_before`` at which a slice of ``count`` calls used for
-        ``duration`` keeps every window under ``ceiling``; ``None`` if it never fits."""
-        if count > ceiling:
+        ``duration`` keeps every window under ``ceiling`` (and the foreground's own calls under
+        ``foreground_cap``, when given); ``None`` if it never fits."""
+        if count > ceiling or (foreground_cap is not None and count > foreground_cap):
             return None
         frees = {float(second) for second in self.released} | {s.end + window for s in self.slices}
         for start in sorted({not_before} | {moment for moment in frees if moment > not_before}):
-            if self.peak(start, start + duration + window, window) + count <= ceiling:
+            if self.room(start, ceiling, window, duration, foreground_cap) >= count:
                 return start
         return None
 
-    def room(self, start: float, ceiling: int, window: float, duration: float) -> int:
+    def room(self, start: float, ceiling: int, window: float, duration: float,
+             foreground_cap: int | None = None) -> int:
         """How many calls a slice starting at ``start`` may have."""
-        return max(0, ceiling - self.peak(start, start + duration + window, window))
+        end = start + duration + window
+        room = ceiling - self.peak(start, end, window)
+        if foreground_cap is not None:
+            room = min(room, foreground_cap - self.peak(start, end, window, FOREGROUND))
+        return max(0, room)
 
     def owners(self) -> set[str]:
         return {s.owner for s in self.slices}
 
     def book(self, owner: str, lane: str, count: int, ceiling: int, not_before: float, window: float,
-             duration: float, latest: float | None = None) -> Slice | None:
-        """Add ``owner``'s slice of ``lane`` at the earliest moment from ``not_before`` it fits under
-        ``ceiling``: all ``count`` calls, or, if that would start after ``latest``, as many as fit at
-        the first moment one call does. ``None`` when not even one call fits by ``latest``."""
+             duration: float, latest: float | None = None, foreground_cap: int | None = None) -> Slice | None:
+        """Add ``owner``'s slice labelled ``lane`` at the earliest moment from ``not_before`` it fits
+        under ``ceiling`` (and ``foreground_cap``): all ``count`` calls, or, if that would start after
+        ``latest``, as many as fit at the first moment one call does. ``None`` when not even one call
+        fits by ``latest``."""
         not_before = max(not_before, self.paused_until)  # a 429 seen by any instance: nothing before it
-        start = self.earliest_start(count, ceiling, not_before, window, duration)
+        start = self.earliest_start(count, ceiling, not_before, window, duration, foreground_cap)
         if start is None or (latest is not None and start > latest):
-            start = self.earliest_start(1, ceiling, not_before, window, duration)
+            start = self.earliest_start(1, ceiling, not_before, window, duration, foreground_cap)
             if start is None or (latest is not None and start > latest):
                 return None
-            count = min(count, self.room(start, ceiling, window, duration))
+            count = min(count, self.room(start, ceiling, window, duration, foreground_cap))
         booked = Slice(owner, lane, count, start, start + duration)
         self.slices.append(booked)
         return booked
 
 
 def interactive_reserve(per_minute: int, percent: float) -> int:
-    """Calls per window only the interactive lane may use (the background always keeps at least one)."""
+    """Calls per window the background leaves free while the foreground has calls to make (the
+    background always keeps at least one)."""
     reserve = math.ceil(per_minute * percent / 100.0)
     return max(0, min(reserve, per_minute - 1))
 
 
+def foreground_cap(per_minute: int, percent: float, reserve: int) -> int:
+    """Calls per window the foreground may hold while the background waits: ``percent`` of the
+    budget, never less than the reserve, and at least one call left to the background."""
+    return max(reserve, min(per_minute - 1, math.floor(per_minute * percent / 100.0)), 1)
+
+
 def lane_ceiling(lane: str, per_minute: int, reserve: int) -> int:
-    """The most calls any window may hold once ``lane``'s slice is added: the interactive lane may use
-    the whole budget, the background all but the reserve."""
+    """The most calls any window may hold once ``lane``'s slice is added, without the row (while storage
+    is away, nobody's demand is known): the interactive lane the whole budget, the background all but
+    the reserve."""
     return per_minute if lane == INTERACTIVE else per_minute - reserve
+
+
+def booking_limits(ledger: Ledger, label: str, now: float, per_minute: int, reserve: int,
+                   cap: int) -> tuple[int, int | None]:
+    """The ceiling and foreground cap a slice labelled ``label`` books under, from what the row says
+    is waiting. The reserve costs nothing while nobody needs it: the background may fill the whole
+    budget unless a foreground slice is open or booked, and then leaves the reserve free, so the
+    foreground's next call takes the next free slot. The foreground may use the whole budget, but
+    while a background slice waits, its own calls stay under ``cap``, so it cannot starve a walk."""
+    if label in FOREGROUND:
+        return per_minute, (cap if ledger.waiting(frozenset({BACKGROUND}), now) else None)
+    return (per_minute - reserve if ledger.waiting(FOREGROUND, now) else per_minute), None
+
+
+def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float, per_minute: int, reserve: int,
+               cap: int, not_before: float, window: float, duration: float, latest: float | None = None,
+               smallest: int = 1, spacing: float = 0.0) -> Slice | None:
+    """Book ``owner``'s next slice labelled ``label`` under :func:`booking_limits`. A foreground slice
+    starts at the next free slot, with as many calls as fit there if the whole slice does not yet:
+    someone waits on its first call. A background slice starts now with what fits if that is at
+    least ``smallest`` calls (a window's last calls are not left unused), else when it all fits;
+    with ``spacing``, the background of every instance together keeps one even pace (``paced_at``),
+    so that N instances do not fill the window N times as fast and leave nothing free for a minute."""
+    ceiling, foreground_cap_now = booking_limits(ledger, label, now, per_minute, reserve, cap)
+    not_before = max(not_before, ledger.paused_until)
+    if label not in FOREGROUND and spacing:
+        not_before = max(not_before, ledger.paced_at - PACE_BURST_SECONDS)
+    if label in FOREGROUND:
+        soonest = ledger.earliest_start(1, ceiling, not_before, window, duration, foreground_cap_now)
+    elif ledger.room(not_before, ceiling, window, duration) >= min(count, smallest):
+        soonest = not_before
+    else:
+        soonest = None
+    if soonest is not None:
+        latest = soonest if latest is None else min(latest, soonest)
+    booked = ledger.book(owner, label, count, ceiling, not_before, window, duration, latest, foreground_cap_now)
+    if booked is not None and label not in FOREGROUND and spacing:
+        ledger.paced_at = max(ledger.paced_at, booked.start) + booked.count * spacing
+    return booked
 
 
 class Lane:
@@ -119,6 +194,8 @@ class Lane:
         self.recent: deque[float] = deque()  # the lane's calls in the last SLICE_TARGET_SECONDS
         self.spacing = 0.0  # seconds between two calls of a paced lane (0: not paced)
         self.paced_at = 0.0  # when the lane's next call is due at its even pace (never moves unpaced)
+        self.label = name  # the open slice's label in the row (FIRST for a first-in-line claim)
+
 
     def pace(self, per_window: int, window: float) -> None:
         """Spread the lane's calls evenly: at most ``per_window`` in any window, after a short burst."""
@@ -155,3 +232,4 @@ class Lane:
         """The slice just booked in the row is the lane's now."""
         self.count = self.remaining = booked.count
         self.start, self.end = booked.start, booked.end
+        self.label = booked.lane

@@ -18,7 +18,8 @@ from azure.data.tables import TableClient
 
 from ..errors import DeadlineExceeded
 from .lanes import LaneBudget
-from .ledger import LANES, MIN_SLICE, SLICE_SECONDS, WINDOW_SECONDS, Lane, interactive_reserve, lane_ceiling
+from .ledger import (BACKGROUND, FIRST, LANES, MIN_SLICE, SLICE_SECONDS, WINDOW_SECONDS, Lane, book_claim,
+                     foreground_cap, interactive_reserve, lane_ceiling)
 from .table import LedgerRow
 from .window import SlidingWindow
 
@@ -55,6 +56,7 @@ class SharedRequestBudget:
         per_minute: int,
         *,
         interactive_reserve_percent: float = 10.0,
+        interactive_max_percent: float = 50.0,
         fallback_instances: int = 4,
         window: float = WINDOW_SECONDS,
         slice_seconds: float = SLICE_SECONDS,
@@ -72,6 +74,8 @@ class SharedRequestBudget:
         self.per_minute = per_minute
         self.reserve = interactive_reserve(per_minute, interactive_reserve_percent)
         self.interactive_reserve_percent = interactive_reserve_percent
+        self.interactive_max_percent = interactive_max_percent
+        self.foreground_cap = foreground_cap(per_minute, interactive_max_percent, self.reserve)
         self.fallback_instances = fallback_instances
         self.window = window
         self.slice_seconds = slice_seconds
@@ -103,8 +107,9 @@ class SharedRequestBudget:
         return self._views[name]
 
     def ceiling(self, lane: str) -> int:
-        """The most calls any window may hold once this lane's slice is added."""
-        return lane_ceiling(lane, self.per_minute, self.reserve)
+        """The most calls any window may hold once this lane's slice is added, when nobody else waits:
+        the whole budget, for either lane (the row says when less: :func:`.ledger.booking_limits`)."""
+        return self.per_minute
 
     @property
     def using_fallback(self) -> bool:
@@ -112,8 +117,10 @@ class SharedRequestBudget:
         return self._storage_down_until > self._clock()
 
     def fallback_share(self, lane: str) -> int:
-        """Calls per window this instance allows itself without storage: 1/instances of the lane's ceiling."""
-        return max(1, self.ceiling(lane) // max(self.fallback_instances, self._instances_seen))
+        """Calls per window this instance allows itself without storage: 1/instances of the lane's
+        ceiling, the reserve left out of the background's (nobody's demand is known without the row)."""
+        ceiling = lane_ceiling(lane, self.per_minute, self.reserve)
+        return max(1, ceiling // max(self.fallback_instances, self._instances_seen))
 
     # -- acquire ---------------------------------------------------------------------------
 
@@ -213,16 +220,23 @@ class SharedRequestBudget:
             settled = list(lane.unsettled)
             fallback = list(self._fallback_unsettled)
             count = lane.slice_size(self._clock(), self.ceiling(lane.name), self._instances_seen)
+            # A background claim made while a caller first in line waits is the foreground's (FIRST).
+            label = FIRST if lane.name == BACKGROUND and self._first_waiting[BACKGROUND] else lane.name
+            made_under = lane.label
         for attempt in range(CLAIM_ATTEMPTS):
             try:
                 ledger, etag = self.row.read()
                 now = self._clock()
                 ledger.prune(now, self.window)
-                ledger.settle(self.owner, lane.name, settled + fallback, self.window)
+                ledger.settle(self.owner, lane.name, settled, self.window, made_under)
+                ledger.settle(self.owner, lane.name, fallback, self.window, BACKGROUND)
                 self._instances_seen = len(ledger.owners() | {self.owner})
                 latest = None if deadline is None else now + (deadline - self._monotonic())
-                booked = ledger.book(self.owner, lane.name, count, self.ceiling(lane.name),
-                                     max(now, self._paused_until), self.window, self.slice_seconds, latest)
+                booked = book_claim(ledger, self.owner, label, count, now=now, per_minute=self.per_minute,
+                                    reserve=self.reserve, cap=self.foreground_cap,
+                                    not_before=max(now, self._paused_until), window=self.window,
+                                    duration=self.slice_seconds, latest=latest, smallest=lane.min_slice,
+                                    spacing=lane.spacing)
                 if booked is None:
                     raise self._no_room()
                 self.row.write(ledger, etag)

@@ -24,7 +24,9 @@ def ledger_from_row(entity: dict) -> Ledger:
     released = {int(second): int(count) for second, count in json.loads(entity.get("Released") or "{}").items()}
     slices = [Slice(str(o), str(lane), int(n), float(s), float(e))
               for o, lane, n, s, e in json.loads(entity.get("Slices") or "[]")]
-    return Ledger(float(entity.get("PausedUntil") or 0.0), released, slices)
+    foreground = {int(second): int(count) for second, count in json.loads(entity.get("Foreground") or "{}").items()}
+    return Ledger(float(entity.get("PausedUntil") or 0.0), released, slices, foreground,
+                  float(entity.get("PacedAt") or 0.0))
 
 
 def row_from_ledger(ledger: Ledger, account_id: str, per_minute: int) -> dict:
@@ -33,7 +35,9 @@ def row_from_ledger(ledger: Ledger, account_id: str, per_minute: int) -> dict:
         "RowKey": ROW_KEY,
         "PerMinute": per_minute,
         "PausedUntil": ledger.paused_until,
+        "PacedAt": ledger.paced_at,
         "Released": json.dumps({str(k): v for k, v in sorted(ledger.released.items())}, separators=(",", ":")),
+        "Foreground": json.dumps({str(k): v for k, v in sorted(ledger.foreground.items())}, separators=(",", ":")),
         "Slices": json.dumps([[s.owner, s.lane, s.count, round(s.start, 3), round(s.end, 3)] for s in ledger.slices],
                              separators=(",", ":")),
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.partner_center.budget.ledger import BACKGROUND, INTERACTIVE, Lane, Ledger, interactive_reserve, lane_ceiling
+from shared.partner_center.budget.ledger import (BACKGROUND, FIRST, INTERACTIVE, Lane, Ledger, Slice, book_claim,
+                                                 booking_limits, foreground_cap, lane_ceiling)
 from shared.partner_center.budget.window import SlidingWindow
 
 W = 62.0
@@ -32,19 +33,60 @@ def test_an_unpaced_lane_is_never_held_back_by_its_pace():
     assert greedy_starts(Lane(BACKGROUND, 30), 500) == [0.0] * 500
 
 
-def test_the_background_never_books_into_the_interactive_reserve():
-    reserve = interactive_reserve(100, 10)
-    background, interactive = lane_ceiling(BACKGROUND, 100, reserve), lane_ceiling(INTERACTIVE, 100, reserve)
+def claim(ledger: Ledger, owner: str, label: str, count: int, now: float, *, per_minute: int = 100,
+          reserve: int = 10, cap: int = 50, latest: float | None = None):
+    return book_claim(ledger, owner, label, count, now=now, per_minute=per_minute, reserve=reserve, cap=cap,
+                      not_before=now, window=W, duration=10, latest=latest)
+
+
+def test_the_background_uses_the_whole_budget_while_nobody_else_waits():
     ledger = Ledger()
-    assert ledger.book("walk", BACKGROUND, 90, background, 0.0, W, 10, latest=0.0)
-    assert ledger.book("timer", BACKGROUND, 1, background, 0.0, W, 10, latest=0.0) is None
-    webhook = ledger.book("webhook", INTERACTIVE, 10, interactive, 0.0, W, 10, latest=0.0)
-    assert webhook is not None and webhook.start == 0.0 and webhook.count == 10
+    assert claim(ledger, "walk", BACKGROUND, 100, 0.0).count == 100
+    assert booking_limits(Ledger(), BACKGROUND, 0.0, 100, 10, 50) == (100, None)
 
 
-def test_the_interactive_lane_may_use_the_whole_budget():
+def test_the_background_leaves_the_reserve_free_while_a_foreground_slice_is_open_or_booked():
+    for waiting in (Slice("hook", INTERACTIVE, 5, 0.0, 10.0), Slice("run", FIRST, 5, 3.0, 13.0)):
+        ledger = Ledger(slices=[waiting])
+        assert booking_limits(ledger, BACKGROUND, 1.0, 100, 10, 50) == (90, None)
+        assert claim(ledger, "walk", BACKGROUND, 100, 1.0, latest=1.0).count == 85  # 90 less the 5 booked
+    # A foreground slice that has ended no longer holds the reserve (its calls still count).
+    assert booking_limits(Ledger(slices=[Slice("hook", INTERACTIVE, 5, 0.0, 10.0)]), BACKGROUND, 10.0,
+                          100, 10, 50) == (100, None)
+
+
+def test_a_foreground_call_takes_the_next_free_slot_behind_a_full_window():
+    # The walk filled the window; 3 of its calls leave it at t=70, the rest later.
+    ledger = Ledger(released={70: 3, 90: 97})
+    booked = claim(ledger, "run", FIRST, 30, 50.0)
+    assert (booked.start, booked.count) == (70.0, 3)  # not 30 at t=90: someone waits on the first call
+    walk = claim(ledger, "walk", BACKGROUND, 30, 50.0)
+    assert walk.start == 90.0 and walk.count == 30
+    # From now on the walk leaves the reserve: 100 - 10 at most, the run's 3 counted.
+    assert ledger.peak(90.0, 90.0 + 10 + W, W) <= 100 and booking_limits(ledger, BACKGROUND, 60.0, 100, 10, 50)[0] == 90
+
+
+def test_the_foreground_may_use_the_whole_budget_unless_a_reconciliation_waits():
+    assert claim(Ledger(), "hook", INTERACTIVE, 100, 0.0).count == 100
+    ledger = Ledger(slices=[Slice("walk", BACKGROUND, 10, 0.0, 10.0)])
+    assert booking_limits(ledger, INTERACTIVE, 1.0, 100, 10, 50) == (100, 50)
+    assert claim(ledger, "hook", INTERACTIVE, 80, 1.0).count == 50  # the cap, not the 90 left
+    assert claim(ledger, "run", FIRST, 5, 1.0, latest=5.0) is None  # first in line counts in the same cap
+    # The foreground's calls already made count against the cap too, until they leave the window.
+    made = Ledger(slices=[Slice("walk", BACKGROUND, 10, 0.0, 10.0)])
+    made.settle("hook", INTERACTIVE, [0.5] * 45, W)
+    assert made.foreground == {63: 45} and claim(made, "hook", INTERACTIVE, 30, 1.0, latest=1.0).count == 5
+
+
+def test_the_foreground_cap_never_falls_below_the_reserve_and_leaves_the_background_a_call():
+    assert foreground_cap(100, 50, 10) == 50
+    assert foreground_cap(100, 5, 10) == 10
+    assert foreground_cap(100, 100, 10) == 99
+    assert foreground_cap(1, 100, 0) == 1
+
+
+def test_without_the_row_the_background_keeps_out_of_the_reserve():
     assert lane_ceiling(INTERACTIVE, 100, 10) == 100 and lane_ceiling(BACKGROUND, 100, 10) == 90
-    assert Ledger().book("hook", INTERACTIVE, 100, 100, 0.0, W, 10).count == 100
 
 
 def test_nothing_is_booked_before_a_stored_pause():
@@ -92,3 +134,26 @@ def test_the_sliding_window_frees_a_start_one_window_after_the_one_limit_back():
     assert window.next_free(3.0, limit=4) == 3.0
     assert window.next_free(3.0, limit=2) == 11.0  # the start at 1.0 leaves the window at 11
     assert window.next_free(12.5, limit=2) == 12.5  # only the start at 2.0 is left
+
+
+def test_a_background_slice_takes_the_windows_last_calls_rather_than_wait_for_all():
+    ledger = Ledger(released={70: 60})  # 40 of 100 left until t=70
+    booked = book_claim(ledger, "walk", BACKGROUND, 46, now=50.0, per_minute=100, reserve=10, cap=50,
+                        not_before=50.0, window=W, duration=10, smallest=30)
+    assert (booked.start, booked.count) == (50.0, 40)
+    fuller = Ledger(released={70: 80})  # 20 left: fewer than a slice's minimum, so the whole slice waits
+    booked = book_claim(fuller, "walk", BACKGROUND, 46, now=50.0, per_minute=100, reserve=10, cap=50,
+                        not_before=50.0, window=W, duration=10, smallest=30)
+    assert (booked.start, booked.count) == (70.0, 46)
+
+
+def test_the_background_of_every_instance_keeps_one_even_pace():
+    # 100 calls per 62 s window: one every 0.62 s, 5 calls 3.1 s. Four instances asking at once get
+    # the pace's slots one after another (2 s early at most: the burst), not four times its rate.
+    ledger, spacing = Ledger(), W / 100
+    starts = [book_claim(ledger, f"walk{n}", BACKGROUND, 5, now=0.0, per_minute=100, reserve=10, cap=50,
+                         not_before=0.0, window=W, duration=10, spacing=spacing).start for n in range(4)]
+    assert starts == pytest.approx([0.0, 1.1, 4.2, 7.3])
+    assert ledger.paced_at == pytest.approx(4 * 5 * spacing)  # the four slices, end to end
+    # The foreground keeps no pace: someone waits on it.
+    assert claim(ledger, "hook", INTERACTIVE, 5, 0.0).start == 0.0

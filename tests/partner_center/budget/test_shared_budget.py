@@ -1,5 +1,6 @@
 """The storage-backed budget against Azurite: instances share one limit, a 429 pauses them all,
-the interactive lane keeps its reserve, and an outage falls back to a bounded local share."""
+the reserve is free while nobody needs it and kept while someone does, and an outage falls back
+to a bounded local share."""
 
 from __future__ import annotations
 
@@ -61,16 +62,47 @@ def test_a_pause_seen_by_one_instance_holds_every_instance(make_budget, tables):
     assert time.time() - started >= 1.5
 
 
-def test_the_interactive_lane_keeps_its_reserve_under_a_saturating_background(make_budget):
+def test_a_reconciliation_uses_the_whole_budget_while_nobody_else_waits(make_budget):
     reconciliation, webhooks = make_budget(100), make_budget(100)
-    background = take_all(reconciliation.lane("background"))
-    assert len(background) == 90  # 10 % is reserved
-    started = time.monotonic()
-    for _ in range(10):
-        webhooks.lane("interactive").acquire(time.monotonic() + 2)
-    assert time.monotonic() - started < 1.0
+    assert len(take_all(reconciliation.lane("background"))) == 100  # the reserve costs nothing unused
     with pytest.raises(DeadlineExceeded):
-        reconciliation.lane("background").acquire(time.monotonic() + 0.5)
+        webhooks.lane("interactive").acquire(time.monotonic() + 0.5)  # the window is full: nobody jumps it
+
+
+@pytest.mark.slow
+def test_an_interactive_caller_takes_the_next_free_slot_and_then_the_reserve(make_budget):
+    # A 3 s window: the reconciliation's first 100 calls leave it 3-4 s after they start.
+    options = dict(window=3.0, slice_seconds=2.0)
+    reconciliation, webhooks = make_budget(100, **options), make_budget(100, **options)
+    filled = take_all(reconciliation.lane("background"), 0.3)
+    assert len(filled) == 100
+    stop = threading.Event()
+
+    def walk() -> None:
+        while not stop.is_set():
+            try:
+                reconciliation.lane("background").acquire(time.monotonic() + 0.3)
+            except DeadlineExceeded:
+                continue
+
+    walkers = [threading.Thread(target=walk) for _ in range(4)]
+    for thread in walkers:
+        thread.start()
+    waits = []
+    try:
+        for _ in range(12):
+            asked = time.monotonic()
+            webhooks.lane("interactive").acquire(asked + 8)
+            waits.append(time.monotonic() - asked)
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in walkers:
+            thread.join()
+    # The first call waits for the window to free a slot, not behind the walk's next slices...
+    assert waits[0] < 3.0 + 1.0 + 1.0, waits  # the window, its rounding to the second, a noisy machine
+    # ...and the ones after it find the reserve the walk now leaves free.
+    assert sorted(waits[1:])[len(waits) // 2] < 0.3 and max(waits[1:]) < 2.0, waits
 
 
 def test_the_interactive_lane_borrows_what_the_background_leaves(make_budget):
@@ -236,11 +268,15 @@ def test_another_owner_or_other_figures_give_another_budget(tables):
     changed = budgets.lane(table, "acct", BudgetConfig(300, interactive_reserve_percent=20)).budget
     assert changed is not first and changed.reserve == 60
     assert budgets.lane(table, "acct", BudgetConfig(300, interactive_reserve_percent=20)).budget is changed
+    capped = budgets.lane(table, "acct", BudgetConfig(300, interactive_reserve_percent=20, interactive_max_percent=30))
+    assert capped.budget is not changed and capped.budget.foreground_cap == 90
 
 
 @pytest.mark.parametrize("name, value, problem", [
     ("PARTNER_CENTER_INTERACTIVE_RESERVE_PERCENT", "60", "at most 50"),
     ("PARTNER_CENTER_INTERACTIVE_RESERVE_PERCENT", "ten", "must be a number"),
+    ("PARTNER_CENTER_INTERACTIVE_MAX_PERCENT", "0", "at least 1"),
+    ("PARTNER_CENTER_INTERACTIVE_MAX_PERCENT", "120", "at most 100"),
     ("PARTNER_CENTER_BUDGET_FALLBACK_INSTANCES", "0", "at least 1"),
     ("PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE", "0", "at least 1"),
 ])
