@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
+from shared.app import App
 from shared.contacts.mapping import CustomerRecord, organization_fields, primary_contact_from_billing_profile
 from shared.partner_center import AppTokenProvider, LocalRequestBudget, PartnerCenterClient
 from shared.settings import Settings
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                                 client_secret=account.client_secret(settings.environ), cloud=settings.cloud)
     client = PartnerCenterClient(settings.api_url, tokens, LocalRequestBudget(args.budget),
                                  pool_size=args.concurrency * 2)
-    stores = SyncStores.open(app.current().storage)
+    stores = SyncStores.open(App(settings).storage)
     started = time.monotonic()
     if args.phase == "naive":
         transactions = entities = naive_full_sync(client, stores, args.account, args.limit)
