@@ -13,6 +13,7 @@ rebuild the organization as this one left it).
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Mapping, Sequence
@@ -57,6 +58,7 @@ class EventOutbox:
             "At": require_utc(change.at, "the change's timestamp"),
             "Version": change.version,
             "Changes": _changes_json(change.changes),
+            "Run": run_id,  # what a run that died leaves is found by it (:meth:`of_run`)
         }) for change in changes]
         etags: list[str] = []
         for number, batch in enumerate(batches(operations)):
@@ -75,6 +77,14 @@ class EventOutbox:
         if not tenant_ids:
             return 0
         return delete_rows(self._table, account_key(account_id), [_row_key(t, run_id) for t in tenant_ids])
+
+    def of_run(self, account_id: str, run_id: str) -> dict[str, datetime]:
+        """``{tenant id: the change's moment}`` of the rows one run left waiting (a filtered read of
+        the account's partition: what waits, which is small)."""
+        query = self._table.query_entities("PartitionKey eq @pk and Run eq @run",
+                                           parameters={"pk": account_key(account_id), "run": run_id},
+                                           select=["RowKey", "At"])
+        return {entity["RowKey"].partition(SEPARATOR)[0]: entity["At"] for entity in query}
 
     def pending(self, account_id: str, limit: int | None = None) -> list[PendingChange]:
         """What waits in the account, each organization's changes in Version order."""
@@ -133,12 +143,17 @@ class OutboxChangeLog(ChangeLog):
         # The rows recorded and not yet stored, by (account, run, tenant): what :meth:`stored` hands on.
         self._recorded: dict[tuple[str, str, str], PendingChange] = {}
         self._listeners: list[Callable[[str, list[PendingChange]], None]] = []
+        self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbox")
 
     def record(self, account_id: str, run_id: str, changes: Sequence[ChangeEntry]) -> int:
-        # The entry first, then the outbox row, then (the caller) the organization: a stored change
-        # always has both, and a process that dies in between leaves entries the next run settles.
-        recorded = super().record(account_id, run_id, changes)
-        rows = self.outbox.add(account_id, run_id, changes)
+        # The entry and the outbox row at once (two tables), then (the caller) the organization: a
+        # stored change always has both, and a process that dies in between leaves entries or rows
+        # the next run settles (:meth:`logged_at` finds both).
+        adding = self._writer.submit(self.outbox.add, account_id, run_id, changes)
+        try:
+            recorded = super().record(account_id, run_id, changes)
+        finally:
+            rows = adding.result()
         if self._listeners:
             self._recorded.update({(account_id, run_id, row.tenant_id): row for row in rows})
         return recorded
@@ -148,6 +163,13 @@ class OutboxChangeLog(ChangeLog):
             self._recorded.pop((account_id, run_id, tenant_id), None)
         self.outbox.forget(account_id, run_id, tenant_ids)
         return super().forget(account_id, run_id, tenant_ids)
+
+    def logged_at(self, account_id: str, run_id: str) -> dict[str, datetime]:
+        """The run's entries, and its outbox rows still waiting (a process may die after the row and
+        before the entry): settling takes back both of a write that never landed."""
+        logged = self.outbox.of_run(account_id, run_id)
+        logged.update(super().logged_at(account_id, run_id))
+        return logged
 
     def stored(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> None:
         """These organizations' writes landed: their outbox rows go to the newest listener (a publisher

@@ -133,6 +133,12 @@ def test_a_change_not_yet_stored_waits_and_one_never_stored_is_never_published(w
     from shared.sync.change_log import settle_change_log
     assert settle_change_log(wired.stores, account, "dead-run", since=at) == 1
     assert publish(wired)[0].waiting == 0 and len(topic.events()) == 25
+    # The outbox row and the entry are written at once: a process may die with the row alone.
+    wired.stores.outbox.add(account, "dead-run-2", [ChangeEntry(tenant, "update", at, {"CompanyName": ("a", "c")},
+                                                                version=2)])
+    assert publish(wired)[0].waiting == 1
+    assert settle_change_log(wired.stores, account, "dead-run-2", since=at) == 1
+    assert publish(wired)[0].waiting == 0 and len(topic.events()) == 25
 
 
 @pytest.mark.parametrize("environ, named", [
