@@ -215,3 +215,17 @@ def test_an_event_redelivered_after_a_lost_acknowledgement_carries_the_same_id(w
     assert publish(wired)[0].published == 25
     assert [e["id"] for e in topic.events()[len(during) + 25:]] == first
     assert outbox.waiting(account) == (0, None)
+
+
+def test_a_row_written_again_after_it_was_handed_on_is_not_deleted_with_the_old_event(wired):
+    """The publishing during the run deletes a row naming the ETag its write got: a row recorded again
+    since (new content for the same organization and run) stays for its own event."""
+    from shared.store import CREATE, UPDATE, ChangeEntry
+
+    account, outbox, tenant = account_of(wired), wired.stores.outbox, "5d0f7a36-2b1e-4c8a-9f3e-1a2b3c4d5e6f"
+    at = datetime.now(timezone.utc)
+    first = outbox.add(account, "run-a", [ChangeEntry(tenant, CREATE, at, {"CompanyName": ("", "A")}, version=1)])
+    assert first[0].etag
+    again = outbox.add(account, "run-a", [ChangeEntry(tenant, UPDATE, at, {"CompanyName": ("A", "B")}, version=2)])
+    assert outbox.remove(account, first) == 0 and outbox.waiting(account)[0] == 1
+    assert outbox.remove(account, again) == 1 and outbox.waiting(account) == (0, None)
