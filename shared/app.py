@@ -26,6 +26,7 @@ from shared.operations.accounts import run_accounts
 from shared.operations.retention import PruneReport, prune_history
 from shared.operations.status import StatusReader
 from shared.operations.units import UNIT_QUEUE_CONNECTION, UnitQueue
+from shared.events.live import LivePublisher
 from shared.events.publisher import Publishing, publish
 from shared.events.replay import replay
 from shared.events.topic import Topic, TopicSettings
@@ -38,7 +39,7 @@ from shared.partner_center import (
 from shared.partner_center.budget import BACKGROUND, INTERACTIVE, BudgetConfig, LaneBudget, RequestBudgets
 from shared.settings import Account, Settings
 from shared.store.connections import ManagedIdentities, StorageConnection, binding_storage, sync_storage
-from shared.store.outbox import EventOutbox
+from shared.store.outbox import EventOutbox, OutboxChangeLog
 from shared.store.refresh_tokens import RefreshTokenStore
 from shared.sync.engine import AccountSync, Deadline, RunResult, SyncOptions
 from shared.sync.stores import SyncStores
@@ -155,9 +156,19 @@ class App:
 
     def run_accounts(self, mode: str, *, account_id: str | None = None,
                      deadline: Deadline | None = None) -> list[RunResult]:
-        """Run ``mode`` for every configured account (or one) in this invocation."""
-        return run_accounts(mode, settings=self.settings, stores=self.stores, events=self.events,
-                            sync_for=self.account_sync, account_id=account_id, deadline=deadline)
+        """Run ``mode`` for every configured account (or one) in this invocation; with events on, the
+        run's new organizations are published while it goes on (docs/events.md)."""
+        deadline = deadline or Deadline.starting_now(self.settings.time_budget_seconds)
+        if self.topic_settings is None or not isinstance(self.stores.changes, OutboxChangeLog):
+            return run_accounts(mode, settings=self.settings, stores=self.stores, events=self.events,
+                                sync_for=self.account_sync, account_id=account_id, deadline=deadline)
+        with LivePublisher(self.stores.changes, self.stores.changes.outbox, self.topic, deadline.left) as live:
+            results = run_accounts(mode, settings=self.settings, stores=self.stores, events=self.events,
+                                   sync_for=self.account_sync, account_id=account_id, deadline=deadline)
+        if live.published or live.error:
+            log.info("%d event(s) published during the run%s", live.published,
+                     f"; the pass after it sends the rest ({live.error})" if live.error else "")
+        return results
 
     def prune(self, *, account_id: str | None = None, deadline: Deadline | None = None) -> PruneReport:
         """Delete every configured account's (or one's) history and change log past their retention,

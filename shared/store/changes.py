@@ -88,6 +88,9 @@ class ChangeLog:
         delete_rows(self._table, account_key(account_id), [_history_key(tenant, run) for tenant in tenants])
         return forgotten
 
+    def stored(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> None:
+        """The organization writes of these entries landed (the event outbox's log hands them on)."""
+
     def logged_at(self, account_id: str, run_id: str) -> dict[str, datetime]:
         """``{tenant id: timestamp}`` of every entry of one run (two columns: cheap for a big run)."""
         partition = composite_key(account_id, token_key(run_id, "run id"))

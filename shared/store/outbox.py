@@ -13,19 +13,19 @@ rebuild the organization as this one left it).
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError
 
 from shared.contacts.mapping import MAX_STRING_CODE_UNITS
 from shared.keys import SEPARATOR, account_key, require_utc, tenant_key, token_key
 from shared.store.changes import ChangeEntry, ChangeLog
-from azure.data.tables import TableTransactionError
-
-from shared.store.tables import MAX_BATCH, Tables, delete_rows, submit_batches
+from shared.store.tables import MAX_BATCH, Tables, batches, delete_rows, store_error
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class EventOutbox:
     def __init__(self, tables: Tables) -> None:
         self._table = tables.outbox
 
-    def add(self, account_id: str, run_id: str, changes: Sequence[ChangeEntry]) -> int:
+    def add(self, account_id: str, run_id: str, changes: Sequence[ChangeEntry]) -> list[PendingChange]:
+        """Record the changes; returns them as rows, each with the ETag its write got (a delete that
+        names it never takes a row re-recorded since)."""
         partition = account_key(account_id)
         operations = [("upsert", {
             "PartitionKey": partition,
@@ -56,13 +58,33 @@ class EventOutbox:
             "At": require_utc(change.at, "the change's timestamp"),
             "Version": change.version,
             "Changes": _changes_json(change.changes),
+            "Run": run_id,  # what a run that died leaves is found by it (:meth:`of_run`)
         }) for change in changes]
-        return submit_batches(self._table, partition, operations)[1]
+        etags: list[str] = []
+        for number, batch in enumerate(batches(operations)):
+            try:
+                answers = self._table.submit_transaction(batch)
+            except TableTransactionError as exc:
+                row = batch[exc.index][1]["RowKey"] if 0 <= exc.index < len(batch) else None
+                raise store_error(self._table, partition, number, exc, len(etags), row) from exc
+            except AzureError as exc:
+                raise store_error(self._table, partition, number, exc, len(etags), None) from exc
+            etags.extend(str((answer or {}).get("etag") or "") for answer in answers)
+        return [PendingChange(c.tenant_id, run_id, c.kind, c.at, c.version, c.changes, etag)
+                for c, etag in zip(changes, etags)]
 
     def forget(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> int:
         if not tenant_ids:
             return 0
         return delete_rows(self._table, account_key(account_id), [_row_key(t, run_id) for t in tenant_ids])
+
+    def of_run(self, account_id: str, run_id: str) -> dict[str, datetime]:
+        """``{tenant id: the change's moment}`` of the rows one run left waiting (a filtered read of
+        the account's partition: what waits, which is small)."""
+        query = self._table.query_entities("PartitionKey eq @pk and Run eq @run",
+                                           parameters={"pk": account_key(account_id), "run": run_id},
+                                           select=["RowKey", "At"])
+        return {entity["RowKey"].partition(SEPARATOR)[0]: entity["At"] for entity in query}
 
     def pending(self, account_id: str, limit: int | None = None) -> list[PendingChange]:
         """What waits in the account, each organization's changes in Version order."""
@@ -118,17 +140,52 @@ class OutboxChangeLog(ChangeLog):
     def __init__(self, tables: Tables, outbox: EventOutbox) -> None:
         super().__init__(tables)
         self.outbox = outbox
+        # The rows recorded and not yet stored, by (account, run, tenant): what :meth:`stored` hands on.
+        self._recorded: dict[tuple[str, str, str], PendingChange] = {}
+        self._listeners: list[Callable[[str, list[PendingChange]], None]] = []
+        self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outbox")
 
     def record(self, account_id: str, run_id: str, changes: Sequence[ChangeEntry]) -> int:
-        # The entry first, then the outbox row, then (the caller) the organization: a stored change
-        # always has both, and a process that dies in between leaves entries the next run settles.
-        recorded = super().record(account_id, run_id, changes)
-        self.outbox.add(account_id, run_id, changes)
+        # The entry and the outbox row at once (two tables), then (the caller) the organization: a
+        # stored change always has both, and a process that dies in between leaves entries or rows
+        # the next run settles (:meth:`logged_at` finds both).
+        adding = self._writer.submit(self.outbox.add, account_id, run_id, changes)
+        try:
+            recorded = super().record(account_id, run_id, changes)
+        finally:
+            rows = adding.result()
+        if self._listeners:
+            self._recorded.update({(account_id, run_id, row.tenant_id): row for row in rows})
         return recorded
 
     def forget(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> int:
+        for tenant_id in tenant_ids:
+            self._recorded.pop((account_id, run_id, tenant_id), None)
         self.outbox.forget(account_id, run_id, tenant_ids)
         return super().forget(account_id, run_id, tenant_ids)
+
+    def logged_at(self, account_id: str, run_id: str) -> dict[str, datetime]:
+        """The run's entries, and its outbox rows still waiting (a process may die after the row and
+        before the entry): settling takes back both of a write that never landed."""
+        logged = self.outbox.of_run(account_id, run_id)
+        logged.update(super().logged_at(account_id, run_id))
+        return logged
+
+    def stored(self, account_id: str, run_id: str, tenant_ids: Sequence[str]) -> None:
+        """These organizations' writes landed: their outbox rows go to the newest listener (a publisher
+        sending them while the run goes on, docs/events.md), the outbox still holding them."""
+        rows = [row for t in tenant_ids if (row := self._recorded.pop((account_id, run_id, t), None)) is not None]
+        listeners = self._listeners
+        if rows and listeners:
+            listeners[-1](account_id, rows)
+
+    def listen(self, listener: Callable[[str, list[PendingChange]], None]) -> None:
+        self._listeners.append(listener)
+
+    def stop_listening(self, listener: Callable[[str, list[PendingChange]], None]) -> None:
+        self._listeners.remove(listener)
+        if not self._listeners:
+            self._recorded.clear()
 
 
 def _row_key(tenant_id: str, run_id: str) -> str:

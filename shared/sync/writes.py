@@ -199,6 +199,7 @@ def store(run: Run, planned: list[PlannedWrite]) -> None:
         run.result.transactions += stats.transactions
         run.result.entities_written += stats.entities
         lost = set(stats.conflicts)
+        run.stores.changes.stored(account, run_id, [p.tenant_id for p in planned if p.tenant_id not in lost])
         for p in planned:
             if p.tenant_id in lost:
                 continue

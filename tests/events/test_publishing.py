@@ -25,8 +25,10 @@ def of_tenant(events: list[dict], tenant: str) -> list[dict]:
 def test_every_kind_of_change_publishes_one_event_of_its_type(wired, topic, simulator, identity):
     account = account_of(wired)
     wired.run_accounts("full")
-    assert [r.published for r in publish(wired)] == [25]
+    # New organizations go out while the run goes on: the pass after it finds nothing left.
     created = topic.events()
+    assert len(created) == 25 and wired.stores.outbox.waiting(account) == (0, None)
+    assert [r.published for r in publish(wired)] == [0]
     assert {e["type"] for e in created} == {"pcsync.organization.created"}
     rows = {row["RowKey"]: row for row in wired.stores.organizations.list(account)}
     assert {e["subject"] for e in created} == {f"accounts/{account}/organizations/{t}" for t in rows}
@@ -76,9 +78,9 @@ def test_every_kind_of_change_publishes_one_event_of_its_type(wired, topic, simu
 
 def test_a_topic_that_refuses_for_a_while_loses_nothing_and_keeps_each_organizations_order(wired, topic, simulator):
     account = account_of(wired)
-    wired.run_accounts("full")
-    tenant = sorted(row["RowKey"] for row in wired.stores.organizations.list(account))[0]
     topic.refuse(503, seconds=60)
+    wired.run_accounts("full")  # refused while the run goes on: its events wait in the outbox
+    tenant = sorted(row["RowKey"] for row in wired.stores.organizations.list(account))[0]
     reports = publish(wired)
     assert reports[0].published == 0 and "503" in reports[0].error and reports[0].waiting == 25
     simulator.rename_customer(tenant, "Second Name")
@@ -130,6 +132,12 @@ def test_a_change_not_yet_stored_waits_and_one_never_stored_is_never_published(w
     # The run that settles the dead one takes the entry back: the event goes with it.
     from shared.sync.change_log import settle_change_log
     assert settle_change_log(wired.stores, account, "dead-run", since=at) == 1
+    assert publish(wired)[0].waiting == 0 and len(topic.events()) == 25
+    # The outbox row and the entry are written at once: a process may die with the row alone.
+    wired.stores.outbox.add(account, "dead-run-2", [ChangeEntry(tenant, "update", at, {"CompanyName": ("a", "c")},
+                                                                version=2)])
+    assert publish(wired)[0].waiting == 1
+    assert settle_change_log(wired.stores, account, "dead-run-2", since=at) == 1
     assert publish(wired)[0].waiting == 0 and len(topic.events()) == 25
 
 
@@ -186,10 +194,9 @@ def test_a_round_of_many_organizations_is_read_by_tenant_range(wired, topic):
 
 
 def test_an_event_redelivered_after_a_lost_acknowledgement_carries_the_same_id(wired, topic, monkeypatch):
-    """The topic took a batch, then the process lost its outbox delete (storage failed, or it died):
-    the next pass sends the same events again, with the same ids."""
+    """The topic took a batch, then the process lost its outbox delete (storage failed, or it died),
+    during the run and in the pass after it: the next pass sends the same events again, same ids."""
     account = account_of(wired)
-    wired.run_accounts("full")
     outbox = wired.stores.outbox
     remove = outbox.remove
 
@@ -197,11 +204,28 @@ def test_an_event_redelivered_after_a_lost_acknowledgement_carries_the_same_id(w
         raise RuntimeError("storage unavailable")
 
     monkeypatch.setattr(outbox, "remove", storage_fails)
+    wired.run_accounts("full")  # the publishing during the run gives up after its first batch; its rows stay
+    during = [e["id"] for e in topic.events()]
+    assert during and outbox.waiting(account)[0] == 25
     with pytest.raises(RuntimeError):
         publish(wired)
-    first = [e["id"] for e in topic.events()]
-    assert len(first) == 25 and outbox.waiting(account)[0] == 25
+    first = [e["id"] for e in topic.events()[len(during):]]
+    assert len(first) == 25 and set(during) < set(first) and outbox.waiting(account)[0] == 25
     monkeypatch.setattr(outbox, "remove", remove)
     assert publish(wired)[0].published == 25
-    assert [e["id"] for e in topic.events()[25:]] == first
+    assert [e["id"] for e in topic.events()[len(during) + 25:]] == first
     assert outbox.waiting(account) == (0, None)
+
+
+def test_a_row_written_again_after_it_was_handed_on_is_not_deleted_with_the_old_event(wired):
+    """The publishing during the run deletes a row naming the ETag its write got: a row recorded again
+    since (new content for the same organization and run) stays for its own event."""
+    from shared.store import CREATE, UPDATE, ChangeEntry
+
+    account, outbox, tenant = account_of(wired), wired.stores.outbox, "5d0f7a36-2b1e-4c8a-9f3e-1a2b3c4d5e6f"
+    at = datetime.now(timezone.utc)
+    first = outbox.add(account, "run-a", [ChangeEntry(tenant, CREATE, at, {"CompanyName": ("", "A")}, version=1)])
+    assert first[0].etag
+    again = outbox.add(account, "run-a", [ChangeEntry(tenant, UPDATE, at, {"CompanyName": ("A", "B")}, version=2)])
+    assert outbox.remove(account, first) == 0 and outbox.waiting(account)[0] == 1
+    assert outbox.remove(account, again) == 1 and outbox.waiting(account) == (0, None)
