@@ -8,7 +8,9 @@ PartitionKey = account id; one row per kind of state (RowKey ``watermark``, ``ch
 from __future__ import annotations
 
 import json
+import random
 import secrets
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
@@ -23,7 +25,7 @@ from shared.store.tables import ConcurrencyConflict, Tables
 
 _WATERMARK, _CHECKPOINT, _MANUAL, _ON_DEMAND = "watermark", "checkpoint", "manual-request", "on-demand"
 # Writers racing for the last on-demand slot of a window: each retry means another writer won one.
-_ON_DEMAND_ATTEMPTS = 8
+_ON_DEMAND_ATTEMPTS = 12
 # Two leases per account: incremental runs and approvals take RUN_LEASE, the reconciliation walk
 # WALK_LEASE. A walk spanning hours must not keep the 5-minute incremental run out, and with
 # ETag-guarded writes and endings that need evidence, the two are safe side by side.
@@ -242,7 +244,9 @@ class SyncState:
         epoch = int(moment.timestamp())
         window = epoch - epoch % window_seconds
         account = account_key(account_id)
-        for _ in range(_ON_DEMAND_ATTEMPTS):
+        for attempt in range(_ON_DEMAND_ATTEMPTS):
+            if attempt:  # lost a race: a jittered pause, so racing instances stop meeting head on
+                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 5)))
             current = self._read(account, _ON_DEMAND)
             same = current is not None and int(current.get("Window", -1)) == window
             count = int(current.get("Count", 0)) if same else 0
