@@ -110,9 +110,10 @@ def test_the_interactive_lane_borrows_what_the_background_leaves(make_budget):
     assert len(take_all(budget.lane("interactive"))) == 100
 
 
-def _walk_grants_while_waiting(budget, first: bool) -> list[int]:
+def _walk_grants_while_waiting(budget, first: bool) -> tuple[list[int], int]:
     """Sixteen walk threads take every call they can; one caller makes 6 calls, one at a time.
-    For each of its calls: how many walk calls were let through while it waited."""
+    For each of its calls: how many walk calls were let through while it waited; and how many the
+    walk had made before the caller's first."""
     grants: list[float] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -135,6 +136,8 @@ def _walk_grants_while_waiting(budget, first: bool) -> list[int]:
     overtaken = []
     try:
         time.sleep(0.3)  # the walk saturates the budget
+        with lock:
+            walked = len(grants)
         for _ in range(6):
             asked = time.monotonic()
             caller.acquire(time.monotonic() + 10)
@@ -146,20 +149,20 @@ def _walk_grants_while_waiting(budget, first: bool) -> list[int]:
         stop.set()
         for thread in walkers:
             thread.join()
-    return overtaken
+    return overtaken, walked
 
 
 @pytest.mark.slow
 def test_a_call_first_in_line_goes_before_a_walks_threads(make_budget):
     # 60 calls a second: the walk alone could use them all.
     options = dict(window=1.0, slice_seconds=0.25, interactive_reserve_percent=0, min_slice={"background": 5})
-    ahead = _walk_grants_while_waiting(make_budget(60, **options), first=True)
+    ahead, walked = _walk_grants_while_waiting(make_budget(60, **options), first=True)
+    assert walked >= 5, "the walk was taking the budget's calls when the caller asked"
     # Only a walk call already past the check can slip in, or one granted while the caller was
     # descheduled between noting the time and asking: on a loaded machine, now and then one more.
+    # (A caller in the queue with everyone used to be overtaken by many; since the background
+    # keeps one even pace (PacedAt) it often is not, so it is no longer a reliable contrast.)
     assert sorted(ahead)[len(ahead) // 2] <= 1 and sum(ahead) <= 6, ahead
-    # The same caller in the queue with everyone: the walk's threads take most calls first.
-    queued = _walk_grants_while_waiting(make_budget(60, account_id="other", **options), first=False)
-    assert sum(queued) > sum(ahead) + 6, (ahead, queued)
 
 
 @pytest.mark.slow
