@@ -201,7 +201,8 @@ class App:
         s = self.settings
         ids = [s.account(account_id).id] if account_id else [account.id for account in s.accounts]
         deadline = deadline or Deadline.starting_now(s.time_budget_seconds)
-        return publish(self.stores.outbox, self.stores.organizations, self.topic, ids, deadline.left)
+        return publish(self.stores.outbox, self.stores.organizations, self.topic, ids, deadline.left,
+                       running=lambda account: [run.run_id for run in self.stores.runs.running(account)])
 
     def publish_events_after_writes(self, deadline: Deadline | None = None, account_id: str | None = None) -> None:
         """What the triggers call after their writes: a failure is logged, the next pass publishes."""

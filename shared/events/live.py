@@ -6,8 +6,8 @@ Only ``created`` events (Version 1) go out here: nothing of the organization can
 them, so sending them at once keeps each organization's events in Version order; an event's data is
 its own change, as the pass builds it. Everything else, and whatever this thread could not send (the
 topic refused, the time ran short, the process died), waits in the outbox for the pass after the
-run: the outbox row is written before the organization either way, and deleted here only after the
-topic accepted its event, naming the ETag its write got.
+run: the new organizations of a page wait in packs (``shared/store/outbox_packs.py``) written before
+their organizations, and a pack is deleted here only after the topic accepted all its events.
 """
 
 from __future__ import annotations
@@ -71,12 +71,11 @@ class LivePublisher:
     def _publish(self, account_id: str, rows: list[PendingChange]) -> None:
         events = [cloud_event(account_id, row.tenant_id, CREATE, row.at, row.version, row.changes,
                               organization_created(row.at, row.version, row.changes)) for row in rows]
-        sent = 0
         for batch in batches(events):
             if self._time_left() <= MIN_SECONDS:
                 self.error = "out of time"
                 return
             self._topic.send(batch, timeout=min(REQUEST_SECONDS, self._time_left() - 1))
-            self._outbox.remove(account_id, rows[sent:sent + len(batch)])
-            sent += len(batch)
-            self.published += len(batch)
+        # Only once all went: a pack goes whole (its rows wait for the pass otherwise).
+        self._outbox.remove(account_id, rows)
+        self.published += len(rows)

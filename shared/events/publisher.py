@@ -33,6 +33,8 @@ POINT_READS = 100
 # Below this many seconds left the pass stops: a request it starts must finish inside the invocation.
 MIN_SECONDS = 3.0
 REQUEST_SECONDS = 30.0
+# A running run's publisher holds its packs at most this long (functionTimeout is 10 minutes).
+HELD_AT_MOST_SECONDS = 15 * 60
 _LANDING_COLUMNS = ("RowKey", "Version", "LastChangedAt")
 
 
@@ -61,16 +63,19 @@ class _Ready:
 
 
 def publish(outbox: EventOutbox, organizations: OrganizationStore, topic: Topic, account_ids: Iterable[str],
-            time_left: Callable[[], float], now: Callable[[], datetime] | None = None) -> list[Publishing]:
+            time_left: Callable[[], float], now: Callable[[], datetime] | None = None,
+            running: Callable[[str], Iterable[str]] = lambda account_id: ()) -> list[Publishing]:
     """One pass over each account; stops at the first account the topic refuses (it is the topic's
-    fault, not the account's) or when the time is up. Records the publishing lag per account."""
+    fault, not the account's) or when the time is up. Records the publishing lag per account.
+    ``running(account id)``: the ids of its runs still running (their packs are their publishers')."""
     now = now or (lambda: datetime.now(timezone.utc))
     reports = []
     refused = None
     for account_id in account_ids:
         report = Publishing(account_id)
         if refused is None and time_left() > MIN_SECONDS:
-            refused = _publish_account(outbox, organizations, topic, report, time_left)
+            blocked = unpack(outbox, account_id, running, now())
+            refused = _publish_account(outbox, organizations, topic, report, time_left, blocked)
         elif refused is not None:
             report.error = refused
         report.waiting, report.oldest_waiting = outbox.waiting(account_id)
@@ -80,9 +85,27 @@ def publish(outbox: EventOutbox, organizations: OrganizationStore, topic: Topic,
     return reports
 
 
+def unpack(outbox: EventOutbox, account_id: str, running: Callable[[str], Iterable[str]], now: datetime) -> set[str]:
+    """Unpack the account's packs that no publisher holds any more (their run is over, or they are
+    older than any invocation: a run that died); returns the organizations of the rest, whose later
+    changes wait behind them (their publisher sends their ``created`` events first)."""
+    found = outbox.packs(account_id)
+    if not found:
+        return set()
+    live = set(running(account_id))
+    held: set[str] = set()
+    for pack in found:
+        if pack.run_id in live and (now - pack.at).total_seconds() < HELD_AT_MOST_SECONDS:
+            held |= pack.tenant_ids
+        else:
+            outbox.unpack(account_id, pack.row_key)
+    return held
+
+
 def _publish_account(outbox: EventOutbox, organizations: OrganizationStore, topic: Topic, report: Publishing,
-                     time_left: Callable[[], float]) -> str | None:
-    """Publish one account's outbox; returns why the topic refused, when it did."""
+                     time_left: Callable[[], float], held: set[str]) -> str | None:
+    """Publish one account's outbox, but the changes of organizations ``held`` in a running run's
+    packs; returns why the topic refused, when it did."""
     account_id = report.account_id
     while time_left() > MIN_SECONDS:
         pending = outbox.pending(account_id, limit=ROUND)
@@ -90,6 +113,7 @@ def _publish_account(outbox: EventOutbox, organizations: OrganizationStore, topi
             return None
         if len(pending) >= ROUND:
             pending = _whole_organizations(pending)
+        pending = [p for p in pending if p.tenant_id not in held]
         ready = ready_events(account_id, pending, stored_rows(organizations, account_id, pending))
         if ready.dropped:
             report.dropped += outbox.remove(account_id, ready.dropped)
