@@ -6,8 +6,9 @@ cost a full run, and a topic outage during a run.
 1. A webhook acceptance → the event at the stand-in topic: the local host (``python -m devstack
    serve``: receiver, queue trigger, publisher) with the simulator's webhooks; p50/p95/max over A.
 2. A full run of N new customers (``python -m shared sync full``, which publishes after its writes
-   as the timers do) without events, then with events into another account: wall times, their
-   ratio, and the ``created`` events the topic received.
+   as the timers do) without events, then with events into another account, ``--pairs`` times
+   (on a shared machine one pair is noise): wall and CPU times, the ratio of their medians, and
+   the ``created`` events the topic received.
 3. The same run into a third account with the topic refusing (503) for 60 s from the run's own
    publishing on; after the outage ``python -m shared events publish`` (what the next timer does):
    every event delivered, none lost, each organization's in version order.
@@ -20,12 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from statistics import median
 
 from bench.__main__ import _Simulator
 from bench.validation import percentile
@@ -86,16 +89,18 @@ def acceptances(count: int, state_dir: str, identity: IdentityEndpoint, topic: S
     return latencies
 
 
-def full_run(env: dict, account: str) -> float:
-    started = time.monotonic()
+def full_run(env: dict, account: str) -> tuple[float, float]:
+    """The run's wall time and its process's CPU time, in seconds."""
+    started, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "shared", "sync", "full", "--account", account, "--json"], cwd=ROOT,
                           env={**env, "PARTNER_CENTER_ACCOUNT_ID": account}, capture_output=True, text=True)
-    seconds = time.monotonic() - started
+    seconds, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise RuntimeError(f"the full run failed: {done.stderr[-2000:]}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     counts = json.loads(done.stdout)[0]["counts"]
-    print(f"  account {account}: {counts['created']} created in {seconds:.1f} s")
-    return seconds
+    print(f"  account {account}: {counts['created']} created in {seconds:.1f} s ({cpu:.1f} s of CPU)")
+    return seconds, cpu
 
 
 def of_account(events: list[dict], account: str) -> list[dict]:
@@ -109,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per Partner Center call")
     parser.add_argument("--budget", type=int, default=60000, help="request budget, calls per minute")
     parser.add_argument("--outage", type=float, default=60.0, help="seconds the topic refuses in phase 3")
-    parser.add_argument("--pause", type=float, default=61.0, help="seconds between runs: a fresh budget minute")
+    parser.add_argument("--pause", type=float, default=5.0, help="seconds between runs")
+    parser.add_argument("--pairs", type=int, default=3, help="runs without and with events, alternating")
     args = parser.parse_args(argv)
     n = args.customers
     failures = []
@@ -125,15 +131,23 @@ def main(argv: list[str] | None = None) -> int:
                    "SYNC_TIME_BUDGET_SECONDS": "540", "SYNC_CONCURRENCY": "16", "PARTNER_CENTER_PAGE_SIZE": "500",
                    "PARTNER_CENTER_MAX_REQUESTS_PER_MINUTE": str(args.budget),
                    "REQUESTS_CA_BUNDLE": bundle(folder, sim.ca_path, topic.ca_path)}
-            print(f"full run of {n} new customers (latency {args.latency * 1000:.0f} ms):")
-            without = full_run(env, "bench-plain")
-            time.sleep(args.pause)  # a fresh minute of Partner Center's budget, as for the first run
-            with_events = full_run({**env, **event_settings(topic)}, "bench-events")
-            created = of_account(topic.events(), "bench-events")
-            print(f"  without events {without:.1f} s, with events {with_events:.1f} s: "
-                  f"{with_events / without:.2f}x; {len(created)} created events received")
-            if len(created) != n:
-                failures.append(f"{len(created)} created events for {n} customers")
+            print(f"full run of {n} new customers (latency {args.latency * 1000:.0f} ms), "
+                  f"{args.pairs} pair(s) without and with events, each into a new account:")
+            plain, events = [], []
+            for pair in range(args.pairs):
+                plain.append(full_run(env, f"bench-plain-{pair}"))
+                time.sleep(args.pause)
+                events.append(full_run({**env, **event_settings(topic)}, f"bench-events-{pair}"))
+                time.sleep(args.pause)
+                created = of_account(topic.events(), f"bench-events-{pair}")
+                print(f"  pair {pair + 1}: {events[-1][0] / plain[-1][0]:.2f}x wall, "
+                      f"{events[-1][1] / plain[-1][1]:.2f}x CPU; {len(created)} created events received")
+                if len(created) != n:
+                    failures.append(f"{len(created)} created events for {n} customers")
+            wall = median(e[0] for e in events) / median(p[0] for p in plain)
+            cpu = median(e[1] for e in events) / median(p[1] for p in plain)
+            print(f"  medians: without events {median(p[0] for p in plain):.1f} s, with events "
+                  f"{median(e[0] for e in events):.1f} s: {wall:.2f}x wall; CPU {cpu:.2f}x")
 
             time.sleep(args.pause)
             # The outage begins when the run's own publishing meets it, right after its writes.

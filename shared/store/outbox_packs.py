@@ -4,8 +4,8 @@ While a run's events are published as it goes (``shared/events/live.py``), the `
 of each page go into packs: PartitionKey = account id, RowKey = ``~pack~{run id}~{random}``, their
 changes compressed in ``Changes`` (binary), the tenants in ``Tenants``, the run in ``Run``, the
 oldest change's moment in ``At`` and how many in ``Count``. One write and one delete per page
-instead of one each per customer: the row per change costs a first run of 5,000 customers a
-quarter of its CPU in Table Storage's batch encoding.
+instead of one each per customer, whose batch encoding was most of what events cost a first run
+(docs/performance.md, "Organization events").
 
 A pack only ever shrinks (an entry taken back rewrites it without that entry) and goes whole: the
 publisher during the run deletes it once the topic took its events; whatever it could not send is
