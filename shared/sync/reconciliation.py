@@ -19,11 +19,12 @@ from datetime import datetime
 from shared import telemetry
 from shared.partner_center import BadRequestError, CustomerPage, NextLink
 from shared.store import STATUS_EXCLUDED
+from shared.store.tables import MAX_BATCH
 from shared.store.runs import RunOutcome
 
 from .endings import end_missing
 from .run import FULL, Run
-from .writes import PagePlan, commit, plan_customers, record_malformed
+from .writes import commit, plan_in_parts, record_malformed
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,9 @@ def reconcile(run: Run) -> None:
     failing = run.stores.failures.failing(account)
     sellers = sync.indirect_sellers() if sync.indirect_provider else None
 
-    def store_page(plan: PagePlan, page: CustomerPage, number: int, listed: int, skipped: set[str]) -> None:
+    def close_page(page: CustomerPage, number: int, listed: int, left_out: set[str]) -> None:
         nonlocal etag
-        commit(run, plan, failing)
-        alive = [t for t in _page_ids(page) if t not in plan.gone and t not in skipped]
+        alive = [t for t in _page_ids(page) if t not in left_out]
         run.stores.walk.record_page(account, walk["walkId"], number, alive)
         position = {**walk, "page": number, "listed": listed,
                     "next": page.next_link.to_dict() if page.next_link else None}
@@ -77,47 +77,69 @@ def reconcile(run: Run) -> None:
         pages = _pages(run, None)
         first = next(pages, None)
     page_number, listed = walk["page"], walk["listed"]
-    # One page is stored while the next one's billing profiles are fetched. Pages are stored
-    # strictly in order, so a checkpoint never runs ahead of the writes it covers.
+    # One page is stored while the next one's billing profiles are fetched; the walk's last page
+    # in parts of a transaction as its profiles come in, so little is left to store after its
+    # last call. Everything is stored strictly in order, one thing at a time, so a checkpoint
+    # never runs ahead of the writes it covers.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer") as writer:
         storing = None
+
+        def then(task, *args) -> None:
+            """Store after what is queued, and not at all if that failed."""
+            nonlocal storing
+            before = storing
+
+            def step() -> None:
+                if before is not None:
+                    before.result()
+                task(*args)
+            storing = writer.submit(step)
+
+        def stored() -> None:
+            if storing is not None:
+                storing.result()  # raises the error of a write that failed
+
         page = first
         while page is not None:
             page_number += 1
             listed += len(page.customers) + len(page.malformed)
-            wanted, skipped = [], set()
+            wanted, left_out = [], set()
             # What this page needs to decide, read for this page only: a unit's start, and its
             # memory, stay the same whatever the size of the estate.
             known = {} if walk["fresh"] else run.stores.organizations.states(
                 account, [c.tenant_id for c in page.customers if run.synced_kind(c)])
             for customer in page.customers:
                 if not run.synced_kind(customer):
-                    skipped.add(customer.tenant_id)  # not a kind that syncs: as good as not listed
+                    left_out.add(customer.tenant_id)  # not a kind that syncs: as good as not listed
                 elif _status(known, customer.tenant_id) == STATUS_EXCLUDED:
                     run.result.counts.excluded_skipped += 1
                 else:
                     wanted.append(customer)
             if sellers is not None:
                 wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
+            part_size = MAX_BATCH if page.next_link is None else None
             try:
                 with telemetry.page_span(account, FULL, page_number):
-                    plan = plan_customers(run, wanted, known)
-            finally:
-                if storing is not None:
-                    storing.result()  # the previous page is stored (or its error raised) first
+                    for part, plan in enumerate(plan_in_parts(run, wanted, known, part_size)):
+                        if part == 0:
+                            stored()  # the previous page is stored (or its error raised) first
+                        left_out |= plan.gone
+                        then(commit, run, plan, failing)
+            except BaseException:
+                stored()  # a failed write is the run's error before what stopped the page
+                raise
             record_malformed(run, page)
-            storing = writer.submit(store_page, plan, page, page_number, listed, skipped)
+            then(close_page, page, page_number, listed, left_out)
             if page.next_link is None:
                 break
             if run.near_deadline():
-                storing.result()
+                stored()
                 run.result.outcome = RunOutcome.CHECKPOINTED
                 log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
                          account, walk["walkId"], page_number)
                 return
             page = next(pages, None)
-        if storing is not None:
-            storing.result()
+        stored()
     seen = run.stores.walk.seen_set(account, walk["walkId"])
     started = datetime.fromisoformat(walk["startedAt"])
     run.check_lease()
