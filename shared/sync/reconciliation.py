@@ -12,17 +12,18 @@ walk from page 1, and the run log says so.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
 from shared import telemetry
 from shared.partner_center import BadRequestError, CustomerPage, NextLink
-from shared.store import STATUS_EXCLUDED
+from shared.store import STATUS_ACTIVE, STATUS_EXCLUDED
 from shared.store.tables import MAX_BATCH
 from shared.store.runs import RunOutcome
 
-from .endings import end_missing
+from .endings import end_missing, read_candidates
 from .run import FULL, Run
 from .writes import commit, plan_in_parts, record_malformed
 
@@ -77,73 +78,63 @@ def reconcile(run: Run) -> None:
         pages = _pages(run, None)
         first = next(pages, None)
     page_number, listed = walk["page"], walk["listed"]
-    # One page is stored while the next one's billing profiles are fetched; the walk's last page
-    # in parts of a transaction as its profiles come in, so little is left to store after its
-    # last call. Everything is stored strictly in order, one thing at a time, so a checkpoint
-    # never runs ahead of the writes it covers.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer") as writer:
-        storing = None
-
-        def then(task, *args) -> None:
-            """Store after what is queued, and not at all if that failed."""
-            nonlocal storing
-            before = storing
-
-            def step() -> None:
-                if before is not None:
-                    before.result()
-                task(*args)
-            storing = writer.submit(step)
-
-        def stored() -> None:
-            if storing is not None:
-                storing.result()  # raises the error of a write that failed
-
-        page = first
-        while page is not None:
-            page_number += 1
-            listed += len(page.customers) + len(page.malformed)
-            wanted, left_out = [], set()
-            # What this page needs to decide, read for this page only: a unit's start, and its
-            # memory, stay the same whatever the size of the estate.
-            known = {} if walk["fresh"] else run.stores.organizations.states(
-                account, [c.tenant_id for c in page.customers if run.synced_kind(c)])
-            for customer in page.customers:
-                if not run.synced_kind(customer):
-                    left_out.add(customer.tenant_id)  # not a kind that syncs: as good as not listed
-                elif _status(known, customer.tenant_id) == STATUS_EXCLUDED:
-                    run.result.counts.excluded_skipped += 1
-                else:
-                    wanted.append(customer)
-            if sellers is not None:
-                wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
-            part_size = MAX_BATCH if page.next_link is None else None
-            try:
-                with telemetry.page_span(account, FULL, page_number):
-                    for part, plan in enumerate(plan_in_parts(run, wanted, known, part_size)):
-                        if part == 0:
-                            stored()  # the previous page is stored (or its error raised) first
-                        left_out |= plan.gone
-                        then(commit, run, plan, failing)
-            except BaseException:
-                stored()  # a failed write is the run's error before what stopped the page
-                raise
-            record_malformed(run, page)
-            then(close_page, page, page_number, listed, left_out)
-            if page.next_link is None:
-                break
-            if run.near_deadline():
-                stored()
-                run.result.outcome = RunOutcome.CHECKPOINTED
-                log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
-                         account, walk["walkId"], page_number)
-                return
-            page = next(pages, None)
-        stored()
-    seen = run.stores.walk.seen_set(account, walk["walkId"])
     started = datetime.fromisoformat(walk["startedAt"])
+    no_end, ahead = threading.Event(), None
+
+    def read_ahead(before: Future | None, last_page: set[str]):
+        if before is not None:
+            before.result()  # the pages before the last are recorded
+        so_far = run.stores.walk.seen_set(account, walk["walkId"])
+        return read_candidates(run, walk_started=started, seen=so_far, leave_out=last_page, stop=no_end)
+
+    # One page is stored while the next one's billing profiles are fetched; the walk's last page
+    # in parts as its profiles come in, so little is left to store after the walk's last call,
+    # and the walk's end reads what it needs meanwhile.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer") as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="walk-end") as reader:
+        writes = _InOrder(writer)
+        try:
+            page = first
+            while page is not None:
+                page_number += 1
+                listed += len(page.customers) + len(page.malformed)
+                last = page.next_link is None
+                known, wanted, left_out = _decide_first(run, page, walk["fresh"], sellers)
+                if last:
+                    ahead = reader.submit(read_ahead, writes.last, set(_page_ids(page)))
+                try:
+                    with telemetry.page_span(account, FULL, page_number):
+                        parts = plan_in_parts(run, wanted, known, MAX_BATCH if last else None,
+                                              last_part=run.options.concurrency if last else 0)
+                        for part, plan in enumerate(parts):
+                            if part == 0:
+                                writes.wait()  # the previous page is stored (or its error raised) first
+                            left_out |= plan.gone
+                            writes.then(commit, run, plan, failing)
+                except BaseException:
+                    writes.wait()  # a failed write is the run's error before what stopped the page
+                    raise
+                record_malformed(run, page)
+                writes.then(close_page, page, page_number, listed, left_out)
+                if last:
+                    break
+                if run.near_deadline():
+                    writes.wait()
+                    run.result.outcome = RunOutcome.CHECKPOINTED
+                    log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
+                             account, walk["walkId"], page_number)
+                    return
+                page = next(pages, None)
+            writes.wait()
+        except BaseException:
+            no_end.set()  # the walk does not end in this run: the read ahead stops
+            raise
+    seen = run.stores.walk.seen_set(account, walk["walkId"])
     run.check_lease()
-    end_missing(run, walk_started=started, seen=seen, listed=listed)
+    candidates, active = ahead.result() if ahead is not None else (None, None)
+    if ahead is not None:  # the last page's customers, as the page left them
+        active += sum(1 for t in set(_page_ids(page)) if _status(known, t) == STATUS_ACTIVE)
+    end_missing(run, walk_started=started, seen=seen, listed=listed, candidates=candidates, active_count=active)
     state.clear_checkpoint(account, etag)
     run.stores.walk.discard(account, walk["walkId"])
     state.set_reconciled_through(account, started)
@@ -151,6 +142,47 @@ def reconcile(run: Run) -> None:
         # A first reconciliation covers everything up to its own start.
         state.set_watermark(account, started)
     run.result.outcome = RunOutcome.SUCCEEDED
+
+
+class _InOrder:
+    """Writes on one thread, strictly in order: a task queued after one that failed does not
+    run, so a checkpoint never runs ahead of the writes it covers."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self.last: Future | None = None
+
+    def then(self, task, *args) -> None:
+        before = self.last
+
+        def step() -> None:
+            if before is not None:
+                before.result()
+            task(*args)
+        self.last = self._pool.submit(step)
+
+    def wait(self) -> None:
+        """Return once everything queued is stored; raise the error of a write that failed."""
+        if self.last is not None:
+            self.last.result()
+
+
+def _decide_first(run: Run, page: CustomerPage, fresh: bool, sellers: dict | None):
+    """What a page's customers are before their profiles: ``(known, wanted, left out)``."""
+    # Read for this page only: a unit's start, and its memory, stay the same whatever the estate.
+    known = {} if fresh else run.stores.organizations.states(
+        run.account_id, [c.tenant_id for c in page.customers if run.synced_kind(c)])
+    wanted, left_out = [], set()
+    for customer in page.customers:
+        if not run.synced_kind(customer):
+            left_out.add(customer.tenant_id)  # not a kind that syncs: as good as not listed
+        elif _status(known, customer.tenant_id) == STATUS_EXCLUDED:
+            run.result.counts.excluded_skipped += 1
+        else:
+            wanted.append(customer)
+    if sellers is not None:
+        wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
+    return known, wanted, left_out
 
 
 def _pages(run: Run, start: NextLink | None):

@@ -117,20 +117,21 @@ def plan_customers(run: Run, customers: list[Customer], snapshot: dict) -> PageP
     return next(plan_in_parts(run, customers, snapshot))
 
 
-def plan_in_parts(run: Run, customers: list[Customer], snapshot: dict,
-                  writes_per_part: int | None = None) -> Iterator[PagePlan]:
+def plan_in_parts(run: Run, customers: list[Customer], snapshot: dict, writes_per_part: int | None = None,
+                  last_part: int = 0) -> Iterator[PagePlan]:
     """:func:`plan_customers` as the billing profiles come in, in the customers' order: a part as
-    soon as it holds ``writes_per_part`` writes, then the rest (one part when ``None``). Stored as
-    they come, a page's writes go on while its last profiles are still being fetched. A run-level
-    error raises where it stops the fetches: the parts before it are whole and may be stored."""
+    soon as it holds ``writes_per_part`` writes, and the last ``last_part`` customers a part of
+    their own (one part in all when ``None``). Stored as they come, a page's writes go on while
+    its last profiles are fetched, and little is left after them. A run-level error raises where
+    it stops the fetches: the parts before it are whole and may be stored."""
     # A page that lists a customer twice must not write it twice in one transaction.
     customers = list({c.tenant_id: c for c in customers}.values())
     plan, now, parts = PagePlan([]), None, 0
-    for customer, outcome in _profiles(run, customers):
+    for done, (customer, outcome) in enumerate(_profiles(run, customers), start=1):
         now = now or run.now()
         plan.customers.append(customer)
         _plan_one(run, plan, customer, outcome, snapshot, now)
-        if writes_per_part and len(plan.writes) >= writes_per_part:
+        if writes_per_part and (len(plan.writes) >= writes_per_part or len(customers) - done == last_part):
             run.result.counts.failed += len(plan.failed)
             yield plan
             plan, now, parts = PagePlan([]), None, parts + 1
