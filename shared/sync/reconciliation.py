@@ -7,6 +7,10 @@ unit costs before its first page does not grow with the estate. Near the time bu
 the next invocation resumes at the checkpoint. Only a complete walk ends anything (see
 :mod:`shared.sync.endings`). A continuation token Partner Center no longer accepts restarts the
 walk from page 1, and the run log says so.
+
+The walk's last page has no next page to hide its writes behind: it is stored in parts as its
+billing profiles come in, and the walk's end reads the organizations it may end meanwhile, so
+what is left after the walk's last call is a few writes (docs/performance.md, the budget's pace).
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def reconcile(run: Run) -> None:
         if before is not None:
             before.result()  # the pages before the last are recorded
         so_far = run.stores.walk.seen_set(account, walk["walkId"])
-        return read_candidates(run, walk_started=started, seen=so_far, leave_out=last_page, stop=no_end)
+        return *read_candidates(run, walk_started=started, seen=so_far, leave_out=last_page, stop=no_end), so_far
 
     # One page is stored while the next one's billing profiles are fetched; the walk's last page
     # in parts as its profiles come in, so little is left to store after the walk's last call,
@@ -129,11 +133,13 @@ def reconcile(run: Run) -> None:
         except BaseException:
             no_end.set()  # the walk does not end in this run: the read ahead stops
             raise
-    seen = run.stores.walk.seen_set(account, walk["walkId"])
-    run.check_lease()
-    candidates, active = ahead.result() if ahead is not None else (None, None)
-    if ahead is not None:  # the last page's customers, as the page left them
+    if ahead is None:  # the list was empty
+        seen, candidates, active = run.stores.walk.seen_set(account, walk["walkId"]), None, None
+    else:
+        candidates, active, seen = ahead.result()
+        seen.update(t for t in _page_ids(page) if t not in left_out)  # the last page, as close_page recorded it
         active += sum(1 for t in set(_page_ids(page)) if _status(known, t) == STATUS_ACTIVE)
+    run.check_lease()
     end_missing(run, walk_started=started, seen=seen, listed=listed, candidates=candidates, active_count=active)
     state.clear_checkpoint(account, etag)
     run.stores.walk.discard(account, walk["walkId"])

@@ -55,6 +55,33 @@ def test_the_last_pages_first_organizations_are_stored_before_its_last_profiles_
     assert result.transactions == 3
 
 
+def test_the_walks_end_reads_the_organizations_while_its_last_page_is_fetched(make_sync, stores, pc, monkeypatch):
+    make_sync(page_size=500).full()
+    gone = pc.customers()[-1]["id"]
+    pc.remove_relationship(gone)
+    sync = make_sync(page_size=500)
+    read = threading.Event()
+    real_read, real_fetch = stores.organizations.each_state, sync.client.get_billing_profile
+
+    def each_state(*args, **kwargs):
+        read.set()
+        return real_read(*args, **kwargs)
+
+    fetches, waits = itertools.count(1), []
+
+    def fetch_once_the_end_is_read(tenant_id):
+        if next(fetches) > CUSTOMERS - 20:
+            waits.append(read.wait(timeout=5 if all(waits) else 0))
+        return real_fetch(tenant_id)
+
+    monkeypatch.setattr(stores.organizations, "each_state", each_state)
+    monkeypatch.setattr(sync.client, "get_billing_profile", fetch_once_the_end_is_read)
+    result = sync.full()
+
+    assert result.outcome == RunOutcome.SUCCEEDED and len(waits) == 19 and all(waits)
+    assert result.counts.ended == 1 and stores.organizations.get(ACCOUNT, gone)["Status"] == "relationship_ended"
+
+
 def test_nothing_of_the_last_page_is_stored_after_a_failed_part_and_it_is_not_checkpointed(
         make_sync, stores, monkeypatch):
     calls = []
