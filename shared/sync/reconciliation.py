@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime
 
@@ -107,9 +108,10 @@ def reconcile(run: Run) -> None:
                 if last:
                     ahead = reader.submit(read_ahead, writes.last, set(_page_ids(page)))
                 try:
-                    with telemetry.page_span(account, FULL, page_number):
-                        parts = plan_in_parts(run, wanted, known, MAX_BATCH if last else None,
-                                              last_part=run.options.concurrency if last else 0)
+                    # Closed when the page stops midway: its fetches still to come are not made.
+                    with telemetry.page_span(account, FULL, page_number), closing(plan_in_parts(
+                            run, wanted, known, MAX_BATCH if last else None,
+                            last_part=run.options.concurrency if last else 0)) as parts:
                         for part, plan in enumerate(parts):
                             if part == 0:
                                 writes.wait()  # the previous page is stored (or its error raised) first

@@ -315,9 +315,9 @@ def organization_content(customer: Customer, billing_profile: dict) -> dict[str,
 
 
 def _profiles(run: Run, customers: list[Customer]) -> Iterator[tuple[Customer, object]]:
-    """Each customer with its billing profile, or its own error, in order as they come in. An error about
-    the run (outage, throttling past the retries, tokens, the time budget) stops the other fetches
-    and raises where it is met in that order."""
+    """Each customer with its billing profile, or its own error, in order as they come in. An
+    error about the run (outage, throttling past the retries, tokens, the time budget) stops the
+    other fetches and raises where it is met in that order."""
     stop = threading.Event()
     interruptions: list[BaseException] = []
 
