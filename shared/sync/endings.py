@@ -11,6 +11,7 @@ an operator, whose approval is confirmed with Partner Center customer by custome
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Iterable
@@ -83,6 +84,27 @@ def end_missing(run: Run, *, walk_started: datetime, seen, listed: int,
                  "kept active", run.account_id, len(endings) - len(gone))
     if gone:
         store(run, [plan_ending(t, snapshot[t], run.now(), fresh_after) for t in gone])
+
+
+def read_candidates(run: Run, *, walk_started: datetime, seen, leave_out: set[str],
+                    stop: threading.Event) -> tuple[list[tuple[str, OrganizationState]], int]:
+    """What :func:`end_missing` reads at a walk's end, read ahead while the walk's last page is
+    fetched: the active organizations unwritten since the walk began that the walk has not seen
+    so far (``seen``), and how many are active, those in ``leave_out`` (the last page's customers,
+    counted by the caller as the page leaves them) not counted. The same rule as the read at the
+    end holds: what is written after this read is fresh, never ended. Returns early once ``stop``
+    is set (the walk does not end in this run)."""
+    fresh_after = walk_started - run.options.clock_skew
+    active, candidates = 0, []
+    for tenant, state in run.stores.organizations.each_state(run.account_id, status=STATUS_ACTIVE):
+        if stop.is_set():
+            break
+        if state.status != STATUS_ACTIVE:
+            continue
+        active += tenant not in leave_out
+        if tenant not in seen and _unwritten_since(state, fresh_after):
+            candidates.append((tenant, state))
+    return candidates, active
 
 
 def end_approved_held(run: Run, held_id: str, by: str) -> None:

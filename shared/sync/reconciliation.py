@@ -7,23 +7,30 @@ unit costs before its first page does not grow with the estate. Near the time bu
 the next invocation resumes at the checkpoint. Only a complete walk ends anything (see
 :mod:`shared.sync.endings`). A continuation token Partner Center no longer accepts restarts the
 walk from page 1, and the run log says so.
+
+The walk's last page has no next page to hide its writes behind: it is stored in parts as its
+billing profiles come in, and the walk's end reads the organizations it may end meanwhile, so
+what is left after the walk's last call is a few writes (docs/performance.md, the budget's pace).
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import replace
 from datetime import datetime
 
 from shared import telemetry
 from shared.partner_center import BadRequestError, CustomerPage, NextLink
-from shared.store import STATUS_EXCLUDED
+from shared.store import STATUS_ACTIVE, STATUS_EXCLUDED
+from shared.store.tables import MAX_BATCH
 from shared.store.runs import RunOutcome
 
-from .endings import end_missing
+from .endings import end_missing, read_candidates
 from .run import FULL, Run
-from .writes import PagePlan, commit, plan_customers, record_malformed
+from .writes import commit, plan_in_parts, record_malformed
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +57,9 @@ def reconcile(run: Run) -> None:
     failing = run.stores.failures.failing(account)
     sellers = sync.indirect_sellers() if sync.indirect_provider else None
 
-    def store_page(plan: PagePlan, page: CustomerPage, number: int, listed: int, skipped: set[str]) -> None:
+    def close_page(page: CustomerPage, number: int, listed: int, left_out: set[str]) -> None:
         nonlocal etag
-        commit(run, plan, failing)
-        alive = [t for t in _page_ids(page) if t not in plan.gone and t not in skipped]
+        alive = [t for t in _page_ids(page) if t not in left_out]
         run.stores.walk.record_page(account, walk["walkId"], number, alive)
         position = {**walk, "page": number, "listed": listed,
                     "next": page.next_link.to_dict() if page.next_link else None}
@@ -77,51 +83,66 @@ def reconcile(run: Run) -> None:
         pages = _pages(run, None)
         first = next(pages, None)
     page_number, listed = walk["page"], walk["listed"]
-    # One page is stored while the next one's billing profiles are fetched. Pages are stored
-    # strictly in order, so a checkpoint never runs ahead of the writes it covers.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer") as writer:
-        storing = None
-        page = first
-        while page is not None:
-            page_number += 1
-            listed += len(page.customers) + len(page.malformed)
-            wanted, skipped = [], set()
-            # What this page needs to decide, read for this page only: a unit's start, and its
-            # memory, stay the same whatever the size of the estate.
-            known = {} if walk["fresh"] else run.stores.organizations.states(
-                account, [c.tenant_id for c in page.customers if run.synced_kind(c)])
-            for customer in page.customers:
-                if not run.synced_kind(customer):
-                    skipped.add(customer.tenant_id)  # not a kind that syncs: as good as not listed
-                elif _status(known, customer.tenant_id) == STATUS_EXCLUDED:
-                    run.result.counts.excluded_skipped += 1
-                else:
-                    wanted.append(customer)
-            if sellers is not None:
-                wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
-            try:
-                with telemetry.page_span(account, FULL, page_number):
-                    plan = plan_customers(run, wanted, known)
-            finally:
-                if storing is not None:
-                    storing.result()  # the previous page is stored (or its error raised) first
-            record_malformed(run, page)
-            storing = writer.submit(store_page, plan, page, page_number, listed, skipped)
-            if page.next_link is None:
-                break
-            if run.near_deadline():
-                storing.result()
-                run.result.outcome = RunOutcome.CHECKPOINTED
-                log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
-                         account, walk["walkId"], page_number)
-                return
-            page = next(pages, None)
-        if storing is not None:
-            storing.result()
-    seen = run.stores.walk.seen_set(account, walk["walkId"])
     started = datetime.fromisoformat(walk["startedAt"])
+    no_end, ahead = threading.Event(), None
+
+    def read_ahead(before: Future | None, last_page: set[str]):
+        if before is not None:
+            before.result()  # the pages before the last are recorded
+        so_far = run.stores.walk.seen_set(account, walk["walkId"])
+        return *read_candidates(run, walk_started=started, seen=so_far, leave_out=last_page, stop=no_end), so_far
+
+    # One page is stored while the next one's billing profiles are fetched; the walk's last page
+    # in parts as its profiles come in, so little is left to store after the walk's last call,
+    # and the walk's end reads what it needs meanwhile.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer") as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="walk-end") as reader:
+        writes = _InOrder(writer)
+        try:
+            page = first
+            while page is not None:
+                page_number += 1
+                listed += len(page.customers) + len(page.malformed)
+                last = page.next_link is None
+                known, wanted, left_out = _decide_first(run, page, walk["fresh"], sellers)
+                if last:
+                    ahead = reader.submit(read_ahead, writes.last, set(_page_ids(page)))
+                try:
+                    # Closed when the page stops midway: its fetches still to come are not made.
+                    with telemetry.page_span(account, FULL, page_number), closing(plan_in_parts(
+                            run, wanted, known, MAX_BATCH if last else None,
+                            last_part=run.options.concurrency if last else 0)) as parts:
+                        for part, plan in enumerate(parts):
+                            if part == 0:
+                                writes.wait()  # the previous page is stored (or its error raised) first
+                            left_out |= plan.gone
+                            writes.then(commit, run, plan, failing)
+                except BaseException:
+                    writes.wait()  # a failed write is the run's error before what stopped the page
+                    raise
+                record_malformed(run, page)
+                writes.then(close_page, page, page_number, listed, left_out)
+                if last:
+                    break
+                if run.near_deadline():
+                    writes.wait()
+                    run.result.outcome = RunOutcome.CHECKPOINTED
+                    log.info("account %s: time budget nearly spent, walk %s checkpointed at page %d",
+                             account, walk["walkId"], page_number)
+                    return
+                page = next(pages, None)
+            writes.wait()
+        except BaseException:
+            no_end.set()  # the walk does not end in this run: the read ahead stops
+            raise
+    if ahead is None:  # the list was empty
+        seen, candidates, active = run.stores.walk.seen_set(account, walk["walkId"]), None, None
+    else:
+        candidates, active, seen = ahead.result()
+        seen.update(t for t in _page_ids(page) if t not in left_out)  # the last page, as close_page recorded it
+        active += sum(1 for t in set(_page_ids(page)) if _status(known, t) == STATUS_ACTIVE)
     run.check_lease()
-    end_missing(run, walk_started=started, seen=seen, listed=listed)
+    end_missing(run, walk_started=started, seen=seen, listed=listed, candidates=candidates, active_count=active)
     state.clear_checkpoint(account, etag)
     run.stores.walk.discard(account, walk["walkId"])
     state.set_reconciled_through(account, started)
@@ -129,6 +150,47 @@ def reconcile(run: Run) -> None:
         # A first reconciliation covers everything up to its own start.
         state.set_watermark(account, started)
     run.result.outcome = RunOutcome.SUCCEEDED
+
+
+class _InOrder:
+    """Writes on one thread, strictly in order: a task queued after one that failed does not
+    run, so a checkpoint never runs ahead of the writes it covers."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self.last: Future | None = None
+
+    def then(self, task, *args) -> None:
+        before = self.last
+
+        def step() -> None:
+            if before is not None:
+                before.result()
+            task(*args)
+        self.last = self._pool.submit(step)
+
+    def wait(self) -> None:
+        """Return once everything queued is stored; raise the error of a write that failed."""
+        if self.last is not None:
+            self.last.result()
+
+
+def _decide_first(run: Run, page: CustomerPage, fresh: bool, sellers: dict | None):
+    """What a page's customers are before their profiles: ``(known, wanted, left out)``."""
+    # Read for this page only: a unit's start, and its memory, stay the same whatever the estate.
+    known = {} if fresh else run.stores.organizations.states(
+        run.account_id, [c.tenant_id for c in page.customers if run.synced_kind(c)])
+    wanted, left_out = [], set()
+    for customer in page.customers:
+        if not run.synced_kind(customer):
+            left_out.add(customer.tenant_id)  # not a kind that syncs: as good as not listed
+        elif _status(known, customer.tenant_id) == STATUS_EXCLUDED:
+            run.result.counts.excluded_skipped += 1
+        else:
+            wanted.append(customer)
+    if sellers is not None:
+        wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
+    return known, wanted, left_out
 
 
 def _pages(run: Run, start: NextLink | None):

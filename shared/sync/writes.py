@@ -5,7 +5,8 @@ Two rules hold everywhere here:
 
 - Only an answer about one customer (403, 404, 400, a profile that cannot be stored) is that
   customer's failure. Anything else (5xx, 429, timeouts, tokens, the time budget) is about the
-  run: :class:`RunInterrupted` stops the page before anything of it is written.
+  run: :class:`RunInterrupted` stops the page, which is not checkpointed, and nothing after the
+  error is written (a page stored in parts may have stored the whole parts before it).
 - A change-log entry is written just before its organization, with the row's ``LastChangedAt``
   as its timestamp, so no stored change lacks its entry even when the process dies between the two
   writes. An entry whose organization write did not land is taken back (:mod:`shared.sync.change_log`):
@@ -21,6 +22,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Iterator
 
 from shared.contacts.mapping import (
     CustomerRecord,
@@ -112,31 +114,48 @@ class PagePlan:
 
 def plan_customers(run: Run, customers: list[Customer], snapshot: dict) -> PagePlan:
     """Fetch and map the given customers; decide what to write (nothing for unchanged ones)."""
+    return next(plan_in_parts(run, customers, snapshot))
+
+
+def plan_in_parts(run: Run, customers: list[Customer], snapshot: dict, writes_per_part: int | None = None,
+                  last_part: int = 0) -> Iterator[PagePlan]:
+    """:func:`plan_customers` as the billing profiles come in, in the customers' order: a part as
+    soon as it holds ``writes_per_part`` writes, and the last ``last_part`` customers a part of
+    their own (one part in all when ``None``). Stored as they come, a page's writes go on while
+    its last profiles are fetched, and little is left after them. A run-level error raises where
+    it stops the fetches: the parts before it are whole and may be stored."""
     # A page that lists a customer twice must not write it twice in one transaction.
     customers = list({c.tenant_id: c for c in customers}.values())
-    plan = PagePlan(customers)
-    if not customers:
-        return plan
-    profiles = _fetch_profiles(run, customers)
-    now = run.now()
-    for customer in customers:
-        outcome = profiles[customer.tenant_id]
-        if isinstance(outcome, RelationshipEndedError):
-            plan.gone.add(customer.tenant_id)
-            continue
-        if isinstance(outcome, Exception):
-            plan.failed[customer.tenant_id] = describe(outcome)
-            continue
-        try:
-            fields = organization_content(customer, outcome)
-        except ValueError as exc:
-            plan.failed[customer.tenant_id] = f"billing profile rejected: {exc}"
-            continue
-        planned = plan_content_write(run, customer.tenant_id, fields, snapshot, now)
-        if planned is not None:
-            plan.writes.append(planned)
-    run.result.counts.failed += len(plan.failed)
-    return plan
+    plan, now, parts = PagePlan([]), None, 0
+    for done, (customer, outcome) in enumerate(_profiles(run, customers), start=1):
+        now = now or run.now()
+        plan.customers.append(customer)
+        _plan_one(run, plan, customer, outcome, snapshot, now)
+        if writes_per_part and (len(plan.writes) >= writes_per_part or len(customers) - done == last_part):
+            run.result.counts.failed += len(plan.failed)
+            yield plan
+            plan, now, parts = PagePlan([]), None, parts + 1
+    if plan.customers or not parts:
+        run.result.counts.failed += len(plan.failed)
+        yield plan
+
+
+def _plan_one(run: Run, plan: PagePlan, customer: Customer, outcome: object, snapshot: dict,
+              now: datetime) -> None:
+    if isinstance(outcome, RelationshipEndedError):
+        plan.gone.add(customer.tenant_id)
+        return
+    if isinstance(outcome, Exception):
+        plan.failed[customer.tenant_id] = describe(outcome)
+        return
+    try:
+        fields = organization_content(customer, outcome)
+    except ValueError as exc:
+        plan.failed[customer.tenant_id] = f"billing profile rejected: {exc}"
+        return
+    planned = plan_content_write(run, customer.tenant_id, fields, snapshot, now)
+    if planned is not None:
+        plan.writes.append(planned)
 
 
 def commit(run: Run, plan: PagePlan, failing: dict) -> None:
@@ -295,9 +314,10 @@ def organization_content(customer: Customer, billing_profile: dict) -> dict[str,
     return fields
 
 
-def _fetch_profiles(run: Run, customers: list[Customer]) -> dict[str, object]:
-    """Each customer's billing profile, or its own error. An error about the run (outage,
-    throttling past the retries, tokens, the time budget) stops the other fetches and raises."""
+def _profiles(run: Run, customers: list[Customer]) -> Iterator[tuple[Customer, object]]:
+    """Each customer with its billing profile, or its own error, in order as they come in. An
+    error about the run (outage, throttling past the retries, tokens, the time budget) stops the
+    other fetches and raises where it is met in that order."""
     stop = threading.Event()
     interruptions: list[BaseException] = []
 
@@ -309,19 +329,21 @@ def _fetch_profiles(run: Run, customers: list[Customer]) -> dict[str, object]:
         except (RelationshipEndedError, *CUSTOMER_ERRORS) as exc:
             return exc
         except PartnerCenterError as exc:
+            interruptions.append(exc)  # before the stop: a fetch skipped by it is never taken for a profile
             stop.set()
-            interruptions.append(exc)
             return None
 
     workers = min(run.options.concurrency, len(customers))
-    if workers <= 1:
-        profiles = {c.tenant_id: fetch(c) for c in customers}
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billing-profile") as pool:
-            profiles = dict(zip((c.tenant_id for c in customers), pool.map(fetch, customers)))
-    if interruptions:
-        raise run_stopped_by(interruptions[0])
-    return profiles
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billing-profile") if workers > 1 else None
+    try:
+        for customer, outcome in zip(customers, pool.map(fetch, customers) if pool else map(fetch, customers)):
+            if interruptions:
+                raise run_stopped_by(interruptions[0])
+            yield customer, outcome
+    finally:
+        stop.set()  # a caller that stops early (its write failed) leaves the rest unfetched
+        if pool:
+            pool.shutdown(cancel_futures=True)
 
 
 def run_stopped_by(error: PartnerCenterError) -> Exception:

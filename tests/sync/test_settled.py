@@ -92,8 +92,9 @@ def test_a_walk_reads_only_the_organizations_of_the_page_it_decides(make_sync, s
     make_sync(after_page=lambda number: at_pages.append((reads.points, reads.queries))).full()
     listed = len(pc.customers())
     assert at_pages[0][1] == 1  # before its pages: whether the account holds any organization (one entity)
-    assert at_pages[-1] == (listed, 1)  # then a point read per listed customer, no query
-    assert reads.queries == 2  # the end of the walk: the active organizations, streamed once
+    assert all(queries == 1 for _, queries in at_pages[:-1])  # then a point read per listed customer, no query
+    assert at_pages[-1][0] == listed
+    assert reads.queries == 2  # the end of the walk: the active organizations, streamed once (with the last page)
 
 
 def test_a_tenant_set_answers_membership_and_counts_what_two_share():
