@@ -65,6 +65,12 @@ class Ledger:
         """Whether a slice labelled one of ``labels`` is open or booked ahead: someone has calls to make."""
         return any(s.lane in labels and s.end > now for s in self.slices)
 
+    def foreground_counts(self, now: float, window: float) -> bool:
+        """Whether a foreground call made or booked still counts in the window ending at ``now``, or a
+        foreground slice is open or booked: someone waited on calls within the last window."""
+        return (any(second > now for second in self.foreground)
+                or any(s.lane in FOREGROUND and s.end + window > now for s in self.slices))
+
     def held_at(self, moment: float, window: float, labels: frozenset[str] | None = None) -> int:
         """Calls that count in the sliding window ending at ``moment`` (booked slices counted whole);
         with ``labels`` (FOREGROUND), only theirs."""
@@ -144,15 +150,16 @@ def lane_ceiling(lane: str, per_minute: int, reserve: int) -> int:
 
 
 def booking_limits(ledger: Ledger, label: str, now: float, per_minute: int, reserve: int,
-                   cap: int) -> tuple[int, int | None]:
-    """The ceiling and foreground cap a slice labelled ``label`` books under, from what the row says
-    is waiting. The reserve costs nothing while nobody needs it: the background may fill the whole
-    budget unless a foreground slice is open or booked, and then leaves the reserve free, so the
-    foreground's next call takes the next free slot. The foreground may use the whole budget, but
-    while a background slice waits, its own calls stay under ``cap``, so it cannot starve a walk."""
+                   cap: int, window: float = WINDOW_SECONDS) -> tuple[int, int | None]:
+    """The ceiling and foreground cap a slice labelled ``label`` books under, from what the row says.
+    The reserve costs nothing while nobody needs it: the background may fill the whole budget unless a
+    foreground call still counts in the window (or a foreground slice is open or booked), and then
+    leaves the reserve free, so the foreground's next calls find it free even where nothing leaves the
+    window for a while. The foreground may use the whole budget, but while a background slice waits,
+    its own calls stay under ``cap``, so it cannot starve a walk."""
     if label in FOREGROUND:
         return per_minute, (cap if ledger.waiting(frozenset({BACKGROUND}), now) else None)
-    return (per_minute - reserve if ledger.waiting(FOREGROUND, now) else per_minute), None
+    return (per_minute - reserve if ledger.foreground_counts(now, window) else per_minute), None
 
 
 def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float, per_minute: int, reserve: int,
@@ -161,10 +168,12 @@ def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float
     """Book ``owner``'s next slice labelled ``label`` under :func:`booking_limits`. A foreground slice
     starts at the next free slot, with as many calls as fit there if the whole slice does not yet:
     someone waits on its first call. A background slice starts now with what fits if that is at
-    least ``smallest`` calls (a window's last calls are not left unused), else when it all fits;
-    with ``spacing``, the background of every instance together keeps one even pace (``paced_at``),
-    so that N instances do not fill the window N times as fast and leave nothing free for a minute."""
-    ceiling, foreground_cap_now = booking_limits(ledger, label, now, per_minute, reserve, cap)
+    least ``smallest`` calls (a window's last calls are not left unused), else when it all fits.
+    With ``spacing`` (the account's background pace), the background of every instance together keeps
+    one even pace (``paced_at``), so that N instances do not fill the window N times as fast and leave
+    nothing free for a minute; a foreground slice moves that pace on as much as a background one of
+    its size, without waiting for it: its calls take the background's place, not come on top."""
+    ceiling, foreground_cap_now = booking_limits(ledger, label, now, per_minute, reserve, cap, window)
     not_before = max(not_before, ledger.paused_until)
     if label not in FOREGROUND and spacing:
         not_before = max(not_before, ledger.paced_at - PACE_BURST_SECONDS)
@@ -177,7 +186,7 @@ def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float
     if soonest is not None:
         latest = soonest if latest is None else min(latest, soonest)
     booked = ledger.book(owner, label, count, ceiling, not_before, window, duration, latest, foreground_cap_now)
-    if booked is not None and label not in FOREGROUND and spacing:
+    if booked is not None and spacing:
         ledger.paced_at = max(ledger.paced_at, booked.start) + booked.count * spacing
     return booked
 
@@ -217,10 +226,14 @@ class Lane:
 
     def slice_size(self, now: float, ceiling: int, instances: int) -> int:
         """The next slice: about SLICE_TARGET_SECONDS of the lane's recent use, at least its minimum,
-        at most half its ceiling's share among ``instances``."""
+        at most half its ceiling's share among ``instances`` and, paced, SLICE_TARGET_SECONDS of its
+        pace (a slice is booked whole: a larger one would be calls held ahead of the foreground's)."""
         while self.recent and self.recent[0] <= now - SLICE_TARGET_SECONDS:
             self.recent.popleft()
-        largest = max(self.min_slice, ceiling // (2 * max(1, instances)))
+        largest = ceiling // (2 * max(1, instances))
+        if self.spacing:
+            largest = min(largest, math.ceil(SLICE_TARGET_SECONDS / self.spacing))
+        largest = max(self.min_slice, largest)
         return max(1, min(ceiling, largest, max(self.min_slice, math.ceil(len(self.recent) * 1.25))))
 
     def take(self, now: float) -> None:

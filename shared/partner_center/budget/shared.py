@@ -236,7 +236,7 @@ class SharedRequestBudget:
                                     reserve=self.reserve, cap=self.foreground_cap,
                                     not_before=max(now, self._paused_until), window=self.window,
                                     duration=self.slice_seconds, latest=latest, smallest=lane.min_slice,
-                                    spacing=lane.spacing)
+                                    spacing=self._lanes[BACKGROUND].spacing)
                 if booked is None:
                     raise self._no_room()
                 self.row.write(ledger, etag)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
+
 import pytest
 
 from shared.partner_center.budget.ledger import (BACKGROUND, FIRST, INTERACTIVE, Lane, Ledger, Slice, book_claim,
-                                                 booking_limits, foreground_cap, lane_ceiling)
+                                                 booking_limits, foreground_cap, interactive_reserve,
+                                                 lane_ceiling)
 from shared.partner_center.budget.window import SlidingWindow
 
 W = 62.0
@@ -45,14 +48,37 @@ def test_the_background_uses_the_whole_budget_while_nobody_else_waits():
     assert booking_limits(Ledger(), BACKGROUND, 0.0, 100, 10, 50) == (100, None)
 
 
-def test_the_background_leaves_the_reserve_free_while_a_foreground_slice_is_open_or_booked():
+def test_the_background_leaves_the_reserve_free_while_a_foreground_call_counts_in_the_window():
     for waiting in (Slice("hook", INTERACTIVE, 5, 0.0, 10.0), Slice("run", FIRST, 5, 3.0, 13.0)):
         ledger = Ledger(slices=[waiting])
-        assert booking_limits(ledger, BACKGROUND, 1.0, 100, 10, 50) == (90, None)
+        assert booking_limits(ledger, BACKGROUND, 1.0, 100, 10, 50, W) == (90, None)
         assert claim(ledger, "walk", BACKGROUND, 100, 1.0, latest=1.0).count == 85  # 90 less the 5 booked
-    # A foreground slice that has ended no longer holds the reserve (its calls still count).
-    assert booking_limits(Ledger(slices=[Slice("hook", INTERACTIVE, 5, 0.0, 10.0)]), BACKGROUND, 10.0,
-                          100, 10, 50) == (100, None)
+    # A foreground slice that has ended still holds it until its calls leave the window, settled or not.
+    ended = Ledger(slices=[Slice("hook", INTERACTIVE, 5, 0.0, 10.0)])
+    assert booking_limits(ended, BACKGROUND, 71.0, 100, 10, 50, W)[0] == 90
+    assert booking_limits(ended, BACKGROUND, 72.0, 100, 10, 50, W)[0] == 100
+    ended.settle("hook", INTERACTIVE, [0.5, 9.5], W)
+    assert booking_limits(ended, BACKGROUND, 71.0, 100, 10, 50, W)[0] == 90  # 9.5 + 62: second 72
+    assert booking_limits(ended, BACKGROUND, 72.0, 100, 10, 50, W)[0] == 100
+    # Background calls alone never hold it.
+    walked = Ledger(slices=[Slice("walk", BACKGROUND, 5, 0.0, 10.0)])
+    walked.settle("other", BACKGROUND, [1.0], W)
+    assert booking_limits(walked, BACKGROUND, 1.0, 100, 10, 50, W)[0] == 100
+
+
+def test_a_foreground_slice_takes_the_backgrounds_place_in_the_accounts_pace():
+    # 100 calls per 62 s window: one every 0.62 s. A run's 10 calls move the pace on by 6.2 s, so the
+    # walk's next slice waits for them instead of adding its calls on top.
+    ledger, spacing = Ledger(), W / 100
+    assert book_claim(ledger, "walk", BACKGROUND, 5, now=0.0, per_minute=100, reserve=10, cap=50,
+                      not_before=0.0, window=W, duration=10, spacing=spacing).start == 0.0
+    run = book_claim(ledger, "run", FIRST, 10, now=0.0, per_minute=100, reserve=10, cap=50, not_before=0.0,
+                     window=W, duration=10, spacing=spacing)
+    assert run.start == 0.0  # not held back by the pace: someone waits on it
+    assert ledger.paced_at == pytest.approx(15 * spacing)
+    walk = book_claim(ledger, "walk", BACKGROUND, 5, now=0.0, per_minute=100, reserve=10, cap=50,
+                      not_before=0.0, window=W, duration=10, spacing=spacing)
+    assert walk.start == pytest.approx(15 * spacing - 2.0)  # the pace, less its two seconds' burst
 
 
 def test_a_foreground_call_takes_the_next_free_slot_behind_a_full_window():
@@ -116,6 +142,11 @@ def test_a_slice_is_sized_to_recent_use_within_its_minimum_and_its_share():
     assert lane.slice_size(10.0, 400, instances=1) == 125  # 1.25 x recent use
     assert lane.slice_size(10.0, 400, instances=4) == 50  # at most half of 1/4 of the ceiling
     assert lane.slice_size(12.0, 400, instances=1) == 30  # those calls left the 2 s it looks back
+    lane.pace(400, 40.0)  # paced at 10 calls a second: a slice is at most 2 s of that pace
+    lane.recent.extend(11.0 + i / 100 for i in range(100))
+    assert lane.slice_size(12.0, 400, instances=1) == 30
+    lane.min_slice = 5
+    assert lane.slice_size(12.0, 400, instances=1) == 20
 
 
 def test_a_lane_calls_only_within_its_open_slice():
@@ -157,3 +188,60 @@ def test_the_background_of_every_instance_keeps_one_even_pace():
     assert ledger.paced_at == pytest.approx(4 * 5 * spacing)  # the four slices, end to end
     # The foreground keeps no pace: someone waits on it.
     assert claim(ledger, "hook", INTERACTIVE, 5, 0.0).start == 0.0
+
+
+def walk_and_runs(*, seconds: float = 150.0, every: float = 20.0, calls: int = 100, per_minute: int = 1140,
+                  latency: float = 0.05, claim_cost: float = 0.02, first_run: float = 0.0):
+    """Two instances on made-up times, as SharedRequestBudget books for them (bench.pace ``first``): a walk
+    calling as fast as its paced lane lets it, and an incremental run of ``calls`` calls one after another
+    (first in line) every ``every`` s. Returns the run's waits for a call and the start of every call."""
+    reserve = interactive_reserve(per_minute, 10.0)
+    cap = foreground_cap(per_minute, 50.0, reserve)
+    ledger, lanes = Ledger(), {"walk": Lane(BACKGROUND, 30), "run": Lane(BACKGROUND, 30)}
+    for lane in lanes.values():
+        lane.pace(per_minute, W)
+
+    def acquire(owner: str, label: str, now: float) -> float:
+        lane = lanes[owner]
+        while True:
+            if lane.due() > now:
+                now = lane.due()
+            elif lane.usable(now):
+                lane.take(now)
+                lane.paced_call(now)
+                lane.recent.append(now)
+                return now
+            elif lane.booked_ahead(now):
+                now = lane.start
+            else:
+                ledger.prune(now, W)
+                ledger.settle(owner, BACKGROUND, lane.unsettled, W, lane.label)
+                lane.unsettled = []
+                count = lane.slice_size(now, per_minute, len(ledger.owners() | {owner}))
+                lane.open(book_claim(ledger, owner, label, count, now=now, per_minute=per_minute, reserve=reserve,
+                                     cap=cap, not_before=now, window=W, duration=10.0, smallest=lane.min_slice,
+                                     spacing=lane.spacing))
+                now += claim_cost  # the row's read and write
+
+    walk_at, run_at, left, waits, starts = 0.0, first_run, calls, [], []
+    while min(walk_at, run_at) < seconds:
+        if walk_at <= run_at:
+            walk_at = acquire("walk", BACKGROUND, walk_at)
+            starts.append(walk_at)
+        else:
+            started = acquire("run", FIRST, run_at)
+            waits.append(started - run_at)
+            starts.append(started)
+            left -= 1
+            run_at = started + latency + (every if left == 0 else 0.0)
+            left = left or calls
+    return waits, sorted(starts)
+
+
+@pytest.mark.parametrize("first_run", [0.0, 4.5, 9.0, 13.5])
+def test_an_incremental_run_of_100_calls_beside_a_walk_on_another_instance_never_waits_over_two_seconds(first_run):
+    # The walk keeps the window full; a run of 100 calls every 20 s finds it so, and the holes a walk
+    # stopped for the reserve leaves come back a window later as moments when nothing leaves it.
+    waits, starts = walk_and_runs(first_run=first_run)
+    assert len(waits) >= 500 and max(waits) <= 2.0
+    assert max(bisect.bisect_left(starts, at + W) - i for i, at in enumerate(starts)) <= 1140  # never over the budget
