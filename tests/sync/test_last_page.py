@@ -24,28 +24,35 @@ def simulator(tmp_path_factory):
         yield sim
 
 
+def last_fetches_wait_for(event: threading.Event, sync, monkeypatch) -> list[bool]:
+    """Make the last 20 profile fetches of the page wait (5 s, then none once one timed out) for
+    ``event``; returns whether each found it set."""
+    fetches, waits, real_fetch = itertools.count(1), [], sync.client.get_billing_profile
+
+    def fetch(tenant_id):
+        if next(fetches) > CUSTOMERS - 20:
+            waits.append(event.wait(timeout=5 if all(waits) else 0))
+        return real_fetch(tenant_id)
+
+    monkeypatch.setattr(sync.client, "get_billing_profile", fetch)
+    return waits
+
+
 def test_the_last_pages_first_organizations_are_stored_before_its_last_profiles_are_fetched(
         make_sync, stores, monkeypatch):
     sync = make_sync(page_size=500)
     stored = threading.Event()
-    real_apply, real_fetch = stores.organizations.apply, sync.client.get_billing_profile
+    real_apply = stores.organizations.apply
 
     def apply(account_id, writes):
         stats = real_apply(account_id, writes)
         stored.set()
         return stats
 
-    fetches, waits = itertools.count(1), []
-
-    def fetch_once_something_is_stored(tenant_id):
-        # The page's last 20 fetches start only once some of its organizations are stored: a
-        # page stored whole, after all its profiles, would never be (a short wait, then on).
-        if next(fetches) > CUSTOMERS - 20:
-            waits.append(stored.wait(timeout=5 if all(waits) else 0))
-        return real_fetch(tenant_id)
-
     monkeypatch.setattr(stores.organizations, "apply", apply)
-    monkeypatch.setattr(sync.client, "get_billing_profile", fetch_once_something_is_stored)
+    # The page's last 20 fetches start only once some of its organizations are stored: a page
+    # stored whole, after all its profiles, would never be.
+    waits = last_fetches_wait_for(stored, sync, monkeypatch)
     result = sync.full()
 
     assert result.outcome == RunOutcome.SUCCEEDED and result.counts.created == CUSTOMERS
@@ -61,21 +68,14 @@ def test_the_walks_end_reads_the_organizations_while_its_last_page_is_fetched(ma
     pc.remove_relationship(gone)
     sync = make_sync(page_size=500)
     read = threading.Event()
-    real_read, real_fetch = stores.organizations.each_state, sync.client.get_billing_profile
+    real_read = stores.organizations.each_state
 
     def each_state(*args, **kwargs):
         read.set()
         return real_read(*args, **kwargs)
 
-    fetches, waits = itertools.count(1), []
-
-    def fetch_once_the_end_is_read(tenant_id):
-        if next(fetches) > CUSTOMERS - 20:
-            waits.append(read.wait(timeout=5 if all(waits) else 0))
-        return real_fetch(tenant_id)
-
     monkeypatch.setattr(stores.organizations, "each_state", each_state)
-    monkeypatch.setattr(sync.client, "get_billing_profile", fetch_once_the_end_is_read)
+    waits = last_fetches_wait_for(read, sync, monkeypatch)
     result = sync.full()
 
     assert result.outcome == RunOutcome.SUCCEEDED and len(waits) == 19 and all(waits)
