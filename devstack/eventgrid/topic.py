@@ -14,12 +14,13 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable
 
 import jwt
 
+from devstack.local.loopback import LoopbackServer
 from devstack.simulator.certificates import issue_server_certificate
 
 AUDIENCE = "https://eventgrid.azure.net"
@@ -44,7 +45,7 @@ class Received:
     arrived: list[float] = field(default_factory=list)  # time.time() of each event's request
 
 
-class StandInTopic:
+class StandInTopic(LoopbackServer):
     """Run with ``with StandInTopic(folder) as topic:``; point ``PLATFORM_EVENTS__topicEndpointUri``
     at :attr:`endpoint` and trust :attr:`ca_path` (``REQUESTS_CA_BUNDLE``)."""
 
@@ -55,12 +56,14 @@ class StandInTopic:
         self.received = Received()
         self._lock = threading.Lock()
         self._refusal: Refusal | None = None
-        self._server: ThreadingHTTPServer | None = None
         self.ca_path = ""
+        super().__init__()
+
+    thread_name = "stand-in-topic"
 
     @property
     def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"https://{host}:{port}/api/events"
 
     def refuse(self, status: int, seconds: float, *, from_next_request: bool = False) -> None:
@@ -113,22 +116,8 @@ class StandInTopic:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        threading.Thread(target=self._server.serve_forever, name="stand-in-topic", daemon=True).start()
+        self.serve(Handler, port=self.port, context=context)
         return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "StandInTopic":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> tuple[int, dict | None]:
         length = int(handler.headers.get("Content-Length") or 0)

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from devstack.local.loopback import LoopbackServer
 
 API_VERSION = "2019-08-01"
 STORAGE_RESOURCE = "https://storage.azure.com"
@@ -41,15 +42,15 @@ class TokenRequest:
     status: int
 
 
-class _LoopbackEndpoint:
+class _LoopbackEndpoint(LoopbackServer):
     """Where a token endpoint on loopback listens, and the settings that point the code at it."""
 
     secret: str
-    _server: ThreadingHTTPServer | None
+    thread_name = "identity-endpoint"
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}/msi/token"
 
     @property
@@ -66,9 +67,7 @@ class IdentityEndpoint(_LoopbackEndpoint):
         self.secret = secrets.token_urlsafe(24)
         self.requests: list[TokenRequest] = []
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
+        super().__init__()
 
     def token(self, resource: str, client_id: str, *, issued_at: int | None = None) -> str:
         """A signed access token for ``resource`` as the identity ``client_id``."""
@@ -90,22 +89,8 @@ class IdentityEndpoint(_LoopbackEndpoint):
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="identity-endpoint", daemon=True)
-        self._thread.start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "IdentityEndpoint":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)

@@ -4,8 +4,7 @@ and one that fails every request."""
 from __future__ import annotations
 
 import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from devstack.local.identity import (  # noqa: F401 (the tests import them from here)
     API_VERSION,
@@ -26,10 +25,11 @@ class BrokenTokenEndpoint(_LoopbackEndpoint):
         self.status, self.content_type, self.body = status, content_type, body
         self.secret = secrets.token_urlsafe(24)
         self.calls = 0
-        self._server: ThreadingHTTPServer | None = None
+        super().__init__()
 
+    thread_name = "broken-token-endpoint"
 
-    def __enter__(self) -> "BrokenTokenEndpoint":
+    def start(self) -> "BrokenTokenEndpoint":
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,13 +42,8 @@ class BrokenTokenEndpoint(_LoopbackEndpoint):
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, name="broken-token-endpoint", daemon=True).start()
+        self.serve(Handler)
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         self.calls += 1
