@@ -27,13 +27,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Callable, Iterator, Sequence
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.keys import SEPARATOR, account_key, require_utc, tenant_key, utc_now
 from shared.store.id_lists import pack_ids, unpack_ids
-from shared.store.tables import Tables
+from shared.store.tables import Tables, replace_if_unchanged
 from shared.store.tenant_set import TenantSet
 
 _HEADER, _ENDINGS = "listed", "endings"
@@ -114,15 +113,9 @@ class Settled:
             entity["Entries"] = json.dumps([[t, at.isoformat()] for t, at in entries.items()], separators=(",", ":"))
             if distrust is not None:
                 entity["DistrustUntil"] = distrust
-            try:
-                if current is None:
-                    self._table.create_entity(entity)
-                else:
-                    self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
-                                              match_condition=MatchConditions.IfNotModified)
+            if replace_if_unchanged(self._table, entity, current):
                 return
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                continue  # another writer noted endings meanwhile: read again
+            # another writer noted endings meanwhile: read again
         raise RuntimeError(f"account {account_id}: the endings note kept changing under other writers")
 
     def _rows(self, account: str, generation: str, pages: int):

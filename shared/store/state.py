@@ -21,7 +21,7 @@ from azure.data.tables import UpdateMode
 
 from shared.contacts.mapping import check_table_limits
 from shared.keys import account_key, require_utc, utc_now
-from shared.store.tables import ConcurrencyConflict, Tables
+from shared.store.tables import ConcurrencyConflict, Tables, replace_if_unchanged
 
 _WATERMARK, _CHECKPOINT, _MANUAL, _ON_DEMAND = "watermark", "checkpoint", "manual-request", "on-demand"
 # Writers racing for the last on-demand slot of a window: each retry means another writer won one.
@@ -253,15 +253,9 @@ class SyncState:
             if count >= limit:
                 return max(1, window + window_seconds - epoch)
             entity = {"PartitionKey": account, "RowKey": _ON_DEMAND, "Window": window, "Count": count + 1}
-            try:
-                if current is None:
-                    self._table.create_entity(entity)
-                else:
-                    self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
-                                              match_condition=MatchConditions.IfNotModified)
+            if replace_if_unchanged(self._table, entity, current):
                 return 0
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                continue  # another instance counted one meanwhile: read again
+            # another instance counted one meanwhile: read again
         raise ConcurrencyConflict(f"account {account_id!r}: the on-demand count kept changing; try again")
 
     def _read(self, account_id: str, row: str):

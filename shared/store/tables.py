@@ -6,8 +6,15 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
-from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 # DEFAULT_RETRY is re-exported: the retry policy belongs to the client factory now.
 from .connections import DEFAULT_RETRY, StorageConnection, as_connection  # noqa: F401
@@ -180,6 +187,21 @@ def submit_batches(table: TableClient, partition: str, operations: Sequence[tupl
         transactions += 1
         written += len(batch)
     return transactions, written
+
+
+def replace_if_unchanged(table: TableClient, entity: dict, current: Any) -> bool:
+    """Write ``entity`` over ``current`` (the row as read, ``None`` when there was none): created if
+    still absent, else replaced only if its ETag has not moved. ``False`` when another writer got
+    there first: read again and decide again."""
+    try:
+        if current is None:
+            table.create_entity(entity)
+        else:
+            table.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                match_condition=MatchConditions.IfNotModified)
+        return True
+    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        return False
 
 
 def delete_rows(table: TableClient, partition: str, row_keys: Iterable[str]) -> int:
