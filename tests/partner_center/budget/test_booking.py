@@ -194,47 +194,50 @@ def walk_and_runs(*, seconds: float = 150.0, every: float = 20.0, calls: int = 1
                   latency: float = 0.05, claim_cost: float = 0.02, first_run: float = 0.0):
     """Two instances on made-up times, as SharedRequestBudget books for them (bench.pace ``first``): a walk
     calling as fast as its paced lane lets it, and an incremental run of ``calls`` calls one after another
-    (first in line) every ``every`` s. Returns the run's waits for a call and the start of every call."""
+    (first in line) every ``every`` s. Each does one thing at a time, the earlier first (a call, or a
+    claim: the row's read and write), so neither books at a moment the other has not reached yet.
+    Returns the run's waits for a call and the start of every call."""
     reserve = interactive_reserve(per_minute, 10.0)
     cap = foreground_cap(per_minute, 50.0, reserve)
     ledger, lanes = Ledger(), {"walk": Lane(BACKGROUND, 30), "run": Lane(BACKGROUND, 30)}
     for lane in lanes.values():
         lane.pace(per_minute, W)
 
-    def acquire(owner: str, label: str, now: float) -> float:
+    def step(owner: str, label: str, now: float) -> tuple[bool, float]:
+        """What ``owner`` does at ``now``: a call (True, now), or nothing until (False, then)."""
         lane = lanes[owner]
-        while True:
-            if lane.due() > now:
-                now = lane.due()
-            elif lane.usable(now):
-                lane.take(now)
-                lane.paced_call(now)
-                lane.recent.append(now)
-                return now
-            elif lane.booked_ahead(now):
-                now = lane.start
-            else:
-                ledger.prune(now, W)
-                ledger.settle(owner, BACKGROUND, lane.unsettled, W, lane.label)
-                lane.unsettled = []
-                count = lane.slice_size(now, per_minute, len(ledger.owners() | {owner}))
-                lane.open(book_claim(ledger, owner, label, count, now=now, per_minute=per_minute, reserve=reserve,
-                                     cap=cap, not_before=now, window=W, duration=10.0, smallest=lane.min_slice,
-                                     spacing=lane.spacing))
-                now += claim_cost  # the row's read and write
+        if lane.due() > now:
+            return False, lane.due()
+        if lane.usable(now):
+            lane.take(now)
+            lane.paced_call(now)
+            lane.recent.append(now)
+            return True, now
+        if lane.booked_ahead(now):
+            return False, lane.start
+        ledger.prune(now, W)
+        ledger.settle(owner, BACKGROUND, lane.unsettled, W, lane.label)
+        lane.unsettled = []
+        count = lane.slice_size(now, per_minute, len(ledger.owners() | {owner}))
+        lane.open(book_claim(ledger, owner, label, count, now=now, per_minute=per_minute, reserve=reserve, cap=cap,
+                             not_before=now, window=W, duration=10.0, smallest=lane.min_slice, spacing=lane.spacing))
+        return False, now + claim_cost
 
-    walk_at, run_at, left, waits, starts = 0.0, first_run, calls, [], []
+    walk_at, run_at, wanted, left, waits, starts = 0.0, first_run, first_run, calls, [], []
     while min(walk_at, run_at) < seconds:
         if walk_at <= run_at:
-            walk_at = acquire("walk", BACKGROUND, walk_at)
-            starts.append(walk_at)
+            called, walk_at = step("walk", BACKGROUND, walk_at)
+            if called:
+                starts.append(walk_at)
+                walk_at += latency / 16  # sixteen threads
         else:
-            started = acquire("run", FIRST, run_at)
-            waits.append(started - run_at)
-            starts.append(started)
-            left -= 1
-            run_at = started + latency + (every if left == 0 else 0.0)
-            left = left or calls
+            called, run_at = step("run", FIRST, run_at)
+            if called:
+                waits.append(run_at - wanted)
+                starts.append(run_at)
+                left -= 1
+                run_at += latency + (every if left == 0 else 0.0)
+                wanted, left = run_at, left or calls
     return waits, sorted(starts)
 
 
