@@ -51,14 +51,8 @@ def end_missing(run: Run, *, walk_started: datetime, seen, listed: int,
     rows = candidates if candidates is not None else run.stores.organizations.each_state(
         run.account_id, status=STATUS_ACTIVE)
     fresh_after = walk_started - run.options.clock_skew
-    active = 0
-    snapshot: dict[str, OrganizationState] = {}  # the missing ones only: memory stays flat
-    for tenant, state in rows:
-        if state.status != STATUS_ACTIVE:
-            continue
-        active += 1
-        if tenant not in seen and _unwritten_since(state, fresh_after):
-            snapshot[tenant] = state
+    found, active = _missing(rows, seen, fresh_after)
+    snapshot: dict[str, OrganizationState] = dict(found)  # the missing ones only: memory stays flat
     if active_count is not None:
         active = max(active_count, len(snapshot))
     missing = sorted(snapshot)
@@ -94,17 +88,24 @@ def read_candidates(run: Run, *, walk_started: datetime, seen, leave_out: set[st
     counted by the caller as the page leaves them) not counted. The same rule as the read at the
     end holds: what is written after this read is fresh, never ended. Returns early once ``stop``
     is set (the walk does not end in this run)."""
-    fresh_after = walk_started - run.options.clock_skew
-    active, candidates = 0, []
-    for tenant, state in run.stores.organizations.each_state(run.account_id, status=STATUS_ACTIVE):
-        if stop.is_set():
+    return _missing(run.stores.organizations.each_state(run.account_id, status=STATUS_ACTIVE), seen,
+                    walk_started - run.options.clock_skew, leave_out=leave_out, stop=stop)
+
+
+def _missing(rows, seen, fresh_after: datetime, *, leave_out: set[str] = frozenset(),
+             stop: threading.Event | None = None) -> tuple[list[tuple[str, OrganizationState]], int]:
+    """The active organizations of ``rows`` unwritten since ``fresh_after`` that ``seen`` lacks, and
+    how many of ``rows`` are active (those in ``leave_out`` not counted); early once ``stop`` is set."""
+    active, missing = 0, []
+    for tenant, state in rows:
+        if stop is not None and stop.is_set():
             break
         if state.status != STATUS_ACTIVE:
             continue
         active += tenant not in leave_out
         if tenant not in seen and _unwritten_since(state, fresh_after):
-            candidates.append((tenant, state))
-    return candidates, active
+            missing.append((tenant, state))
+    return missing, active
 
 
 def end_approved_held(run: Run, held_id: str, by: str) -> None:

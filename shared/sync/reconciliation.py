@@ -59,8 +59,7 @@ def reconcile(run: Run) -> None:
 
     def close_page(page: CustomerPage, number: int, listed: int, left_out: set[str]) -> None:
         nonlocal etag
-        alive = [t for t in _page_ids(page) if t not in left_out]
-        run.stores.walk.record_page(account, walk["walkId"], number, alive)
+        run.stores.walk.record_page(account, walk["walkId"], number, _walked(page, left_out))
         position = {**walk, "page": number, "listed": listed,
                     "next": page.next_link.to_dict() if page.next_link else None}
         run.check_lease()
@@ -139,7 +138,7 @@ def reconcile(run: Run) -> None:
         seen, candidates, active = run.stores.walk.seen_set(account, walk["walkId"]), None, None
     else:
         candidates, active, seen = ahead.result()
-        seen.update(t for t in _page_ids(page) if t not in left_out)  # the last page, as close_page recorded it
+        seen.update(_walked(page, left_out))  # the last page, as close_page recorded it
         active += sum(1 for t in set(_page_ids(page)) if _status(known, t) == STATUS_ACTIVE)
     run.check_lease()
     end_missing(run, walk_started=started, seen=seen, listed=listed, candidates=candidates, active_count=active)
@@ -191,6 +190,12 @@ def _decide_first(run: Run, page: CustomerPage, fresh: bool, sellers: dict | Non
     if sellers is not None:
         wanted = [replace(c, indirect_reseller_id=sellers.get(c.tenant_id, "")) for c in wanted]
     return known, wanted, left_out
+
+
+def _walked(page: CustomerPage, left_out: set[str]) -> list[str]:
+    """The page's customers the walk has seen: all it listed but those left out (not a kind that
+    syncs, or gone)."""
+    return [t for t in _page_ids(page) if t not in left_out]
 
 
 def _pages(run: Run, start: NextLink | None):
