@@ -20,7 +20,9 @@ LANES = (BACKGROUND, INTERACTIVE)
 FIRST = "first"
 FOREGROUND = frozenset({INTERACTIVE, FIRST})
 LABELS = {BACKGROUND: frozenset({BACKGROUND, FIRST}), INTERACTIVE: frozenset({INTERACTIVE})}
-PACE_BURST_SECONDS = 2.0  # a paced lane may run this far ahead of its even pace
+# A background slice is booked at most this far ahead of now: one booked further ahead would hold the
+# window's room from a foreground caller arriving meanwhile. Later, the background asks again then.
+BOOK_AHEAD_SECONDS = 0.5
 
 
 @dataclass
@@ -64,6 +66,11 @@ class Ledger:
     def waiting(self, labels: frozenset[str], now: float) -> bool:
         """Whether a slice labelled one of ``labels`` is open or booked ahead: someone has calls to make."""
         return any(s.lane in labels and s.end > now for s in self.slices)
+
+    def background_besides(self, owner: str, now: float) -> bool:
+        """Whether another owner's background slice is open or booked ahead: instances that take turns
+        in the pace, each booking its turn ahead (asking again at once, they would all ask together)."""
+        return any(s.lane == BACKGROUND and s.owner != owner and s.end > now for s in self.slices)
 
     def foreground_counts(self, now: float, window: float) -> bool:
         """Whether a foreground call made or booked still counts in the window ending at ``now``, or a
@@ -162,31 +169,53 @@ def booking_limits(ledger: Ledger, label: str, now: float, per_minute: int, rese
     return (per_minute - reserve if ledger.foreground_counts(now, window) else per_minute), None
 
 
+def background_spacing(ceiling: int, count: int, window: float) -> float:
+    """Seconds of the account's even pace one of ``count`` background calls takes in a budget of
+    ``ceiling`` a window. A
+    background slice is booked whole, so the window holds the background's calls made plus one slice:
+    paced so the calls made leave room for that slice, the background never stops to wait for room (a
+    stretch without calls comes back one window later as a stretch in which none leaves the window,
+    and a foreground caller arriving then would wait it out)."""
+    return window / max(1, ceiling - min(count, ceiling // 4))
+
+
 def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float, per_minute: int, reserve: int,
                cap: int, not_before: float, window: float, duration: float, latest: float | None = None,
-               smallest: int = 1, spacing: float = 0.0) -> Slice | None:
-    """Book ``owner``'s next slice labelled ``label`` under :func:`booking_limits`. A foreground slice
-    starts at the next free slot, with as many calls as fit there if the whole slice does not yet:
-    someone waits on its first call. A background slice starts now with what fits if that is at
-    least ``smallest`` calls (a window's last calls are not left unused), else when it all fits.
-    With ``spacing`` (the account's background pace), the background of every instance together keeps
-    one even pace (``paced_at``), so that N instances do not fill the window N times as fast and leave
-    nothing free for a minute; a foreground slice moves that pace on as much as a background one of
-    its size, without waiting for it: its calls take the background's place, not come on top."""
+               smallest: int = 1, paced: bool = False) -> Slice | None:
+    """Book ``owner``'s next slice labelled ``label`` under :func:`booking_limits`; ``None`` if not
+    even one call fits by ``latest``.
+
+    A foreground slice starts at the next free slot, with as many calls as fit there if the whole
+    slice does not yet: someone waits on its first call. A background slice starts with what fits
+    if that is at least ``smallest`` calls (a window's last calls are not left unused), else when it
+    all fits; if that is over BOOK_AHEAD_SECONDS away, nothing is booked and the slice returned has no
+    calls: its start is when to ask again (the room stays free for a foreground caller meanwhile).
+
+    ``paced``: the background of every instance together keeps one even pace (``paced_at``), so that N
+    instances do not fill the window N times as fast and leave nothing free for a minute; its calls
+    leave room for a slice (:func:`background_spacing`). A foreground slice moves that pace on as much
+    as its calls take of the budget, without waiting for it: its calls take the background's place,
+    not come on top."""
     ceiling, foreground_cap_now = booking_limits(ledger, label, now, per_minute, reserve, cap, window)
     not_before = max(not_before, ledger.paused_until)
-    if label not in FOREGROUND and spacing:
-        not_before = max(not_before, ledger.paced_at - PACE_BURST_SECONDS)
     if label in FOREGROUND:
         soonest = ledger.earliest_start(1, ceiling, not_before, window, duration, foreground_cap_now)
-    elif ledger.room(not_before, ceiling, window, duration) >= min(count, smallest):
-        soonest = not_before
     else:
-        soonest = None
+        if paced:
+            not_before = max(not_before, ledger.paced_at)
+        if ledger.room(not_before, ceiling, window, duration) >= min(count, smallest):
+            soonest = not_before
+        else:
+            soonest = ledger.earliest_start(count, ceiling, not_before, window, duration)
+        if (soonest is not None and soonest > now + BOOK_AHEAD_SECONDS and (latest is None or soonest <= latest)
+                and not ledger.background_besides(owner, now)):
+            return Slice(owner, label, 0, soonest, soonest)
     if soonest is not None:
         latest = soonest if latest is None else min(latest, soonest)
     booked = ledger.book(owner, label, count, ceiling, not_before, window, duration, latest, foreground_cap_now)
-    if booked is not None and spacing:
+    if booked is not None and paced:
+        spacing = (window / per_minute if label in FOREGROUND
+                   else background_spacing(per_minute, booked.count, window))
         ledger.paced_at = max(ledger.paced_at, booked.start) + booked.count * spacing
     return booked
 
@@ -204,19 +233,21 @@ class Lane:
         self.spacing = 0.0  # seconds between two calls of a paced lane (0: not paced)
         self.paced_at = 0.0  # when the lane's next call is due at its even pace (never moves unpaced)
         self.label = name  # the open slice's label in the row (FIRST for a first-in-line claim)
-
+        self.ask_at = 0.0  # when to claim again, after a claim that booked nothing
+        self.slice_spacing = 0.0  # the pace the open background slice was booked at, if slower
 
     def pace(self, per_window: int, window: float) -> None:
-        """Spread the lane's calls evenly: at most ``per_window`` in any window, after a short burst."""
+        """Spread the lane's calls evenly: at most ``per_window`` in any window."""
         self.spacing = window / per_window
 
     def due(self) -> float:
-        """The moment from which the lane's pace lets its next call start (its burst allowance included)."""
-        return self.paced_at - PACE_BURST_SECONDS
+        """The moment from which the lane's pace lets its next call start. No burst: calls made ahead of
+        the pace would leave a stretch without calls, one window later a stretch in which none leaves."""
+        return self.paced_at
 
     def paced_call(self, now: float) -> None:
         if self.spacing:
-            self.paced_at = max(self.paced_at, now) + self.spacing
+            self.paced_at = max(self.paced_at, now) + max(self.spacing, self.slice_spacing)
 
     def usable(self, now: float) -> bool:
         return self.remaining > 0 and self.start <= now < self.end
@@ -241,8 +272,15 @@ class Lane:
         self.remaining -= 1
         self.unsettled.append(now)
 
-    def open(self, booked: Slice) -> None:
-        """The slice just booked in the row is the lane's now."""
+    def open(self, booked: Slice, paced_until: float = 0.0) -> None:
+        """The slice just booked in the row is the lane's now (none, to ask again at its start, when
+        it has no calls). A background slice's calls are spread over its part of the account's pace,
+        which ends at ``paced_until``: the next slice is due as the last call goes."""
+        if not booked.count:
+            self.ask_at = booked.start
+            return
         self.count = self.remaining = booked.count
         self.start, self.end = booked.start, booked.end
         self.label = booked.lane
+        self.slice_spacing = ((paced_until - booked.start) / booked.count
+                              if booked.lane == BACKGROUND and paced_until > booked.start else 0.0)

@@ -170,6 +170,8 @@ class SharedRequestBudget:
                             self.stats.fallback_calls += 1
                             return
                         ready_at = min(now + wait, self._storage_down_until)  # storage may be back first
+                    elif lane.ask_at > now and not self._first_waiting[lane_name]:
+                        ready_at = lane.ask_at  # the row said when its slice may start: ask again then
                     elif not self._claiming:
                         self._claiming = claim = True
                     else:
@@ -236,9 +238,13 @@ class SharedRequestBudget:
                                     reserve=self.reserve, cap=self.foreground_cap,
                                     not_before=max(now, self._paused_until), window=self.window,
                                     duration=self.slice_seconds, latest=latest, smallest=lane.min_slice,
-                                    spacing=self._lanes[BACKGROUND].spacing)
+                                    paced=bool(self._lanes[BACKGROUND].spacing))
                 if booked is None:
                     raise self._no_room()
+                if not booked.count:  # nothing booked: the row stays as it was, the calls unsettled
+                    with self._condition:
+                        lane.open(booked)
+                    return
                 self.row.write(ledger, etag)
             except (ResourceModifiedError, ResourceExistsError):
                 self.stats.conflicts += 1
@@ -254,7 +260,7 @@ class SharedRequestBudget:
                     self._storage_down_until = 0.0
                 del lane.unsettled[:len(settled)]
                 del self._fallback_unsettled[:len(fallback)]
-                lane.open(booked)
+                lane.open(booked, ledger.paced_at)
                 self._paused_until = max(self._paused_until, ledger.paused_until)
                 self.stats.claims += 1
             return
