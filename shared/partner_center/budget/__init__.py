@@ -11,7 +11,9 @@ whoever sends them, and N instances with a window each would send N times the li
   until its end plus the window; at its next claim it replaces the slice by the calls it really
   made, each held one window (per-second buckets). A crashed instance's slice frees itself.
 - A claim never queues behind rivals: it books the earliest moment at which its slice fits under
-  the limit in every sliding window it can touch, possibly in the future, and sleeps until then.
+  the limit in every sliding window it can touch, possibly in the future, and sleeps until then. A
+  lone background instance books no slice over half a second ahead: it asks again then, and the
+  room stays free meanwhile for a caller someone waits on.
 - **Lanes.** The interactive lane (on-demand syncs, webhooks, "sync now") and background claims made
   for a caller first in line (an incremental run) are the **foreground**: their slices start at the
   next free slot. The background (timers, reconciliation) may use the whole budget while no
@@ -19,8 +21,10 @@ whoever sends them, and N instances with a window each would send N times the li
   holds it: the reserve costs nothing unused. While a background slice waits, the foreground's own
   calls stay under a set share, so it cannot starve a walk either.
 - **Paced.** The background of all instances together spreads its calls evenly (``PacedAt`` in the
-  row), with a burst of about two seconds' worth: a sliding window alone let a walk's sixteen
-  threads spend a real minute's calls in 2.5 s, and everything after wait the other 58 s.
+  row), from the first and leaving room in the window for the slice it books whole: a sliding window
+  alone let a walk's sixteen threads spend a real minute's calls in 2.5 s, and everything after wait
+  the other 58 s; a walk that stops for room, or runs ahead of its pace, leaves seconds without
+  calls that come back a window later as seconds in which none leaves it.
 - **First in line.** Within a process, a lane's calls go first to runs someone waits on (an
   incremental sync bringing in a customer who just accepted), then to the rest (a walk, which has
   hours); between instances, the foreground rule above.

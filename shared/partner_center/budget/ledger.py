@@ -13,6 +13,7 @@ WINDOW_SECONDS = 62.0
 SLICE_SECONDS = 10.0  # how long a claimed slice may be used
 SLICE_TARGET_SECONDS = 2.0  # a slice is sized to this much of the lane's recent use...
 MIN_SLICE = {"background": 30, "interactive": 5}  # ...and never smaller (storage ops per call)
+SMALLEST_PACED_SECONDS = 3.0  # ...but a paced slice's minimum is at most this much of its pace
 BACKGROUND, INTERACTIVE = "background", "interactive"
 LANES = (BACKGROUND, INTERACTIVE)
 # A slice's label in the row: its lane, or FIRST for background calls booked for a caller first in
@@ -23,6 +24,10 @@ LABELS = {BACKGROUND: frozenset({BACKGROUND, FIRST}), INTERACTIVE: frozenset({IN
 # A background slice is booked at most this far ahead of now: one booked further ahead would hold the
 # window's room from a foreground caller arriving meanwhile. Later, the background asks again then.
 BOOK_AHEAD_SECONDS = 0.5
+# How far behind now the account's pace may be when a background slice is booked: the time a claim
+# takes (a read and a write) is made up, not lost at every slice; too short for a burst that would
+# leave seconds without calls after it.
+CATCH_UP_SECONDS = 0.25
 
 
 @dataclass
@@ -216,7 +221,7 @@ def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float
     if booked is not None and paced:
         spacing = (window / per_minute if label in FOREGROUND
                    else background_spacing(per_minute, booked.count, window))
-        ledger.paced_at = max(ledger.paced_at, booked.start) + booked.count * spacing
+        ledger.paced_at = max(ledger.paced_at, booked.start - CATCH_UP_SECONDS) + booked.count * spacing
     return booked
 
 
@@ -255,17 +260,25 @@ class Lane:
     def booked_ahead(self, now: float) -> bool:
         return self.remaining > 0 and now < self.start
 
+    def smallest(self) -> int:
+        """The lane's smallest slice: its minimum and, paced, at most SMALLEST_PACED_SECONDS of its pace
+        (a slice counts whole, so the window holds one slice not made yet, which the pace leaves free)."""
+        if self.spacing:
+            return min(self.min_slice, math.ceil(SMALLEST_PACED_SECONDS / self.spacing))
+        return self.min_slice
+
     def slice_size(self, now: float, ceiling: int, instances: int) -> int:
         """The next slice: about SLICE_TARGET_SECONDS of the lane's recent use, at least its minimum,
         at most half its ceiling's share among ``instances`` and, paced, SLICE_TARGET_SECONDS of its
         pace (a slice is booked whole: a larger one would be calls held ahead of the foreground's)."""
         while self.recent and self.recent[0] <= now - SLICE_TARGET_SECONDS:
             self.recent.popleft()
+        smallest = self.smallest()
         largest = ceiling // (2 * max(1, instances))
         if self.spacing:
             largest = min(largest, math.ceil(SLICE_TARGET_SECONDS / self.spacing))
-        largest = max(self.min_slice, largest)
-        return max(1, min(ceiling, largest, max(self.min_slice, math.ceil(len(self.recent) * 1.25))))
+        largest = max(smallest, largest)
+        return max(1, min(ceiling, largest, max(smallest, math.ceil(len(self.recent) * 1.25))))
 
     def take(self, now: float) -> None:
         """A call starts under the lane's open slice."""

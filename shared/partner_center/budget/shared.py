@@ -237,7 +237,7 @@ class SharedRequestBudget:
                 booked = book_claim(ledger, self.owner, label, count, now=now, per_minute=self.per_minute,
                                     reserve=self.reserve, cap=self.foreground_cap,
                                     not_before=max(now, self._paused_until), window=self.window,
-                                    duration=self.slice_seconds, latest=latest, smallest=lane.min_slice,
+                                    duration=self.slice_seconds, latest=latest, smallest=lane.smallest(),
                                     paced=bool(self._lanes[BACKGROUND].spacing))
                 if booked is None:
                     raise self._no_room()

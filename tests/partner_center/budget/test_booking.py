@@ -171,6 +171,9 @@ def test_a_slice_is_sized_to_recent_use_within_its_minimum_and_its_share():
     assert lane.slice_size(12.0, 400, instances=1) == 30
     lane.min_slice = 5
     assert lane.slice_size(12.0, 400, instances=1) == 20
+    lane.min_slice = 30
+    lane.pace(200, 40.0)  # 5 a second: the minimum is at most 3 s of the pace (it counts whole)
+    assert lane.smallest() == 15 and lane.slice_size(13.0, 400, instances=1) == 15
 
 
 def test_a_lane_calls_only_within_its_open_slice():
@@ -258,7 +261,7 @@ def walk_and_runs(*, seconds: float = 150.0, every: float = 20.0, calls: int = 1
         read.settle(owner, BACKGROUND, lane.unsettled, W, lane.label)
         count = lane.slice_size(now, per_minute, len(read.owners() | {owner}))
         booked = book_claim(read, owner, label, count, now=now, per_minute=per_minute, reserve=reserve, cap=cap,
-                            not_before=now, window=W, duration=10.0, smallest=lane.min_slice, paced=True)
+                            not_before=now, window=W, duration=10.0, smallest=lane.smallest(), paced=True)
         lane.open(booked, read.paced_at)
         if booked.count:
             ledger, lane.unsettled = read, []
