@@ -174,14 +174,13 @@ def booking_limits(ledger: Ledger, label: str, now: float, per_minute: int, rese
     return (per_minute - reserve if ledger.foreground_counts(now, window) else per_minute), None
 
 
-def background_spacing(ceiling: int, count: int, window: float) -> float:
-    """Seconds of the account's even pace one of ``count`` background calls takes in a budget of
-    ``ceiling`` a window. A
-    background slice is booked whole, so the window holds the background's calls made plus one slice:
-    paced so the calls made leave room for that slice, the background never stops to wait for room (a
-    stretch without calls comes back one window later as a stretch in which none leaves the window,
-    and a foreground caller arriving then would wait it out)."""
-    return window / max(1, ceiling - min(count, ceiling // 4))
+def background_spacing(budget: int, count: int, window: float) -> float:
+    """Seconds of the account's even pace one of a slice's ``count`` background calls takes, for a
+    ``budget`` of calls a window. A background slice is booked whole, so the window holds the calls
+    made plus one slice: paced so the calls made leave room for that slice, the background never
+    stops to wait for room (a stretch without calls comes back one window later as a stretch in
+    which none leaves the window, and a foreground caller arriving then would wait it out)."""
+    return window / max(1, budget - min(count, budget // 4))
 
 
 def book_claim(ledger: Ledger, owner: str, label: str, count: int, *, now: float, per_minute: int, reserve: int,
